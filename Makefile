@@ -1,0 +1,31 @@
+# Two commands for a newcomer: `make up` and `make test`. Both set up .venv/ from nothing first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: setup up test lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+up: setup
+	$(VENV)/bin/streamdesk up
+
+test: setup
+	$(VENV)/bin/python -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check pipeline api schemas tests bench
+
+bench: setup
+	$(VENV)/bin/python -m pip install -q -e '.[dev,bench]'
+	$(VENV)/bin/python bench/calls.py
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

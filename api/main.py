@@ -1,0 +1,100 @@
+"""create_app(): the FastAPI facade. It publishes requests, serves reads from DuckDB, runs the materializer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
+
+from api.errors import install_error_handlers
+from api.recorder import CallBuffer, CallRecorderMiddleware
+from api.routers import calls, health, sql
+from pipeline.broker.kafka import cluster_id, make_producer
+from pipeline.logging import configure_logging
+from pipeline.settings import Settings, get_settings
+from pipeline.storage.db import connect
+from pipeline.storage.materializer import Materializer
+from pipeline.storage.sinks import platform_sinks
+
+log = structlog.get_logger(__name__)
+
+
+class ApiRuntime:
+    """What the routes share: one producer (made on first use), a cached broker health check."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+        self._health: tuple[float, dict[str, Any]] | None = None
+
+    async def producer(self) -> AIOKafkaProducer:
+        async with self._lock:
+            if self._producer is None:
+                p = make_producer(self.settings)
+                await asyncio.wait_for(p.start(), 10)
+                self._producer = p
+        return self._producer
+
+    async def broker_health(self) -> dict[str, Any]:
+        if self._health and time.monotonic() - self._health[0] < 2.0:
+            return self._health[1]
+        try:
+            bootstrap = self.settings.bootstrap()
+            cid = await asyncio.wait_for(cluster_id(bootstrap, timeout_s=2.0), 3.0)
+            result: dict[str, Any] = {"ok": True, "bootstrap": bootstrap, "cluster_id": cid}
+        except Exception as exc:  # noqa: BLE001
+            result = {"ok": False, "error": str(exc) or type(exc).__name__}
+        self._health = (time.monotonic(), result)
+        return result
+
+    async def close(self) -> None:
+        if self._producer:
+            await self._producer.stop()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    buffer = CallBuffer(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = connect(settings.db_path)
+        materializer = Materializer(settings, db, platform_sinks(settings))
+        runtime = ApiRuntime(settings)
+        app.state.settings = settings
+        app.state.db = db
+        app.state.materializer = materializer
+        app.state.calls = buffer
+        app.state.producer = runtime.producer
+        app.state.broker_health = runtime.broker_health
+        materializer.start()
+        await buffer.start()
+        log.info("api_started", host=settings.api_host, port=settings.api_port, db=str(settings.db_path))
+        try:
+            yield
+        finally:
+            await buffer.stop()
+            await runtime.close()
+            await asyncio.to_thread(materializer.stop)
+            db.close()
+
+    app = FastAPIOffline(
+        title="streamdesk",
+        version="0.1.0",
+        description="Call histories, tickets and predictions over Kafka, Faust and DuckDB.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for router in (health.router, calls.router, sql.router):
+        app.include_router(router)
+    app.add_middleware(CallRecorderMiddleware, buffer=buffer, settings=settings)
+    return app

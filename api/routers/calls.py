@@ -1,0 +1,122 @@
+"""Call histories (seed 003): filtered reads, one record, stats, and a POST for gateways without Kafka."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Body, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import require_roles
+from api.deps import CursorDep
+from api.errors import ApiError
+from pipeline.broker.topics import CALLS_RAW
+from pipeline.calls.normalize import Invalid, normalize_event
+from pipeline.security import Principal, Role
+from pipeline.storage.queries.calls import BadCursor, Bucket, CallFilters, call_stats, get_call, list_calls
+from schemas.calls import Accepted, CallHistoriesPublic, CallHistoryPublic
+
+router = APIRouter(prefix="/v1/call-histories", tags=["call histories"])
+
+Reader = Annotated[Principal, Depends(require_roles(Role.SYSTEM_ADMIN, Role.IAM_ADMIN, Role.SERVICE_ACCOUNT))]
+Writer = Annotated[Principal, Depends(require_roles(Role.SYSTEM_ADMIN, Role.SERVICE_ACCOUNT))]
+MAX_POST_EVENTS = 10_000
+
+
+def _tenant_scope(principal: Principal, requested: str | None) -> str | None:
+    """system_admin reads every tenant (or the one asked for); everyone else reads only their own."""
+    if principal.has(Role.SYSTEM_ADMIN):
+        return requested
+    if requested is not None and requested != principal.tenant_id:
+        raise ApiError(403, f"you may read tenant {principal.tenant_id} only")
+    return principal.tenant_id
+
+
+def _filters(
+    principal: Reader,
+    tenant_id: Annotated[str | None, Query(description="system_admin only: one tenant")] = None,
+    agent_id: str | None = None,
+    user_id: str | None = None,
+    path: str | None = None,
+    method: str | None = None,
+    status_min: Annotated[int | None, Query(ge=100, le=599)] = None,
+    status_max: Annotated[int | None, Query(ge=100, le=599)] = None,
+    since: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
+    until: Annotated[datetime | None, Query(description="ISO 8601, exclusive")] = None,
+) -> CallFilters:
+    if status_min is not None and status_max is not None and status_min > status_max:
+        raise ApiError(422, "status_min must not be greater than status_max")
+    return CallFilters(_tenant_scope(principal, tenant_id), agent_id, user_id, path, method, status_min,
+                       status_max, since, until)
+
+
+Filters = Annotated[CallFilters, Depends(_filters)]
+
+
+@router.get("", response_model=CallHistoriesPublic)
+def list_call_histories(
+    filters: Filters, cur: CursorDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Newest first, keyset-paginated: pass `next_cursor` back as `cursor`."""
+    try:
+        items, nxt = list_calls(cur, filters, limit, cursor)
+    except BadCursor as exc:
+        raise ApiError(422, str(exc)) from None
+    return {"items": items, "next_cursor": nxt}
+
+
+@router.get("/stats")
+def call_history_stats(
+    filters: Filters, cur: CursorDep,
+    bucket: Bucket = "hour",
+    top: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> dict[str, Any]:
+    """Latency percentiles and error rate per route, top agents/users, counts per minute/hour/day."""
+    return call_stats(cur, filters, bucket, top)
+
+
+@router.get("/{call_id}", response_model=CallHistoryPublic)
+def get_call_history(call_id: str, principal: Reader, cur: CursorDep) -> dict[str, Any]:
+    row = get_call(cur, call_id)
+    if row is None or (not principal.has(Role.SYSTEM_ADMIN) and row["tenant_id"] != principal.tenant_id):
+        raise ApiError(404, f"no call history {call_id}")  # another tenant's record does not exist for you
+    return row
+
+
+@router.post("", status_code=202, response_model=Accepted)
+async def post_call_histories(
+    request: Request, principal: Writer,
+    body: Annotated[dict[str, Any] | list[dict[str, Any]], Body(description="one event or an array of events")],
+) -> dict[str, Any]:
+    """For gateways that cannot speak Kafka: validated here, published to calls.raw, materialized as usual."""
+    events = body if isinstance(body, list) else [body]
+    if not events or len(events) > MAX_POST_EVENTS:
+        raise ApiError(422, f"send between 1 and {MAX_POST_EVENTS} events")
+    errors = []
+    for i, event in enumerate(events):
+        tenant = event.get("tenant_id")
+        if tenant is None:
+            event["tenant_id"] = principal.tenant_id
+        elif str(tenant) != principal.tenant_id and not principal.has(Role.SYSTEM_ADMIN):
+            errors.append({"index": i, "error": f"tenant_id {tenant} is not your tenant"})
+            continue
+        try:
+            normalize_event(event, 0)
+        except Invalid as exc:
+            errors.append({"index": i, "error": str(exc)})
+        event.setdefault("api_call_history_id", uuid.uuid4().hex)
+    if errors:
+        raise ApiError(422, f"{len(errors)} of {len(events)} events are invalid; none were accepted", details=errors)
+    producer = await request.app.state.producer()
+    topic = request.app.state.settings.topic(CALLS_RAW)
+    payload = await run_in_threadpool(orjson.dumps, events)
+    try:
+        await producer.send_and_wait(topic, payload, key=principal.tenant_id.encode())
+    except Exception as exc:  # noqa: BLE001 - the broker said no: tell the gateway to retry
+        raise ApiError(503, f"could not publish to {topic}: {exc}", headers={"Retry-After": "5"}) from None
+    return {"accepted": len(events), "topic": topic, "ids": [e["api_call_history_id"] for e in events]}

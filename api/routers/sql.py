@@ -1,0 +1,44 @@
+"""Read-only SQL over the live database, for System Admins (`streamdesk sql` uses it while the api runs)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import require_roles
+from api.errors import ApiError
+from pipeline.security import Principal, Role
+from pipeline.storage.readonly import SqlRefused, run_read_only
+
+router = APIRouter(tags=["sql"])
+
+
+class SqlQuery(BaseModel):
+    query: str = Field(min_length=1, max_length=100_000, examples=["SELECT count(*) FROM sys_api_call_histories"])
+    format: Literal["json", "csv"] = "json"
+
+
+@router.post("/v1/sql")
+async def run_sql(
+    body: SqlQuery, request: Request,
+    _: Annotated[Principal, Depends(require_roles(Role.SYSTEM_ADMIN))],
+) -> Any:
+    s = request.app.state.settings
+    try:
+        result = await run_in_threadpool(run_read_only, request.app.state.db, body.query, s.sql_max_rows,
+                                         s.sql_timeout_s)
+    except SqlRefused as exc:
+        raise ApiError(400, str(exc), code="SQL_REFUSED") from None
+    if body.format == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(result.columns)
+        writer.writerows(result.rows)
+        return PlainTextResponse(buf.getvalue(), media_type="text/csv")
+    return {"columns": result.columns, "types": result.types, "rows": result.rows, "truncated": result.truncated}

@@ -1,0 +1,111 @@
+"""Small async helpers over aiokafka: cluster identity, topic creation, tuned clients."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, KafkaError
+
+from pipeline.broker.topics import TopicSpec
+from pipeline.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+TOPIC_ALREADY_EXISTS = 36
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+async def cluster_id(bootstrap: str, timeout_s: float = 10.0) -> str:
+    """The broker's cluster id: part of every derived record id and of the materializer's offset keys."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
+    await asyncio.wait_for(admin.start(), timeout_s)
+    try:
+        info = await admin.describe_cluster()
+        return str(info["cluster_id"])
+    finally:
+        await admin.close()
+
+
+async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], timeout_s: float = 15.0) -> list[str]:
+    """Create the topics that do not exist yet; returns the names created."""
+    specs = list(specs)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
+    await asyncio.wait_for(admin.start(), timeout_s)
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        if not missing:
+            return []
+        resp = await admin.create_topics([NewTopic(s.name, s.partitions, 1) for s in missing])
+        for topic, code, *rest in resp.topic_errors:
+            if code not in (0, TOPIC_ALREADY_EXISTS):
+                raise KafkaError(f"could not create topic {topic}: error {code} {rest}")
+        log.info("topics_created", topics=[s.name for s in missing])
+        return [s.name for s in missing]
+    finally:
+        await admin.close()
+
+
+async def delete_topics(bootstrap: str, names: list[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics(names)
+    finally:
+        await admin.close()
+
+
+async def wait_for_broker(bootstrap: str, timeout_s: float = 30.0) -> str:
+    """Block until the broker answers a metadata request; returns its cluster id."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    while True:  # a plain TCP probe first, so a broker still starting is not logged as an error
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 1.0)
+            writer.close()
+            break
+        except (TimeoutError, OSError) as exc:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"broker at {bootstrap} is not listening") from exc
+            await asyncio.sleep(0.1)
+    while True:
+        try:
+            return await cluster_id(bootstrap, timeout_s=3.0)
+        except (TimeoutError, KafkaConnectionError, KafkaError, OSError) as exc:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"broker at {bootstrap} did not answer within {timeout_s:.0f} s") from exc
+            await asyncio.sleep(0.2)
+
+
+def make_producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
+    opts: dict[str, object] = {
+        "bootstrap_servers": settings.bootstrap(),
+        "linger_ms": 5,
+        "max_batch_size": 1024 * 1024,
+        "max_request_size": MAX_MESSAGE_BYTES,
+        "acks": 1,
+        "request_timeout_ms": 10_000,
+    }
+    opts.update(overrides)
+    return AIOKafkaProducer(**opts)
+
+
+def make_consumer(settings: Settings, *topics: str, group: str | None, **overrides: object) -> AIOKafkaConsumer:
+    opts: dict[str, object] = {
+        "bootstrap_servers": settings.bootstrap(),
+        "group_id": group,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": int(settings.session_timeout_s * 1000),
+        "heartbeat_interval_ms": int(settings.heartbeat_interval_s * 1000),
+        "rebalance_timeout_ms": int(settings.session_timeout_s * 1000),
+        "max_partition_fetch_bytes": MAX_MESSAGE_BYTES,
+        "fetch_max_bytes": 16 * 1024 * 1024,
+        "max_poll_records": 5000,
+    }
+    opts.update(overrides)
+    return AIOKafkaConsumer(*topics, **opts)

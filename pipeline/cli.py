@@ -1,0 +1,147 @@
+"""The `streamdesk` command."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from pipeline.logging import configure_logging
+from pipeline.security import Role, mint_token
+from pipeline.settings import BrokerNotConfigured, Settings, get_settings
+
+app = typer.Typer(help="streamdesk: an event-driven pipeline over Kafka, Faust and DuckDB.", no_args_is_help=True,
+                  add_completion=False)
+out = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    s = get_settings()
+    configure_logging(s.log_level, s.log_format)
+    return s
+
+
+@app.command()
+def up() -> None:
+    """Start everything: the embedded broker (unless STREAMDESK_KAFKA_BOOTSTRAP is set), worker and api."""
+    from pipeline.supervisor import Supervisor
+
+    raise typer.Exit(Supervisor(_settings(), out).run())
+
+
+@app.command()
+def worker() -> None:
+    """Run the Faust worker (all stream processing)."""
+    from pipeline.worker import run_worker
+
+    run_worker(_settings())
+
+
+@app.command()
+def api() -> None:
+    """Run the FastAPI facade and the materializer."""
+    import uvicorn
+
+    s = _settings()
+    uvicorn.run("api.main:create_app", factory=True, host=s.api_host, port=s.api_port, log_config=None,
+                proxy_headers=False, access_log=False)
+
+
+@app.command()
+def broker() -> None:
+    """Run only the embedded broker (memory only) and create the pipeline's topics."""
+    from pipeline.broker.embedded import start_embedded_broker
+    from pipeline.broker.kafka import ensure_topics, wait_for_broker
+    from pipeline.broker.topics import pipeline_topics
+
+    s = _settings()
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    b = start_embedded_broker(s.data_dir, port=None, log_path=s.data_dir / "broker.log")
+    try:
+        b.cluster_id = asyncio.run(wait_for_broker(b.bootstrap))
+        b.write_file()
+        asyncio.run(ensure_topics(b.bootstrap, pipeline_topics(s.model_copy(update={"kafka_bootstrap": b.bootstrap}))))
+        out.print(f"broker listening on {b.bootstrap} (cluster {b.cluster_id}); export "
+                  f"STREAMDESK_KAFKA_BOOTSTRAP={b.bootstrap} for other commands. Ctrl-C stops it.", highlight=False)
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        b.process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        b.stop()
+
+
+@app.command()
+def produce(
+    topic: Annotated[str, typer.Argument(help="topic to write, e.g. calls.raw")],
+    file: Annotated[Path | None, typer.Argument(help="JSON lines file; stdin when omitted")] = None,
+    key: Annotated[str | None, typer.Option(help="message key for every line (e.g. a tenant id)")] = None,
+) -> None:
+    """Produce one message per line (sent as-is: malformed lines reach the topic's DLQ with a reason)."""
+    from kafka import KafkaProducer
+
+    s = _settings()
+    try:
+        bootstrap = s.bootstrap()
+    except BrokerNotConfigured as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    stream = file.open("rb") if file else sys.stdin.buffer
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_request_size=4 * 1024 * 1024)
+    n = 0
+    with stream:
+        for line in stream:
+            line = line.rstrip(b"\r\n")
+            if line:
+                producer.send(s.topic(topic), line, key=key.encode() if key else None)
+                n += 1
+    producer.flush()
+    producer.close()
+    err.print(f"produced {n} message(s) to {s.topic(topic)}", highlight=False)
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="one read-only statement")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table | csv | json")] = "table",
+) -> None:
+    """Run read-only SQL: through the api while it runs, on the DuckDB file otherwise."""
+    from pipeline.sqlcli import run_sql
+
+    raise typer.Exit(run_sql(_settings(), query, fmt, out, err))
+
+
+@app.command()
+def token(
+    user: Annotated[str, typer.Option(help="user id (the `sub` claim)")],
+    tenant: Annotated[str, typer.Option(help="tenant id")],
+    role: Annotated[list[Role], typer.Option(help="role; repeat for several")],
+    ttl: Annotated[int, typer.Option(help="lifetime in seconds")] = 86_400,
+) -> None:
+    """Mint a development JWT (HS256, the data dir's secret); prints the token alone on stdout."""
+    s = _settings()
+    sys.stdout.write(mint_token(s.jwt_key(), user, tenant, role, ttl) + "\n")
+
+
+@app.command()
+def rebuild(
+    idle: Annotated[float, typer.Option(help="seconds without new messages that count as caught up")] = 3.0,
+) -> None:
+    """Recreate the DuckDB file from the topics (api must be stopped); swaps it in only on success."""
+    from pipeline.rebuild import run_rebuild
+
+    raise typer.Exit(run_rebuild(_settings(), idle, out, err))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

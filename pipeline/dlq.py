@@ -1,0 +1,49 @@
+"""Dead letters: failure is data. Built by every entry-topic consumer, sent to `<topic>.dlq`."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+MAX_KEPT_BYTES = 64 * 1024
+
+
+@dataclass(slots=True, frozen=True)
+class DeadLetter:
+    """One rejected message (or one element of a rejected batch) and why."""
+
+    error: str
+    topic: str
+    partition: int
+    offset: int
+    index: int | None
+    value: bytes | None
+    timestamp_ms: int
+
+    @classmethod
+    def of(cls, error: str, topic: str, partition: int, offset: int, index: int | None,
+           value: bytes | None) -> DeadLetter:
+        return cls(error, topic, partition, offset, index, value, int(time.time() * 1000))
+
+    def to_json(self) -> bytes:
+        """The DLQ record of DESIGN.md; a value over 64 KiB keeps its head plus its size and sha256."""
+        doc: dict[str, Any] = {
+            "error": self.error,
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "index": self.index,
+            "timestamp": self.timestamp_ms,
+            "value_b64": None,
+        }
+        if self.value is not None:
+            doc["value_b64"] = base64.b64encode(self.value[:MAX_KEPT_BYTES]).decode()
+            if len(self.value) > MAX_KEPT_BYTES:
+                doc["size"] = len(self.value)
+                doc["sha256"] = hashlib.sha256(self.value).hexdigest()
+        return orjson.dumps(doc)

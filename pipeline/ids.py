@@ -1,0 +1,15 @@
+"""Deterministic record ids: the same source coordinates always give the same id, across replays."""
+
+from __future__ import annotations
+
+import hashlib
+
+
+def derived_id(cluster_id: str, topic: str, partition: int, offset: int, index: int | None) -> str:
+    """A 32-hex id from (cluster, topic, partition, offset, index in batch).
+
+    The cluster id is part of it because the embedded broker starts over at offset 0 on each run
+    while DuckDB remembers: without it, run 2's offset 0 would collide with run 1's.
+    """
+    raw = f"{cluster_id}\x1f{topic}\x1f{partition}\x1f{offset}\x1f{'' if index is None else index}"
+    return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()

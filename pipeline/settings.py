@@ -1,0 +1,113 @@
+"""One frozen settings object for every process: STREAMDESK_* variables and .env."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogFormat = Literal["auto", "json", "console"]
+
+BROKER_FILE = "broker.json"  # written by `streamdesk up`/`broker` so other commands find the embedded broker
+
+
+class Settings(BaseSettings):
+    """Everything a process needs to know; unset secrets come from the data directory."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMDESK_", env_file=".env", frozen=True, extra="ignore")
+
+    kafka_bootstrap: str | None = None
+    data_dir: Path = Path("./data")
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    jwt_secret: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    freshdesk_base_url: str | None = None
+    llm_url: str | None = None
+    embeddings_url: str | None = None
+
+    topic_prefix: str = ""  # tests and benchmarks isolate themselves with a unique prefix
+    partitions: int = Field(default=4, ge=1, le=256)
+    consumer_group_prefix: str = "streamdesk"
+    # Tansu joins a group after half the session timeout; Faust's default (60 s) makes start-up crawl.
+    session_timeout_s: float = 6.0
+    heartbeat_interval_s: float = 1.0
+    worker_heartbeat_s: float = 2.0
+    worker_stale_after_s: float = 10.0
+
+    trusted_proxies: list[str] = Field(default_factory=list)  # CIDRs whose X-Forwarded-For we believe
+    recorder_buffer_max: int = 50_000  # facade call events held while the broker is unreachable
+    recorder_flush_s: float = 0.05
+
+    sql_max_rows: int = 10_000
+    sql_timeout_s: float = 30.0
+
+    log_level: str = "INFO"
+    log_format: LogFormat = "auto"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "streamdesk.duckdb"
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    def group(self, name: str) -> str:
+        return f"{self.consumer_group_prefix}.{self.topic_prefix}{name}"
+
+    def bootstrap(self) -> str:
+        """The configured broker, else the embedded one that `streamdesk up` recorded."""
+        if self.kafka_bootstrap:
+            return self.kafka_bootstrap
+        info = read_broker_file(self.data_dir)
+        if info is None:
+            raise BrokerNotConfigured(
+                "no broker: set STREAMDESK_KAFKA_BOOTSTRAP or start one with `streamdesk up`/`streamdesk broker`"
+            )
+        return info["bootstrap"]
+
+    def jwt_key(self) -> str:
+        return _secret(self.jwt_secret, self.data_dir, "jwt_secret")
+
+    def fernet_key(self) -> str:
+        return _secret(self.secret_key, self.data_dir, "secret_key")
+
+
+class BrokerNotConfigured(RuntimeError):
+    """No STREAMDESK_KAFKA_BOOTSTRAP and no embedded broker running."""
+
+
+def read_broker_file(data_dir: Path) -> dict | None:
+    path = data_dir / BROKER_FILE
+    try:
+        info = json.loads(path.read_text())
+        os.kill(int(info["pid"]), 0)
+    except (OSError, ValueError, KeyError):
+        return None
+    return info
+
+
+def _secret(given: SecretStr | None, data_dir: Path, name: str) -> str:
+    """A configured secret, else one generated once into data/ (mode 0600) and shared by every process."""
+    if given is not None:
+        return given.get_secret_value()
+    path = data_dir / name
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

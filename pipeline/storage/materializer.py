@@ -1,0 +1,191 @@
+"""The materializer: one thread that consumes result topics and writes DuckDB in Arrow batches.
+
+Generic by construction: a `Sink` names a topic, a table, how to build an Arrow batch from messages, and
+how to write it. Rows and consumed offsets are committed in one DuckDB transaction; on start the consumer
+seeks to the stored offsets (keyed by cluster id, so a fresh embedded broker starts from its beginning).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import structlog
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from pipeline.broker.kafka import make_consumer, wait_for_broker
+from pipeline.metrics import (
+    CONSUMER_LAG,
+    DUPLICATES_DROPPED,
+    MATERIALIZED_ROWS,
+    MATERIALIZER_BATCH,
+    MATERIALIZER_SECONDS,
+)
+from pipeline.settings import Settings
+from pipeline.storage.dead_letters import rejected_rows
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    cluster_id: str
+
+
+@dataclass(slots=True)
+class Built:
+    table: pa.Table | None
+    rejected: list[tuple[ConsumerRecord, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Sink:
+    """How one result topic becomes rows of one table."""
+
+    topic: str
+    table: str
+    build: Callable[[Sequence[ConsumerRecord], Context], Built]
+    conflict: str = "IGNORE"  # IGNORE: keyed, first write wins (replays add nothing); REPLACE: latest wins
+
+
+def write_arrow(cur: duckdb.DuckDBPyConnection, table: str, batch: pa.Table, conflict: str = "IGNORE") -> int:
+    """One INSERT per batch, by column name; returns rows actually inserted."""
+    cur.register("_batch", batch)
+    try:
+        return int(cur.execute(f"INSERT OR {conflict} INTO {table} BY NAME SELECT * FROM _batch").fetchone()[0])
+    finally:
+        cur.unregister("_batch")
+
+
+class Materializer:
+    """Runs in its own thread with its own event loop, so DuckDB writes never block the api's loop."""
+
+    def __init__(self, settings: Settings, con: duckdb.DuckDBPyConnection, sinks: Sequence[Sink],
+                 consumer_name: str = "api") -> None:
+        self.settings = settings
+        self.con = con
+        self.sinks = {s.topic: s for s in sinks}
+        self.consumer_name = consumer_name
+        self.cluster_id: str | None = None
+        self.last_batch_at: float | None = None
+        self.rows_written = 0
+        self.caught_up = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: str | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="materializer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout_s)
+
+    @property
+    def alive(self) -> bool:
+        return bool(self._thread and self._thread.is_alive())
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                asyncio.run(self._consume())
+            except Exception as exc:  # keep materializing after any broker hiccup; say so loudly
+                self.error = f"{type(exc).__name__}: {exc}"
+                log.exception("materializer_failed_restarting")
+                self._stop.wait(2.0)
+
+    async def _consume(self) -> None:
+        self.cluster_id = await wait_for_broker(self.settings.bootstrap(), timeout_s=3600)
+        consumer = make_consumer(self.settings, group=None, max_poll_records=20_000)
+        await consumer.start()
+        try:
+            await consumer.topics()
+            tps = [TopicPartition(t, p) for t in self.sinks for p in sorted(consumer.partitions_for_topic(t) or ())]
+            consumer.assign(tps)
+            stored = self._stored_offsets()
+            for tp in tps:
+                if tp in stored:
+                    consumer.seek(tp, stored[tp])
+                else:
+                    await consumer.seek_to_beginning(tp)
+            log.info("materializer_started", cluster_id=self.cluster_id, partitions=len(tps), resumed=len(stored))
+            self.error = None
+            while not self._stop.is_set():
+                got = await consumer.getmany(timeout_ms=100, max_records=20_000)
+                if got:
+                    await asyncio.to_thread(self._write, got)
+                    self._update_lag(consumer, got)
+                else:
+                    self.caught_up.set()
+        finally:
+            await consumer.stop()
+
+    def _stored_offsets(self) -> dict[TopicPartition, int]:
+        rows = self.con.cursor().execute(
+            'SELECT topic, "partition", next_offset FROM materializer_offsets WHERE consumer = ? AND cluster_id = ?',
+            [self.consumer_name, self.cluster_id],
+        ).fetchall()
+        return {TopicPartition(t, p): o for t, p, o in rows if t in self.sinks}
+
+    def _write(self, got: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        started = time.perf_counter()
+        ctx = Context(self.cluster_id or "")
+        by_topic: dict[str, list[ConsumerRecord]] = defaultdict(list)
+        for tp, msgs in got.items():
+            by_topic[tp.topic].extend(msgs)
+        cur = self.con.cursor()
+        cur.begin()
+        try:
+            total = 0
+            rejected: list[tuple[ConsumerRecord, str]] = []
+            for topic, msgs in by_topic.items():
+                sink = self.sinks[topic]
+                built = sink.build(msgs, ctx)
+                rejected += built.rejected
+                if built.table is not None and built.table.num_rows:
+                    inserted = write_arrow(cur, sink.table, built.table, sink.conflict)
+                    MATERIALIZED_ROWS.labels(sink.table).inc(inserted)
+                    if sink.conflict == "IGNORE":
+                        DUPLICATES_DROPPED.labels(sink.table).inc(built.table.num_rows - inserted)
+                    total += built.table.num_rows
+            if rejected:
+                write_arrow(cur, "dead_letters", rejected_rows(rejected, ctx.cluster_id))
+                log.warning("materializer_rejected", count=len(rejected), first=rejected[0][1])
+            write_arrow(cur, "materializer_offsets", self._offsets_batch(got), conflict="REPLACE")
+            cur.commit()
+        except BaseException:
+            cur.rollback()
+            raise
+        self.rows_written += total
+        self.last_batch_at = time.time()
+        MATERIALIZER_BATCH.observe(total)
+        MATERIALIZER_SECONDS.observe(time.perf_counter() - started)
+
+    def _offsets_batch(self, got: dict[TopicPartition, list[ConsumerRecord]]) -> pa.Table:
+        tps = list(got)
+        n = len(tps)
+        now = int(time.time() * 1_000_000)
+        return pa.table({
+            "consumer": [self.consumer_name] * n,
+            "cluster_id": [self.cluster_id] * n,
+            "topic": [tp.topic for tp in tps],
+            "partition": pa.array([tp.partition for tp in tps], pa.int32()),
+            "next_offset": [got[tp][-1].offset + 1 for tp in tps],
+            "updated_at": pa.array([now] * n, pa.timestamp("us", tz="UTC")),
+        })
+
+    def _update_lag(self, consumer: Any, got: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        for tp, msgs in got.items():
+            high = consumer.highwater(tp)
+            if high is not None:
+                CONSUMER_LAG.labels(tp.topic, tp.partition).set(max(0, high - (msgs[-1].offset + 1)))

@@ -1,0 +1,123 @@
+"""Reads over sys_api_call_histories: filtered pages (keyset cursor), one row, and route/agent/user stats."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import duckdb
+import orjson
+
+from schemas.calls import COLUMNS
+
+Bucket = Literal["minute", "hour", "day"]
+
+
+class BadCursor(ValueError):
+    """The cursor was not one this API handed out."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallFilters:
+    tenant_id: str | None = None
+    agent_id: str | None = None
+    user_id: str | None = None
+    path: str | None = None
+    method: str | None = None
+    status_min: int | None = None
+    status_max: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses, params = [], []
+        for column, value in (("tenant_id", self.tenant_id), ("agent_id", self.agent_id),
+                              ("user_id", self.user_id), ("path", self.path)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if self.method is not None:
+            clauses.append("method = ?")
+            params.append(self.method.upper())
+        for sql, value in (("status_code >= ?", self.status_min), ("status_code <= ?", self.status_max),
+                           ("created_at >= ?", self.since), ("created_at < ?", self.until)):
+            if value is not None:
+                clauses.append(sql)
+                params.append(value)
+        return (" AND ".join(clauses) or "TRUE"), params
+
+
+def encode_cursor(created_at: datetime, key: str) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([created_at.isoformat(), key])).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        ts, key = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(ts), str(key)
+    except (ValueError, TypeError, orjson.JSONDecodeError):
+        raise BadCursor("cursor is not valid; use the next_cursor of a previous page") from None
+
+
+def list_calls(cur: duckdb.DuckDBPyConnection, f: CallFilters, limit: int,
+               cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    """Newest first; the cursor continues strictly after the last row, so pages never overlap or skip."""
+    where, params = f.where()
+    if cursor:
+        ts, key = decode_cursor(cursor)
+        where += " AND (created_at, api_call_history_id) < (?, ?)"
+        params += [ts, key]
+    rows = cur.execute(
+        f"SELECT {', '.join(COLUMNS)} FROM sys_api_call_histories WHERE {where} "
+        f"ORDER BY created_at DESC, api_call_history_id DESC LIMIT ?", [*params, limit + 1]
+    ).fetchall()
+    items = [dict(zip(COLUMNS, r, strict=True)) for r in rows[:limit]]
+    nxt = encode_cursor(items[-1]["created_at"], items[-1]["api_call_history_id"]) if len(rows) > limit else None
+    return items, nxt
+
+
+def get_call(cur: duckdb.DuckDBPyConnection, call_id: str) -> dict[str, Any] | None:
+    row = cur.execute(f"SELECT {', '.join(COLUMNS)} FROM sys_api_call_histories WHERE api_call_history_id = ?",
+                      [call_id]).fetchone()
+    return dict(zip(COLUMNS, row, strict=True)) if row else None
+
+
+def call_stats(cur: duckdb.DuckDBPyConnection, f: CallFilters, bucket: Bucket, top: int) -> dict[str, Any]:
+    """Totals, per-route count / error rate / latency p50-p95-p99, top agents and users, a time series."""
+    where, params = f.where()
+    base = f"FROM sys_api_call_histories WHERE {where}"
+    # An error is a 5xx or a 4xx: what Kong's and Envoy's dashboards count as failed requests.
+    routes = cur.execute(
+        f"""SELECT method, path, count(*) AS count,
+                   avg(CASE WHEN status_code >= 400 THEN 1 ELSE 0 END) AS error_rate,
+                   quantile_cont(latency_ms, 0.5) AS p50_ms, quantile_cont(latency_ms, 0.95) AS p95_ms,
+                   quantile_cont(latency_ms, 0.99) AS p99_ms
+            {base} GROUP BY method, path ORDER BY count DESC, method, path LIMIT ?""", [*params, top]).fetchall()
+    totals = cur.execute(
+        f"""SELECT count(*), avg(CASE WHEN status_code >= 400 THEN 1 ELSE 0 END),
+                   quantile_cont(latency_ms, 0.5), quantile_cont(latency_ms, 0.95), quantile_cont(latency_ms, 0.99)
+            {base}""", params).fetchone()
+
+    def top_by(column: str) -> list[dict[str, Any]]:
+        rows = cur.execute(
+            f"SELECT {column}, count(*) AS n, avg(CASE WHEN status_code >= 400 THEN 1 ELSE 0 END) {base} "
+            f"AND {column} IS NOT NULL GROUP BY {column} ORDER BY n DESC, {column} LIMIT ?", [*params, top]
+        ).fetchall()
+        return [{column: r[0], "count": r[1], "error_rate": r[2]} for r in rows]
+
+    series = cur.execute(
+        f"""SELECT date_trunc('{bucket}', created_at AT TIME ZONE 'UTC') AS bucket, count(*),
+                   sum(CASE WHEN status_code >= 400 THEN 1 ELSE 0 END)
+            {base} GROUP BY bucket ORDER BY bucket""", params).fetchall()
+    return {
+        "total": {"count": totals[0], "error_rate": totals[1], "p50_ms": totals[2], "p95_ms": totals[3],
+                  "p99_ms": totals[4]},
+        "routes": [dict(zip(("method", "path", "count", "error_rate", "p50_ms", "p95_ms", "p99_ms"), r, strict=True))
+                   for r in routes],
+        "top_agents": top_by("agent_id"),
+        "top_users": top_by("user_id"),
+        "bucket": bucket,
+        "series": [{"bucket": b.isoformat() + "Z", "count": n, "errors": e} for b, n, e in series],
+    }

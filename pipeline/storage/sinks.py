@@ -1,0 +1,63 @@
+"""Which result topic becomes which table. Tickets and predictions add their sinks here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import orjson
+import pyarrow as pa
+from aiokafka.structs import ConsumerRecord
+
+from pipeline.broker.topics import CALLS_NORMALIZED, CALLS_RAW, HEARTBEATS, dlq
+from pipeline.calls.arrow import CALLS_SCHEMA, ipc_to_table
+from pipeline.settings import Settings
+from pipeline.storage.dead_letters import dlq_rows
+from pipeline.storage.materializer import Built, Context, Sink
+
+
+def build_calls(msgs: Sequence[ConsumerRecord], ctx: Context) -> Built:
+    tables, rejected = [], []
+    for m in msgs:
+        try:
+            tables.append(ipc_to_table(m.value))
+        except (pa.ArrowInvalid, TypeError) as exc:
+            rejected.append((m, f"not an Arrow batch of call records: {exc}"))
+    table = pa.concat_tables(tables) if tables else CALLS_SCHEMA.empty_table()
+    return Built(table, rejected)
+
+
+def build_dead_letters(msgs: Sequence[ConsumerRecord], ctx: Context) -> Built:
+    table, bad = dlq_rows(msgs, ctx.cluster_id)
+    return Built(table, bad)
+
+
+HEARTBEAT_SCHEMA = pa.schema([
+    ("worker_id", pa.string()), ("host", pa.string()), ("pid", pa.int64()),
+    ("started_at", pa.timestamp("us", tz="UTC")), ("last_seen", pa.timestamp("us", tz="UTC")),
+    ("counters", pa.string()),
+])
+
+
+def build_heartbeats(msgs: Sequence[ConsumerRecord], ctx: Context) -> Built:
+    latest: dict[str, dict] = {}
+    rejected = []
+    for m in msgs:
+        try:
+            b = orjson.loads(m.value)
+            latest[b["worker_id"]] = {
+                "worker_id": b["worker_id"], "host": b.get("host"), "pid": b.get("pid"),
+                "started_at": int(b["started_at"] * 1e6), "last_seen": int(b["ts"] * 1e6),
+                "counters": orjson.dumps(b.get("counters", [])).decode(),
+            }
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            rejected.append((m, f"not a heartbeat: {exc}"))
+    return Built(pa.Table.from_pylist(list(latest.values()), schema=HEARTBEAT_SCHEMA), rejected)
+
+
+def platform_sinks(settings: Settings) -> list[Sink]:
+    t = settings.topic
+    return [
+        Sink(t(CALLS_NORMALIZED), "sys_api_call_histories", build_calls),
+        Sink(t(dlq(CALLS_RAW)), "dead_letters", build_dead_letters),
+        Sink(t(HEARTBEATS), "worker_heartbeats", build_heartbeats, conflict="REPLACE"),
+    ]

@@ -1,0 +1,67 @@
+"""docker-compose.yml stays valid: checked by Compose itself when installed; its shape read from the YAML."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+
+
+def _compose_cmd() -> list[str] | None:
+    """`docker compose` (v2 plugin) if it works, else the standalone `docker-compose`, else None."""
+    docker = shutil.which("docker")
+    if docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
+        return [docker, "compose"]
+    legacy = shutil.which("docker-compose")
+    return [legacy] if legacy else None
+
+
+def _services() -> dict:
+    try:
+        import yaml
+    except ImportError:
+        cmd = _compose_cmd()
+        if cmd is None or cmd[-1] != "compose":  # only the v2 plugin prints JSON
+            pytest.skip("neither PyYAML nor the `docker compose` plugin is installed to read the file")
+        out = subprocess.run([*cmd, "-f", str(COMPOSE), "config", "--format", "json"], cwd=ROOT, check=True,
+                             capture_output=True, text=True, timeout=60).stdout
+        return json.loads(out)["services"]
+    return yaml.safe_load(COMPOSE.read_text())["services"]
+
+
+def _env(service: dict) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {k: str(v) for k, v in env.items()}
+
+
+def _published(port: object) -> str | None:
+    if isinstance(port, dict):
+        return str(port.get("published"))
+    parts = str(port).split("/")[0].split(":")  # [host_ip:]published:target
+    return parts[-2] if len(parts) > 1 else None
+
+
+def test_compose_config_is_valid() -> None:
+    cmd = _compose_cmd()
+    if cmd is None:
+        pytest.skip("neither `docker compose` nor `docker-compose` is installed")
+    proc = subprocess.run([*cmd, "-f", str(COMPOSE), "config", "-q"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_compose_services() -> None:
+    services = _services()
+    assert {"kafka", "worker", "api"} <= services.keys()
+    assert "8000" in [_published(p) for p in services["api"].get("ports", [])]
+    for name in ("worker", "api"):
+        assert _env(services[name])["STREAMDESK_KAFKA_BOOTSTRAP"] == "kafka:9092"
+    assert set(_env(services["kafka"])["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
