@@ -1,0 +1,73 @@
+"""Shared test helpers: waiting on conditions (never fixed sleeps), event factories, processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def wait_for(condition: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what} (last: {last!r})")
+
+
+def call_event(i: int, **overrides: Any) -> dict[str, Any]:
+    event = {
+        "tenant_id": str(1 + i % 3), "user_id": str(100 + i % 7), "agent_id": f"agent_{i % 5}",
+        "method": "GET" if i % 2 else "POST", "path": f"/api/items/{i % 11}", "query_string": f"page={i % 4}",
+        "status_code": 200 if i % 10 else 503, "latency_ms": 5 + i % 40, "request_size_bytes": i % 300,
+        "response_size_bytes": 1000 + i, "ip_address": "10.0.0.7", "user_agent": "pytest",
+        "trace_id": f"{i:032x}", "error_code": None, "source": "TEST", "created_at": "2026-11-25T10:00:00Z",
+    }
+    event.update(overrides)
+    return event
+
+
+def malformed_messages() -> list[tuple[bytes, str]]:
+    """One of each kind of bad input the issue names, with a word its DLQ reason must contain."""
+    good = call_event(0)
+    return [
+        (b"{not json", "not JSON"),
+        (b"\xff\xfe\x00garbage", "UTF-8"),
+        (b"42", "not an event object"),
+        (orjson.dumps({k: v for k, v in good.items() if k != "method"}), "method"),
+        (orjson.dumps({k: v for k, v in good.items() if k != "path"}), "path"),
+        (orjson.dumps({k: v for k, v in good.items() if k != "status_code"}), "status_code"),
+        (orjson.dumps(good | {"status_code": "200"}), "status_code"),
+        (orjson.dumps(good | {"status_code": 700}), "outside 100-599"),
+        (orjson.dumps(good | {"latency_ms": -3}), "negative"),
+        (orjson.dumps(good | {"response_size_bytes": -1}), "negative"),
+        (orjson.dumps(good | {"created_at": "yesterday-ish"}), "ISO 8601"),
+        (orjson.dumps(good | {"user_agent": "x" * (1 << 20)}), "1 MiB"),
+    ]
+
+
+def stop_process(proc: subprocess.Popen, timeout_s: float = 15.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def start_cli(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args], cwd=REPO, env={**os.environ, **env},
+                            stdout=log.open("ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
