@@ -191,12 +191,12 @@ class CallRecorderMiddleware:
     def _client_ip(self, scope: Scope, h: dict[str, str]) -> str | None:
         """The peer, unless it is a trusted proxy: then the right-most X-Forwarded-For hop we do not trust."""
         peer = scope["client"][0] if scope.get("client") else None
-        if not peer or not self.trusted or not self._is_trusted(peer):
+        if not _is_ip(peer):
+            return None  # a unix socket or a test transport: no address, rather than a value the DLQ rejects
+        if not self.trusted or not self._is_trusted(peer):
             return peer
         for hop in reversed([x.strip() for x in h.get("x-forwarded-for", "").split(",") if x.strip()]):
-            try:
-                ipaddress.ip_address(hop)
-            except ValueError:
+            if not _is_ip(hop):
                 return peer  # a forged or garbled hop: stop believing the chain here
             if not self._is_trusted(hop):
                 return hop
@@ -208,6 +208,14 @@ class CallRecorderMiddleware:
         except ValueError:
             return False
         return any(ip in net for net in self.trusted)
+
+
+def _is_ip(value: str | None) -> bool:
+    try:
+        ipaddress.ip_address(value or "")
+    except ValueError:
+        return False
+    return True
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:

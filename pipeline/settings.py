@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -73,10 +75,12 @@ class Settings(BaseSettings):
         return info["bootstrap"]
 
     def jwt_key(self) -> str:
-        return _secret(self.jwt_secret, self.data_dir, "jwt_secret")
+        return _secret(self.jwt_secret, self.data_dir, "jwt_secret", lambda: secrets.token_urlsafe(48))
 
     def fernet_key(self) -> str:
-        return _secret(self.secret_key, self.data_dir, "secret_key")
+        """A Fernet key (32 random bytes, urlsafe base64)."""
+        return _secret(self.secret_key, self.data_dir, "secret_key",
+                       lambda: base64.urlsafe_b64encode(os.urandom(32)).decode())
 
 
 class BrokerNotConfigured(RuntimeError):
@@ -93,18 +97,27 @@ def read_broker_file(data_dir: Path) -> dict | None:
     return info
 
 
-def _secret(given: SecretStr | None, data_dir: Path, name: str) -> str:
-    """A configured secret, else one generated once into data/ (mode 0600) and shared by every process."""
+def _secret(given: SecretStr | None, data_dir: Path, name: str, generate: Callable[[], str]) -> str:
+    """A configured secret, else one generated once into data/ (mode 0600) and shared by every process.
+
+    Written to a private temp file and hard-linked into place: the link is atomic and fails if another
+    process won the race, so nobody ever reads a half-written (or empty) secret.
+    """
     if given is not None:
         return given.get_secret_value()
     path = data_dir / name
     data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_urlsafe(48))
+    if not path.exists():
+        tmp = data_dir / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(generate())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
     return path.read_text().strip()
 
 

@@ -41,6 +41,7 @@ def _filters(
     agent_id: str | None = None,
     user_id: str | None = None,
     path: str | None = None,
+    source: Annotated[str | None, Query(description="X-DWP-Source, e.g. AURA")] = None,
     method: str | None = None,
     status_min: Annotated[int | None, Query(ge=100, le=599)] = None,
     status_max: Annotated[int | None, Query(ge=100, le=599)] = None,
@@ -49,7 +50,7 @@ def _filters(
 ) -> CallFilters:
     if status_min is not None and status_max is not None and status_min > status_max:
         raise ApiError(422, "status_min must not be greater than status_max")
-    return CallFilters(_tenant_scope(principal, tenant_id), agent_id, user_id, path, method, status_min,
+    return CallFilters(_tenant_scope(principal, tenant_id), agent_id, user_id, path, source, method, status_min,
                        status_max, since, until)
 
 

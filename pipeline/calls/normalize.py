@@ -7,6 +7,7 @@ pydantic (`schemas.calls.CallEvent`) is only asked to explain the events this pa
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -26,6 +27,8 @@ _EPOCH_MS_THRESHOLD = 100_000_000_000  # numbers at or above this are epoch mill
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _MAX_MICROS = 253402300800 * 1_000_000  # year 10000
+_BIGINT_MAX = (1 << 63) - 1
+_TRACE_ID = re.compile(r"[0-9a-f]{32}", re.IGNORECASE)
 
 
 class Message(NamedTuple):
@@ -99,7 +102,7 @@ def normalize_event(obj: Any, timestamp_ms: int) -> dict[str, Any]:
     resp_h = _headers(get("response_headers"), "response_headers")
 
     method = get("method")
-    if not isinstance(method, str) or not method.isalpha() or len(method) > 16:
+    if not isinstance(method, str) or not (method.isascii() and method.isalpha()) or len(method) > 16:
         raise Invalid("method is missing or not an HTTP method token")
     path, query = _path_and_query(get("path"), get("query_string"))
     status = get("status_code")
@@ -166,7 +169,10 @@ def _path_and_query(path: Any, query: Any) -> tuple[str, str | None]:
     if query is not None and not isinstance(query, str):
         raise Invalid("query_string must be a string or null")
     if path.startswith(("http://", "https://")):
-        parts = urlsplit(path)
+        try:
+            parts = urlsplit(path)
+        except ValueError as exc:
+            raise Invalid(f"path is not a valid URL: {exc}") from None
         path, embedded = parts.path or "/", parts.query
     else:
         path, _, embedded = path.partition("?")
@@ -193,6 +199,8 @@ def _latency(value: Any) -> int | None:
         raise Invalid("latency_ms must be a number")
     if ms < 0:
         raise Invalid(f"latency_ms {value} is negative")
+    if ms > _BIGINT_MAX:
+        raise Invalid(f"latency_ms {value} does not fit a BIGINT")
     return ms
 
 
@@ -203,17 +211,16 @@ def _size(value: Any, name: str, headers: dict[str, Any], streamed: bool) -> int
             raise Invalid(f"{name} must be an integer")
         if value < 0:
             raise Invalid(f"{name} {value} is negative")
+        if value > _BIGINT_MAX:
+            raise Invalid(f"{name} {value} does not fit a BIGINT")
         return value
     if streamed or "chunked" in str(headers.get("transfer-encoding", "")).lower():
         return None
-    length = headers.get("content-length")
-    if length is None:
+    length = str(headers.get("content-length", "")).strip()
+    # As the seed's gateway (Long.parseLong): anything but plain digits that fit a BIGINT records nothing.
+    if not (length.isascii() and length.isdigit()) or int(length) > _BIGINT_MAX:
         return None
-    try:
-        size = int(length)
-    except (TypeError, ValueError):
-        return None  # as the seed's gateway does: an unparseable Content-Length records nothing
-    return size if size >= 0 else None
+    return int(length)
 
 
 def _is_sse(headers: dict[str, Any]) -> bool:
@@ -245,12 +252,8 @@ def trace_id_from_headers(headers: dict[str, Any]) -> str | None:
     tp = headers.get("traceparent")
     if isinstance(tp, str):
         parts = tp.strip().split("-")
-        if len(parts) >= 4 and len(parts[1]) == 32 and parts[1] != "0" * 32:
-            try:
-                int(parts[1], 16)
-                return parts[1].lower()
-            except ValueError:
-                pass
+        if len(parts) >= 4 and _TRACE_ID.fullmatch(parts[1]) and parts[1] != "0" * 32:
+            return parts[1].lower()
     for name in ("x-trace-id", "x-b3-traceid", "x-request-id"):
         value = headers.get(name)
         if isinstance(value, str) and value:

@@ -3,6 +3,7 @@ connection whose external access is off, with a row cap and a time limit."""
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,13 @@ def check_read_only(sql: str) -> str:
     if len(statements) != 1:
         raise SqlRefused(f"send exactly one statement (got {len(statements)})")
     kind = statements[0].type
+    if kind == duckdb.StatementType.EXPLAIN:
+        # EXPLAIN ANALYZE runs its statement; plain EXPLAIN of a write is harmless but pointless: allow reads only.
+        inner = re.sub(r"^\s*EXPLAIN\s+", "", sql, count=1, flags=re.IGNORECASE)
+        if re.match(r"\s*ANALY[SZ]E\b", inner, flags=re.IGNORECASE):
+            raise SqlRefused("EXPLAIN ANALYZE executes its statement; use EXPLAIN without ANALYZE")
+        check_read_only(inner)
+        return sql
     if kind not in ALLOWED:
         raise SqlRefused(f"only read queries (SELECT, WITH, EXPLAIN, DESCRIBE, SHOW) are allowed, not {kind.name}")
     return sql

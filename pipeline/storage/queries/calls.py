@@ -25,6 +25,7 @@ class CallFilters:
     agent_id: str | None = None
     user_id: str | None = None
     path: str | None = None
+    source: str | None = None
     method: str | None = None
     status_min: int | None = None
     status_max: int | None = None
@@ -34,7 +35,7 @@ class CallFilters:
     def where(self) -> tuple[str, list[Any]]:
         clauses, params = [], []
         for column, value in (("tenant_id", self.tenant_id), ("agent_id", self.agent_id),
-                              ("user_id", self.user_id), ("path", self.path)):
+                              ("user_id", self.user_id), ("path", self.path), ("source", self.source)):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
