@@ -1,0 +1,130 @@
+"""Realistic `calls.raw` events for the benchmarks: seed-003 columns as a plain gateway sends them.
+
+One JSON object per event, ~460-530 bytes, no `api_call_history_id` (the seed's gateway DTO has none, so
+the pipeline derives it from the source coordinates). Each event's `trace_id` is `<tag 8 hex><seq 24 hex>`,
+so a benchmark finds its own rows (the facade records its own calls into the same table) and knows each
+row's sequence number, hence its produce time.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import string
+from datetime import UTC, datetime, timedelta
+
+import orjson
+
+METHODS = ["GET"] * 12 + ["POST"] * 5 + ["PUT", "PATCH", "DELETE"]
+STATUSES = [200] * 40 + [201] * 6 + [204] * 3 + [304, 400, 400, 401, 403, 404, 404, 404, 409, 422, 429, 500, 502,
+                                                 503, 504]
+ERROR_CODES = {400: "COD_001", 401: "COD_002", 403: "COD_003", 404: "COD_004", 409: "COD_P005", 422: "COD_P001",
+               429: "RATE_LIMITED", 500: "COD_005", 502: "COD_P004", 503: "UPSTREAM_UNAVAILABLE",
+               504: "COD_P002"}
+SOURCES = ["AURA"] * 5 + ["DWP"] * 3 + ["GATEWAY", "MOBILE"]
+USER_AGENTS = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 "
+    "Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 "
+    "Safari/605.1.15",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
+    "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0 aura-desktop/1.4",
+    "okhttp/4.12.0 (Android 14; SM-S918N) aura-mobile/3.8.2 build/20261104",
+    "python-httpx/0.28.1 streamdesk-connector/0.1.0 (freshdesk ingest; +https://example.invalid/bot)",
+    "curl/8.5.0 (x86_64-pc-linux-gnu) libcurl/8.5.0 OpenSSL/3.0.13 zlib/1.3 brotli/1.1.0 nghttp2/1.59.0",
+    "Apache-HttpClient/5.3.1 (Java/21.0.5) dwp-batch/2.4.0 spring-cloud-gateway/4.1.5",
+]
+PATHS = [
+    "/api/aura/test/stream", "/api/aura/chat/completions", "/api/aura/agents/{agent}/runs",
+    "/api/aura/agents/{agent}/runs/{uuid}/events", "/api/v1/tickets/{n}", "/api/v1/tickets/{n}/conversations",
+    "/api/v1/tickets", "/api/v1/kb/articles/{n}", "/api/v1/users/{n}/profile", "/api/v1/users/{n}/settings",
+    "/v1/sol-cod/predictions/{uuid}", "/v1/sol-cod/predictions", "/v1/sleep-quality-cod/records/{n}",
+    "/ingest/jobs/{uuid}", "/ingest/jobs/{uuid}/progress", "/api/dwp/documents/{uuid}/render",
+    "/api/dwp/workspaces/{n}/members", "/api/v1/health/dependencies", "/api/v2/search/semantic",
+    "/api/v1/attachments/{uuid}/download",
+]
+QUERIES = [
+    "page={n}&size=20&sort=created_at,desc", "q={word}&lang=ko&limit=10", "status=open&priority=high&page={n}",
+    "include=conversations,attachments", "from=2026-11-01&to=2026-11-25&granularity=hour",
+    "api_key=sk_live_{secret}&format=json", "access_token={secret}&scope=read", "token={secret}",
+    "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIA{upper}%2F20261125%2Fap-northeast-2%2Fs3%2Faws4_request"
+    "&X-Amz-Signature={hex}",
+    "stream=true&model=aura-large&temperature=0.2", "cursor={secret}&limit=50", "user={n}&password={secret}",
+]
+WORDS = ["refund", "login", "sleep", "invoice", "password reset", "배송", "환불", "latency", "timeout", "export"]
+
+
+class EventFactory:
+    """Deterministic (seeded) generator; `make(tag, seq)` returns one event's JSON bytes."""
+
+    def __init__(self, seed: int = 3) -> None:
+        self.rng = random.Random(seed)
+        r = self.rng
+        self.tenants = [str(i) for i in range(1, 41)]
+        self.tenant_weights = [1.0 / i for i in range(1, 41)]  # a few big tenants, a long tail
+        self.agents = [f"agent_{r.choice(['aura', 'dwp', 'sol', 'help', 'test'])}_{i:03d}" for i in range(200)]
+        self.ips = [f"10.{r.randrange(256)}.{r.randrange(256)}.{r.randrange(1, 255)}" for _ in range(1500)]
+        self.ips += [f"2001:db8:{r.randrange(65536):x}::{r.randrange(1, 65536):x}" for _ in range(100)]
+        self.base = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+    def _fill(self, template: str) -> str:
+        r = self.rng
+        if "{" not in template:
+            return template
+        return (template.replace("{n}", str(r.randrange(1, 200_000)))
+                .replace("{uuid}", f"{r.getrandbits(128):032x}")
+                .replace("{agent}", r.choice(self.agents))
+                .replace("{word}", r.choice(WORDS))
+                .replace("{secret}", secrets.token_urlsafe(r.choice((18, 24, 32))))
+                .replace("{upper}", "".join(r.choices(string.ascii_uppercase + string.digits, k=16)))
+                .replace("{hex}", f"{r.getrandbits(256):064x}"))
+
+    def event(self, tag: str, seq: int) -> dict:
+        r = self.rng
+        method = r.choice(METHODS)
+        status = r.choice(STATUSES)
+        path = self._fill(r.choice(PATHS))
+        streamed = path.endswith("/stream") or "completions" in path
+        query = self._fill(r.choice(QUERIES)) if r.random() < 0.45 else None
+        latency = int(r.lognormvariate(3.4, 1.1)) + (1500 if streamed else 0)
+        created = self.base + timedelta(milliseconds=seq * 7 + r.randrange(5))
+        return {
+            "tenant_id": r.choices(self.tenants, self.tenant_weights)[0],
+            "user_id": str(r.randrange(1, 5000)),
+            "agent_id": r.choice(self.agents) if r.random() < 0.85 else None,
+            "method": method,
+            "path": path,
+            "query_string": query,
+            "status_code": status,
+            "latency_ms": latency,
+            "request_size_bytes": r.randrange(20, 8000) if method in ("POST", "PUT", "PATCH") else None,
+            "response_size_bytes": None if streamed or status == 204 else r.randrange(40, 60_000),
+            "ip_address": r.choice(self.ips),
+            "user_agent": r.choice(USER_AGENTS),
+            "trace_id": f"{tag}{seq:024x}",
+            "error_code": ERROR_CODES.get(status),
+            "source": r.choice(SOURCES),
+            "created_at": created.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        }
+
+    def make(self, tag: str, seq: int) -> tuple[bytes, bytes]:
+        """(key, value): keyed by tenant, as DESIGN.md partitions calls."""
+        ev = self.event(tag, seq)
+        return ev["tenant_id"].encode(), orjson.dumps(ev)
+
+    def batch(self, tag: str, n: int) -> list[tuple[bytes, bytes]]:
+        return [self.make(tag, i) for i in range(n)]
+
+
+def new_tag() -> str:
+    return secrets.token_hex(4)
+
+
+if __name__ == "__main__":
+    f = EventFactory()
+    evs = f.batch(new_tag(), 20000)
+    sizes = sorted(len(v) for _, v in evs)
+    print(f"n={len(sizes)} mean={sum(sizes) / len(sizes):.0f} p5={sizes[len(sizes) // 20]} "
+          f"p50={sizes[len(sizes) // 2]} p95={sizes[len(sizes) * 19 // 20]} min={sizes[0]} max={sizes[-1]}")
+    print(evs[0][1].decode())
+    print(evs[5][1].decode())
