@@ -23,9 +23,13 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check pipeline api schemas tests bench
 
+QUIX_VENV := .venv-quix
+
 bench: setup
 	$(VENV)/bin/python -m pip install -q -e '.[dev,bench]'
-	$(VENV)/bin/python bench/calls.py
+	test -x $(QUIX_VENV)/bin/python || $(PYTHON) -m venv $(QUIX_VENV)
+	$(QUIX_VENV)/bin/python -m pip install -q quixstreams==3.28.1 duckdb==2.0.1 pyarrow==26.0.1 orjson==3.13.0
+	$(VENV)/bin/python bench/calls.py --quix-python $(QUIX_VENV)/bin/python
 
 clean:
-	rm -rf $(VENV) data .pytest_cache
+	rm -rf $(VENV) $(QUIX_VENV) data .pytest_cache

@@ -454,7 +454,7 @@ class Baseline:
     """A baseline app in a subprocess reporting `READY` and `ROWS <total> <unix time>` on stdout."""
 
     def __init__(self, name: str, script: str, extra: list[str], bootstrap: str, base: Path, run_id: str,
-                 cluster: str, partitions: int) -> None:
+                 cluster: str, partitions: int, python: str = PY) -> None:
         self.name = name
         slug = re.sub(r"[^a-zA-Z0-9._-]+", "-", name).strip("-")
         self.raw = f"bench{run_id}.{slug}.{CALLS_RAW}"
@@ -462,7 +462,7 @@ class Baseline:
         self.partitions = partitions
         self.bootstrap = bootstrap
         self.dir = base / slug
-        self.args = [PY, str(REPO / "bench" / "baselines" / script), bootstrap, self.raw, self.dlq,
+        self.args = [python, str(REPO / "bench" / "baselines" / script), bootstrap, self.raw, self.dlq,
                      str(self.dir / "calls.duckdb"), cluster, f"bench{run_id}.{slug}", *extra]
         self.rows = 0
         self.rows_at = 0.0
@@ -476,7 +476,7 @@ class Baseline:
         err = open(self.dir / "app.log", "ab")  # noqa: SIM115
         self.proc = await asyncio.create_subprocess_exec(
             *self.args, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+            env={**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(REPO)})
         asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -660,7 +660,7 @@ async def run(args: argparse.Namespace) -> int:
         if "quix" in args.systems:
             baselines.append(Baseline("quix-streams 3.28", "quix_app.py",
                                       ["--commit-interval", str(args.quix_commit_interval)],
-                                      broker.bootstrap, base, run_id, cluster, args.partitions))
+                                      broker.bootstrap, base, run_id, cluster, args.partitions, args.quix_python))
         for parser in args.handwritten_parsers:
             baselines.append(Baseline(f"hand-written ({parser})", "handwritten.py", ["--parser", parser],
                                       broker.bootstrap, base, run_id, cluster, args.partitions))
@@ -764,6 +764,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--handwritten-parser", default="arrow,orjson",
                     help="hand-written app variants to run: arrow, orjson, or both (default)")
     ap.add_argument("--quix-commit-interval", type=float, default=1.0, help="quix checkpoint (sink flush) seconds")
+    ap.add_argument("--quix-python", default=str(REPO / ".venv-quix" / "bin" / "python"),
+                    help="interpreter with quixstreams installed (its own venv: it needs pydantic<2.14)")
     ap.add_argument("--profile", action="store_true", help="py-spy the worker and api during an extra pass")
     ap.add_argument("--top", type=int, default=12, help="functions shown per profiled process")
     ap.add_argument("--repeat", type=int, default=3, help="full-speed passes per system (median reported)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -51,6 +52,8 @@ def _published(port: object) -> str | None:
 
 def test_compose_config_is_valid() -> None:
     cmd = _compose_cmd()
+    if cmd is None and os.environ.get("STREAMDESK_REQUIRE_COMPOSE"):
+        pytest.fail("CI must validate docker-compose.yml, but neither `docker compose` nor `docker-compose` exists")
     if cmd is None:
         pytest.skip("neither `docker compose` nor `docker-compose` is installed")
     proc = subprocess.run([*cmd, "-f", str(COMPOSE), "config", "-q"], cwd=ROOT, capture_output=True,
