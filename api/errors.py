@@ -1,7 +1,7 @@
 """HTTP errors for the platform routes (calls, sql, health): one JSON shape, never a bare 500.
 
-`{"error": {"code": ..., "message": ..., "details": ...}, "trace_id": ...}`. The seed-specific routers
-(tickets, predictions) register their own shapes for their prefixes.
+`{"error": {"code": ..., "message": ..., "details": ...}, "trace_id": ...}`. Under seed 004's prefixes every
+error, FastAPI's own included (validation, unknown route, wrong method), takes that seed's envelope instead.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api import cod
 
 log = structlog.get_logger(__name__)
 
@@ -39,22 +41,43 @@ def error_response(request: Request, status: int, code: str, message: str, detai
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+_COD_FOR_STATUS = {400: "COD_001", 401: "COD_002", 403: "COD_003", 404: "COD_004", 405: "COD_001", 413: "COD_001",
+                   422: "COD_001"}
+
+
+def _cod(request: Request) -> bool:
+    return cod.is_cod_path(request.url.path)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(cod.CodError)
+    async def _cod_error(request: Request, exc: cod.CodError) -> JSONResponse:
+        return cod.error_response(request, exc.code, exc.message, exc.details)
+
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        if _cod(request):
+            return cod.error_response(request, _COD_FOR_STATUS.get(exc.status, "COD_005"), exc.message, exc.details)
         return error_response(request, exc.status, exc.code, exc.message, exc.details, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in exc.errors()]
+        if _cod(request):
+            return cod.error_response(request, "COD_001", "요청 데이터 유효성 검증 실패", details)
         return error_response(request, 422, "VALIDATION_ERROR", "request is invalid", details)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if _cod(request):
+            code = _COD_FOR_STATUS.get(exc.status_code, "COD_005")
+            return cod.error_response(request, code, str(exc.detail))
         code = _CODES.get(exc.status_code, "ERROR")
         return error_response(request, exc.status_code, code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled_error", path=request.url.path)
+        if _cod(request):
+            return cod.error_response(request, "COD_005", "시스템 내부 오류; requestId로 로그를 찾을 수 있습니다")
         return error_response(request, 500, "INTERNAL", "internal error; the trace id identifies it in the logs")

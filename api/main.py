@@ -13,9 +13,12 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from api.cod import PREFIXES
 from api.errors import install_error_handlers
+from api.predicting import Predictor
 from api.recorder import CallBuffer, CallRecorderMiddleware
-from api.routers import calls, health, sql
+from api.routers import calls, export, health, performance, predictions, schedules, sleep_admin, sql
+from api.scheduler import Scheduler
 from pipeline.broker.kafka import cluster_id, make_producer
 from pipeline.logging import configure_logging
 from pipeline.settings import Settings, get_settings
@@ -76,12 +79,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.calls = buffer
         app.state.producer = runtime.producer
         app.state.broker_health = runtime.broker_health
+        app.state.predictor = Predictor(settings, db, runtime.producer)
+        scheduler = Scheduler(settings, db, app.state.predictor)
+        app.state.scheduler = scheduler
+        app.state.background = set()  # tasks the api started (data exports), held so they are not collected
         materializer.start()
         await buffer.start()
+        scheduler.start()
         log.info("api_started", host=settings.api_host, port=settings.api_port, db=str(settings.db_path))
         try:
             yield
         finally:
+            await scheduler.stop()
             await buffer.stop()
             await runtime.close()
             await asyncio.to_thread(materializer.stop)
@@ -96,5 +105,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in (health.router, calls.router, sql.router):
         app.include_router(router)
+    for prefix in PREFIXES:  # seed 004 names the same routes under both prefixes
+        for router in (predictions.router, schedules.router, performance.router, sleep_admin.router, export.router):
+            app.include_router(router, prefix=prefix)
     app.add_middleware(CallRecorderMiddleware, buffer=buffer, settings=settings)
     return app

@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     recorder_buffer_max: int = 50_000  # facade call events held while the broker is unreachable
     recorder_flush_s: float = 0.05
 
+    # Seed 004 schedules: trigger a prediction this long before the bedtime goal (the seed: 23:00 -> 22:00).
+    schedule_lead_s: float = Field(default=3600.0, ge=0)
+    schedule_retry_s: float = Field(default=300.0, gt=0)
+    schedule_max_retries: int = Field(default=3, ge=0, le=10)
+    scheduler_tick_s: float = Field(default=1.0, gt=0)
+
     sql_max_rows: int = 10_000
     sql_timeout_s: float = 30.0
 

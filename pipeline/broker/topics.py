@@ -9,11 +9,20 @@ from pipeline.settings import Settings
 
 # Entry topics: anyone may produce UTF-8 JSON (an object, or an array of objects as a batch).
 CALLS_RAW = "calls.raw"
+SLEEP_RECORDS = "sleep.records"  # diary, questionnaire, mobile and treatment records per user (schemas/sleep.py)
 # Internal topics, written by the pipeline itself.
 CALLS_NORMALIZED = "calls.normalized"  # Arrow IPC batches of seed-003 records (pipeline/calls/arrow.py)
 HEARTBEATS = "streamdesk.heartbeats"  # worker liveness and counters, one JSON object per beat
+SLEEP_NORMALIZED = "sleep.normalized"  # validated sleep records, one JSON row each (pipeline/predictions/records.py)
+PREDICTIONS_REQUESTS = "predictions.requests"  # api -> worker: a request with the user's data snapshot
+PREDICTIONS_ROUNDS = "predictions.rounds"  # worker -> worker: one debate round, carrying the transcript so far
+PREDICTIONS_RESULTS = "predictions.results"  # worker -> api: rounds recorded, predictions completed or failed
+PRIVACY_ERASURES = "privacy.erasures"  # erased (tenant, user) ids: the materializer and rebuild skip them forever
 
-ENTRY_TOPICS = (CALLS_RAW,)
+ENTRY_TOPICS = (CALLS_RAW, SLEEP_RECORDS)
+# Internal JSON topics a worker decodes; what it cannot read goes to their `.dlq` too.
+DLQ_TOPICS = (*ENTRY_TOPICS, PREDICTIONS_REQUESTS, PREDICTIONS_ROUNDS)
+INTERNAL_TOPICS = (CALLS_NORMALIZED, SLEEP_NORMALIZED, PREDICTIONS_REQUESTS, PREDICTIONS_ROUNDS, PREDICTIONS_RESULTS)
 
 
 def dlq(topic: str) -> str:
@@ -29,6 +38,7 @@ class TopicSpec:
 def pipeline_topics(settings: Settings) -> list[TopicSpec]:
     n = settings.partitions
     specs = [TopicSpec(settings.topic(t), n) for t in ENTRY_TOPICS]
-    specs += [TopicSpec(settings.topic(dlq(t)), 1) for t in ENTRY_TOPICS]
-    specs += [TopicSpec(settings.topic(CALLS_NORMALIZED), n), TopicSpec(settings.topic(HEARTBEATS), 1)]
+    specs += [TopicSpec(settings.topic(dlq(t)), 1) for t in DLQ_TOPICS]
+    specs += [TopicSpec(settings.topic(t), n) for t in INTERNAL_TOPICS]
+    specs += [TopicSpec(settings.topic(HEARTBEATS), 1), TopicSpec(settings.topic(PRIVACY_ERASURES), 1)]
     return specs

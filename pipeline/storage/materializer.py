@@ -40,10 +40,24 @@ class Context:
     cluster_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class Write:
+    """A further batch for another table (one topic may feed several), optionally with its own INSERT.
+
+    `sql` reads the batch as `_batch`, e.g. an `ON CONFLICT ... DO UPDATE` or a filter on erased users.
+    """
+
+    table: str
+    batch: pa.Table
+    conflict: str = "IGNORE"
+    sql: str | None = None
+
+
 @dataclass(slots=True)
 class Built:
     table: pa.Table | None
     rejected: list[tuple[ConsumerRecord, str]] = field(default_factory=list)
+    writes: list[Write] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +70,13 @@ class Sink:
     conflict: str = "IGNORE"  # IGNORE: keyed, first write wins (replays add nothing); REPLACE: latest wins
 
 
-def write_arrow(cur: duckdb.DuckDBPyConnection, table: str, batch: pa.Table, conflict: str = "IGNORE") -> int:
-    """One INSERT per batch, by column name; returns rows actually inserted."""
+def write_arrow(cur: duckdb.DuckDBPyConnection, table: str, batch: pa.Table, conflict: str = "IGNORE",
+                sql: str | None = None) -> int:
+    """One INSERT per batch, by column name (or the given statement over `_batch`); returns rows written."""
     cur.register("_batch", batch)
     try:
-        return int(cur.execute(f"INSERT OR {conflict} INTO {table} BY NAME SELECT * FROM _batch").fetchone()[0])
+        sql = sql or f"INSERT OR {conflict} INTO {table} BY NAME SELECT * FROM _batch"
+        return int(cur.execute(sql).fetchone()[0])
     finally:
         cur.unregister("_batch")
 
@@ -158,6 +174,10 @@ class Materializer:
                     if sink.conflict == "IGNORE":
                         DUPLICATES_DROPPED.labels(sink.table).inc(built.table.num_rows - inserted)
                     total += built.table.num_rows
+                for w in built.writes:
+                    if w.batch.num_rows:
+                        MATERIALIZED_ROWS.labels(w.table).inc(write_arrow(cur, w.table, w.batch, w.conflict, w.sql))
+                        total += w.batch.num_rows
             if rejected:
                 write_arrow(cur, "dead_letters", rejected_rows(rejected, ctx.cluster_id))
                 log.warning("materializer_rejected", count=len(rejected), first=rejected[0][1])

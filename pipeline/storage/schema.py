@@ -61,4 +61,81 @@ DDL: tuple[str, ...] = (
         counters JSON
     )
     """,
+    # --- predictions (seed 004) ---
+    """
+    CREATE TABLE IF NOT EXISTS sleep_records (
+        record_key VARCHAR PRIMARY KEY,  -- (tenant, user, kind, date[, instrument]): a corrected entry replaces
+        tenant VARCHAR, user_id VARCHAR, kind VARCHAR, date DATE, data JSON, received_at TIMESTAMPTZ
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS predictions (
+        prediction_id VARCHAR PRIMARY KEY, tenant VARCHAR, user_id VARCHAR, trigger_type VARCHAR,
+        priority VARCHAR, status VARCHAR, requested_by VARCHAR, schedule_id VARCHAR, session_id VARCHAR,
+        created_at TIMESTAMPTZ, target_date DATE, completed_at TIMESTAMPTZ, processing_time_ms BIGINT,
+        sol_score DOUBLE, confidence_score DOUBLE, consensus_reached BOOLEAN, total_rounds INTEGER,
+        final_consensus_score DOUBLE, debate_time_ms BIGINT, key_findings JSON, concern_areas JSON,
+        data_completeness JSON, outcome JSON, quality JSON, error_code VARCHAR, error_message VARCHAR
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS debate_rounds (
+        session_id VARCHAR, round_number INTEGER, prediction_id VARCHAR, tenant VARCHAR, user_id VARCHAR,
+        start_time TIMESTAMPTZ, end_time TIMESTAMPTZ, consensus_score DOUBLE, expert_opinions JSON,
+        PRIMARY KEY (session_id, round_number)  -- a replayed round adds nothing
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS expert_analyses (
+        analysis_id VARCHAR PRIMARY KEY, prediction_id VARCHAR, session_id VARCHAR, tenant VARCHAR,
+        user_id VARCHAR, agent_type VARCHAR, round_number INTEGER, sol_score DOUBLE, confidence DOUBLE,
+        processing_time_ms BIGINT, opinion JSON, created_at TIMESTAMPTZ
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS recommendations (
+        prediction_id VARCHAR PRIMARY KEY, tenant VARCHAR, user_id VARCHAR, body JSON, created_at TIMESTAMPTZ
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS prediction_schedules (
+        schedule_id VARCHAR PRIMARY KEY, tenant VARCHAR, user_id VARCHAR, bedtime_goal TIMESTAMPTZ,
+        scheduled_trigger_time TIMESTAMPTZ, status VARCHAR, retry_count INTEGER, next_execution TIMESTAMPTZ,
+        timezone VARCHAR, reason VARCHAR, last_prediction_id VARCHAR, last_error VARCHAR,
+        created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS data_exports (
+        export_id VARCHAR PRIMARY KEY, tenant VARCHAR, user_id VARCHAR, status VARCHAR, format VARCHAR,
+        include_raw BOOLEAN, created_at TIMESTAMPTZ, completed_at TIMESTAMPTZ, expires_at TIMESTAMPTZ,
+        content BLOB, error VARCHAR
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS archived_rows (  -- a user's rows moved out of the hot tables, restorable
+        tenant VARCHAR, user_id VARCHAR, table_name VARCHAR, row_json JSON, archived_at TIMESTAMPTZ
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS user_archives (
+        tenant VARCHAR, user_id VARCHAR, status VARCHAR, reason VARCHAR, retention_policy VARCHAR,
+        archive_date DATE, rows_archived BIGINT, archived_at TIMESTAMPTZ, restored_at TIMESTAMPTZ,
+        PRIMARY KEY (tenant, user_id)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS erasures (  -- erased users: the materializer and rebuild skip them forever
+        tenant VARCHAR, user_id VARCHAR, reason VARCHAR, erased_by VARCHAR, erased_at TIMESTAMPTZ,
+        rows_deleted BIGINT, PRIMARY KEY (tenant, user_id)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS erasure_codes (  -- seed 004 §5.3's confirmationCode, one-time, 10 minutes
+        code_hash VARCHAR PRIMARY KEY, tenant VARCHAR, user_id VARCHAR, requested_by VARCHAR, expires_at TIMESTAMPTZ
+    )
+    """,
+    # Archive twins: the same columns as the hot tables (pipeline/storage/queries/user_data.py).
+    *(f"CREATE TABLE IF NOT EXISTS archive_{t} AS SELECT * FROM {t} WHERE false"
+      for t in ("sleep_records", "predictions", "debate_rounds", "expert_analyses", "recommendations")),
 )

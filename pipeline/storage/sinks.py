@@ -8,11 +8,20 @@ import orjson
 import pyarrow as pa
 from aiokafka.structs import ConsumerRecord
 
-from pipeline.broker.topics import CALLS_NORMALIZED, CALLS_RAW, HEARTBEATS, dlq
+from pipeline.broker.topics import (
+    CALLS_NORMALIZED,
+    DLQ_TOPICS,
+    HEARTBEATS,
+    PREDICTIONS_RESULTS,
+    PRIVACY_ERASURES,
+    SLEEP_NORMALIZED,
+    dlq,
+)
 from pipeline.calls.arrow import CALLS_SCHEMA, ipc_to_table
 from pipeline.settings import Settings
 from pipeline.storage.dead_letters import dlq_rows
 from pipeline.storage.materializer import Built, Context, Sink
+from pipeline.storage.prediction_sinks import build_erasures, build_prediction_events, build_sleep_records
 
 
 def build_calls(msgs: Sequence[ConsumerRecord], ctx: Context) -> Built:
@@ -58,6 +67,9 @@ def platform_sinks(settings: Settings) -> list[Sink]:
     t = settings.topic
     return [
         Sink(t(CALLS_NORMALIZED), "sys_api_call_histories", build_calls),
-        Sink(t(dlq(CALLS_RAW)), "dead_letters", build_dead_letters),
+        *(Sink(t(dlq(name)), "dead_letters", build_dead_letters) for name in DLQ_TOPICS),
         Sink(t(HEARTBEATS), "worker_heartbeats", build_heartbeats, conflict="REPLACE"),
+        Sink(t(SLEEP_NORMALIZED), "sleep_records", build_sleep_records),
+        Sink(t(PREDICTIONS_RESULTS), "predictions", build_prediction_events),
+        Sink(t(PRIVACY_ERASURES), "erasures", build_erasures),
     ]

@@ -1,0 +1,205 @@
+"""Seed 004 §1 and §3: predict, prediction by id and history, debates, expert analyses, recommendations.
+
+Mounted under both `/v1/sol-cod` and `/v1/sleep-quality-cod`. Another tenant's (or, for a regular user,
+another user's) resource answers COD_004, exactly as one that does not exist.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from api.cod import Allowed, CodError, ok, only_self, subject_user, tenant_filter, visible
+from pipeline.broker.topics import SLEEP_RECORDS
+from pipeline.storage.queries import predictions as q
+from schemas.predictions import PredictBody
+from schemas.sleep import SleepRecord
+
+router = APIRouter(tags=["predictions (seed 004)"])
+
+PredictAuth = Allowed("predict")
+PredictionAuth = Allowed("prediction")
+HistoryAuth = Allowed("history")
+DebateAuth = Allowed("debate")
+AnalysisAuth = Allowed("analysis")
+RecommendationsAuth = Allowed("recommendations")
+SleepRecordsAuth = Allowed("sleep_records")
+
+
+def _db(request: Request, fn, *args):  # noqa: ANN001, ANN202 - run a query function on a fresh cursor
+    def run() -> Any:
+        cur = request.app.state.db.cursor()
+        try:
+            return fn(cur, *args)
+        finally:
+            cur.close()
+
+    return run_in_threadpool(run)
+
+
+def z(v: datetime | None) -> str | None:
+    return v.isoformat().replace("+00:00", "Z") if v is not None else None
+
+
+@router.post("/predict", status_code=202)
+async def predict(request: Request, principal: PredictAuth, body: PredictBody) -> JSONResponse:
+    """Checks completeness and concurrency, records the prediction IN_PROGRESS, publishes the request."""
+    if only_self(principal) and body.user_id != principal.user_id:
+        raise CodError("COD_003", "일반 사용자는 자신의 예측만 요청할 수 있습니다")
+    data = await request.app.state.predictor.start(principal.tenant_id, body.user_id, body.trigger_type,
+                                                   principal.user_id, body.analysis_scope, body.options)
+    return ok(request, data, 202)
+
+
+@router.post("/sleep-records", status_code=202)
+async def post_sleep_records(
+    request: Request, principal: SleepRecordsAuth,
+    body: Annotated[dict[str, Any] | list[dict[str, Any]], Body(description="sleep.records message(s)")],
+) -> JSONResponse:
+    """Convenience entry (added): publishes to `sleep.records` as a producer would; tenant is the caller's."""
+    records = body if isinstance(body, list) else [body]
+    if not 1 <= len(records) <= 1000:
+        raise CodError("COD_001", "1-1000개의 기록을 보내세요")
+    for r in records:
+        r.setdefault("tenant", principal.tenant_id)
+        if r["tenant"] != principal.tenant_id and tenant_filter(principal) is not None:
+            raise CodError("COD_003", "다른 테넌트의 기록은 보낼 수 없습니다")
+        if only_self(principal) and r.get("user_id", principal.user_id) != principal.user_id:
+            raise CodError("COD_003", "일반 사용자는 자신의 기록만 보낼 수 있습니다")
+        r.setdefault("user_id", principal.user_id)
+    _validate_records(records)
+    producer = await request.app.state.producer()
+    topic = request.app.state.settings.topic(SLEEP_RECORDS)
+    await producer.send_and_wait(topic, orjson.dumps(records), key=principal.user_id.encode())
+    return ok(request, {"accepted": len(records), "topic": topic}, 202)
+
+
+def _validate_records(records: list[dict[str, Any]]) -> None:
+    errors = []
+    for i, r in enumerate(records):
+        try:
+            SleepRecord.model_validate(r)
+        except ValidationError as exc:
+            errors.append({"index": i, "errors": exc.errors(include_url=False, include_context=False)})
+    if errors:
+        raise CodError("COD_001", "요청 데이터 유효성 검증 실패", orjson.loads(orjson.dumps(errors, default=str)))
+
+
+@router.get("/predictions/history")
+async def prediction_history(
+    request: Request, principal: HistoryAuth,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    start_date: Annotated[datetime | date | None, Query(alias="startDate")] = None,
+    end_date: Annotated[datetime | date | None, Query(alias="endDate")] = None,
+    status: Literal["ALL", "COMPLETED", "FAILED", "IN_PROGRESS"] = "ALL",
+    user_id: Annotated[str | None, Query(alias="userId", description="staff only; default: yourself")] = None,
+) -> JSONResponse:
+    user = subject_user(principal, user_id)
+    rows, s = await _db(request, q.list_predictions, tenant_filter(principal), user,
+                        None if status == "ALL" else status, start_date, end_date, limit, offset)
+    return ok(request, {
+        "predictions": [_history_item(r) for r in rows],
+        "pagination": {"total": s["total"], "limit": limit, "offset": offset,
+                       "hasNext": offset + len(rows) < s["total"]},
+        "summary": {"averageSOLScore": _round(s["average_sol"]),
+                    "averageConfidenceScore": _round(s["average_confidence"], 2),
+                    "totalPredictions": s["total"], "lastPredictionDate": z(s["last"])},
+    })
+
+
+def _round(v: float | None, digits: int | None = None) -> float | int | None:
+    return None if v is None else round(v, digits) if digits else round(v)
+
+
+def _history_item(r: dict[str, Any]) -> dict[str, Any]:
+    return {"predictionId": r["prediction_id"], "predictionDate": z(r["created_at"]), "status": r["status"],
+            "solScore": _round(r["sol_score"]), "confidenceScore": _round(r["confidence_score"], 2),
+            "processingTime": r["processing_time_ms"], "participatingAgents": 4, "triggerType": r["trigger_type"]}
+
+
+def prediction_public(r: dict[str, Any]) -> dict[str, Any]:
+    comp = r["data_completeness"] or {}
+    data: dict[str, Any] = {
+        "predictionId": r["prediction_id"], "userId": r["user_id"],
+        "predictionDate": r["created_at"].date().isoformat(), "status": r["status"],
+        "processingTime": r["processing_time_ms"], "triggerType": r["trigger_type"], "result": None,
+        "dataUsed": {"sleepDataDays": comp.get("sleepDays"),
+                     "questionnaireIncluded": comp.get("questionnaireAvailable"),
+                     "mobileDataAvailable": comp.get("mobileDataAvailable"),
+                     "dataQualityScore": comp.get("totalScore")},
+        "debateInfo": {"sessionId": r["session_id"], "totalRounds": r["total_rounds"],
+                       "finalConsensusScore": r["final_consensus_score"], "debateTime": r["debate_time_ms"]},
+    }
+    if r["status"] == "COMPLETED":
+        data["result"] = {"solScore": _round(r["sol_score"]), "confidenceScore": _round(r["confidence_score"], 2),
+                          "participatingAgents": 4, "consensusReached": r["consensus_reached"],
+                          "keyFindings": r["key_findings"], "concernAreas": r["concern_areas"]}
+    if r["status"] == "FAILED":
+        data["error"] = {"code": r["error_code"], "message": r["error_message"]}
+    return data
+
+
+async def _visible_prediction(request: Request, principal, prediction_id: str) -> dict[str, Any]:  # noqa: ANN001
+    row = await _db(request, q.get_prediction, prediction_id)
+    if row is None or not visible(principal, row["tenant"], row["user_id"]):
+        raise CodError("COD_004", f"예측 리소스를 찾을 수 없습니다: {prediction_id}")
+    return row
+
+
+@router.get("/predictions/{prediction_id}")
+async def get_prediction(request: Request, principal: PredictionAuth, prediction_id: str) -> JSONResponse:
+    return ok(request, prediction_public(await _visible_prediction(request, principal, prediction_id)))
+
+
+@router.get("/debates/{session_id}")
+async def get_debate(request: Request, principal: DebateAuth, session_id: str) -> JSONResponse:
+    row = await _db(request, q.prediction_by_session, session_id)
+    if row is None or not visible(principal, row["tenant"], row["user_id"]):
+        raise CodError("COD_004", f"토론 세션을 찾을 수 없습니다: {session_id}")
+    rounds = await _db(request, q.get_rounds, session_id)
+    quality = row["quality"] or {}
+    return ok(request, {
+        "sessionId": session_id, "predictionId": row["prediction_id"], "status": row["status"],
+        "participatingAgents": 4, "totalRounds": row["total_rounds"] or len(rounds),
+        "consensusReached": row["consensus_reached"], "finalConsensusScore": row["final_consensus_score"],
+        "totalDebateTime": row["debate_time_ms"],
+        "judge": {k: (row["outcome"] or {}).get(k) for k in ("aggregation", "judgeReasoning", "baselinePlainAverage")},
+        "rounds": [{**r, "startTime": z(r["startTime"]), "endTime": z(r["endTime"])} for r in rounds],
+        "qualityMetrics": quality or None,
+        "analyses": await _db(request, q.analyses_of, row["prediction_id"]),
+    })
+
+
+@router.get("/analyses/expert/{analysis_id}")
+async def get_expert_analysis(request: Request, principal: AnalysisAuth, analysis_id: str) -> JSONResponse:
+    a = await _db(request, q.get_analysis, analysis_id)
+    if a is None or not visible(principal, a["tenant"], a["user_id"]):
+        raise CodError("COD_004", f"전문가 분석을 찾을 수 없습니다: {analysis_id}")
+    o = a["opinion"]
+    llm = request.app.state.settings.llm_url
+    return ok(request, {
+        "analysisId": a["analysis_id"], "predictionId": a["prediction_id"], "agentType": a["agent_type"],
+        "solScore": o.get("solScore"), "confidenceScore": o.get("confidence"),
+        "processingTime": a["processing_time_ms"],
+        "analysisResult": {**o.get("analysisResult", {}), "keyPatterns": o.get("keyPoints", []),
+                           "riskFactors": o.get("riskFactors", [])},
+        "evidenceData": o.get("evidence", []), "reasoning": o.get("reasoning"),
+        "llmInfo": {"model": "rules" if not llm else "llm", "version": "1", "promptVersion": None,
+                    "tokenUsage": {"input": 0, "output": 0, "total": 0}},
+    })
+
+
+@router.get("/recommendations/{prediction_id}")
+async def get_recommendations(request: Request, principal: RecommendationsAuth, prediction_id: str) -> JSONResponse:
+    await _visible_prediction(request, principal, prediction_id)
+    body = await _db(request, q.get_recommendations, prediction_id)
+    if body is None:
+        raise CodError("COD_004", f"권장사항이 아직 없습니다 (예측이 완료되지 않았거나 실패): {prediction_id}")
+    return ok(request, {"predictionId": prediction_id, **body})

@@ -1,0 +1,100 @@
+"""The predictions stream's Faust agents: thin — decode, call a pure function, send.
+
+Low-volume streams, so ordinary per-event agents (DESIGN.md): sleep records are validated at entry;
+a prediction request becomes round 1; each round message is one debate round.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import faust
+import orjson
+import structlog
+from pydantic import ValidationError
+
+from pipeline.broker.topics import (
+    PREDICTIONS_REQUESTS,
+    PREDICTIONS_RESULTS,
+    PREDICTIONS_ROUNDS,
+    SLEEP_NORMALIZED,
+    SLEEP_RECORDS,
+    dlq,
+)
+from pipeline.calls.normalize import Message
+from pipeline.dlq import DeadLetter
+from pipeline.metrics import EVENTS
+from pipeline.predictions.flow import advance, first_round
+from pipeline.predictions.records import validate_messages
+from pipeline.settings import Settings
+from schemas.predictions import PredictionRequest, RoundMessage
+
+log = structlog.get_logger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _raw(app: faust.App, name: str) -> faust.TopicT:
+    return app.topic(name, key_serializer="raw", value_serializer="raw")
+
+
+def register_prediction_agents(app: faust.App, settings: Settings) -> None:
+    t = settings.topic
+    sleep_in, sleep_out, sleep_dlq = (_raw(app, t(n)) for n in (SLEEP_RECORDS, SLEEP_NORMALIZED, dlq(SLEEP_RECORDS)))
+    requests, rounds, results = (_raw(app, t(n)) for n in (PREDICTIONS_REQUESTS, PREDICTIONS_ROUNDS,
+                                                            PREDICTIONS_RESULTS))
+    internal_dlq = {t(n): _raw(app, t(dlq(n))) for n in (PREDICTIONS_REQUESTS, PREDICTIONS_ROUNDS)}
+
+    async def dead(letter: DeadLetter, sink: faust.TopicT) -> None:
+        EVENTS.labels(letter.topic, "dlq").inc()
+        log.warning("dead_letter", topic=letter.topic, partition=letter.partition, offset=letter.offset,
+                    error=letter.error)
+        await sink.send(value=letter.to_json())
+
+    @app.agent(sleep_in)
+    async def validate_sleep_records(stream: faust.StreamT) -> None:
+        async for ev in stream.events():
+            m = ev.message
+            rows, letters = validate_messages(m.topic, [Message(m.partition, m.offset, int(m.timestamp * 1000),
+                                                                m.value)])
+            for row in rows:
+                await sleep_out.send(key=f"{row['tenant']}/{row['user_id']}".encode(), value=orjson.dumps(row))
+            for letter in letters:
+                await dead(letter, sleep_dlq)
+            EVENTS.labels(m.topic, "in").inc(len(rows) + len(letters))
+            EVENTS.labels(m.topic, "out").inc(len(rows))
+
+    @app.agent(requests)
+    async def start_debate(stream: faust.StreamT) -> None:
+        async for ev in stream.events():
+            req = await _decode(PredictionRequest, ev, internal_dlq, dead)
+            if req is not None:
+                log.info("debate_started", prediction_id=req.prediction_id, session_id=req.session_id)
+                await rounds.send(key=req.session_id.encode(), value=first_round(req).model_dump_json().encode())
+
+    @app.agent(rounds)
+    async def debate_round(stream: faust.StreamT) -> None:
+        async for ev in stream.events():
+            msg = await _decode(RoundMessage, ev, internal_dlq, dead)
+            if msg is None:
+                continue
+            events, nxt = advance(msg, _now)
+            for e in events:
+                await results.send(key=e.prediction_id.encode(), value=e.model_dump_json().encode())
+            if nxt is not None:
+                await rounds.send(key=msg.request.session_id.encode(), value=nxt.model_dump_json().encode())
+            log.info("debate_round_done", session_id=msg.request.session_id, round=len(msg.transcript) + 1,
+                     outcome=events[-1].kind)
+
+
+async def _decode(model, ev, dlqs, dead):  # noqa: ANN001, ANN202 - internal helper of the agents above
+    m = ev.message
+    try:
+        return model.model_validate_json(m.value)
+    except ValidationError as exc:
+        letter = DeadLetter.of(f"not a {model.__name__}: {exc.errors(include_url=False)[:3]}", m.topic,
+                               m.partition, m.offset, None, m.value)
+        await dead(letter, dlqs[m.topic])
+        return None

@@ -1,0 +1,96 @@
+"""Prediction schedules (seed 004 §2): derived from the user's treatment record, kept in DuckDB by the api."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import duckdb
+import orjson
+
+from schemas.sleep import TreatmentCycle
+
+COLUMNS = ("schedule_id", "tenant", "user_id", "bedtime_goal", "scheduled_trigger_time", "status", "retry_count",
+           "next_execution", "timezone", "reason", "last_prediction_id", "last_error", "created_at", "updated_at")
+ACTIVE = ("SCHEDULED", "RETRYING")
+
+
+def schedule_id(user_id: str, bedtime: datetime) -> str:
+    """Seed-shaped (`sched_202508312200_user123`): one schedule per user and bedtime, so a repeat is a conflict."""
+    return f"sched_{bedtime.astimezone(UTC):%Y%m%d%H%M}_{re.sub(r'[^A-Za-z0-9_-]', '-', user_id)[:40]}"
+
+
+def next_bedtime(treatment: TreatmentCycle, now: datetime, lead: timedelta) -> datetime | None:
+    """The next bedtime goal (in the user's zone) whose trigger time, `lead` before it, is still ahead."""
+    if treatment.bedtime_goal is None:
+        return None
+    zone = ZoneInfo(treatment.timezone)
+    local_now = now.astimezone(zone)
+    for days in range(3):  # DST shifts can skip a wall-clock time; three days always find one
+        day = local_now.date() + timedelta(days=days)
+        bedtime = datetime.combine(day, treatment.bedtime_goal, tzinfo=zone).astimezone(UTC)
+        if bedtime - lead > now:
+            return bedtime
+    return None
+
+
+def latest_treatment(cur: duckdb.DuckDBPyConnection, tenant: str, user_id: str) -> TreatmentCycle | None:
+    row = cur.execute("SELECT data FROM sleep_records WHERE tenant = ? AND user_id = ? AND kind = 'treatment' "
+                      "ORDER BY date DESC LIMIT 1", [tenant, user_id]).fetchone()
+    return TreatmentCycle.model_validate(orjson.loads(row[0])) if row else None
+
+
+def _fetch(cur: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> list[dict[str, Any]]:
+    rows = cur.execute(f"SELECT {', '.join(COLUMNS)} FROM prediction_schedules WHERE {where}", params).fetchall()
+    return [dict(zip(COLUMNS, r, strict=True)) for r in rows]
+
+
+def get(cur: duckdb.DuckDBPyConnection, sid: str) -> dict[str, Any] | None:
+    rows = _fetch(cur, "schedule_id = ?", [sid])
+    return rows[0] if rows else None
+
+
+def active_for(cur: duckdb.DuckDBPyConnection, tenant: str, user_id: str) -> dict[str, Any] | None:
+    rows = _fetch(cur, "tenant = ? AND user_id = ? AND status IN ('SCHEDULED', 'RETRYING') "
+                       "ORDER BY scheduled_trigger_time DESC LIMIT 1", [tenant, user_id])
+    return rows[0] if rows else None
+
+
+def create(cur: duckdb.DuckDBPyConnection, tenant: str, user_id: str, bedtime: datetime, lead: timedelta,
+           timezone: str, reason: str) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    trigger = bedtime - lead
+    row = {"schedule_id": schedule_id(user_id, bedtime), "tenant": tenant, "user_id": user_id,
+           "bedtime_goal": bedtime, "scheduled_trigger_time": trigger, "status": "SCHEDULED", "retry_count": 0,
+           "next_execution": trigger, "timezone": timezone, "reason": reason, "last_prediction_id": None,
+           "last_error": None, "created_at": now, "updated_at": now}
+    cur.execute(f"INSERT INTO prediction_schedules ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
+                [row[c] for c in COLUMNS])
+    return row
+
+
+def set_status(cur: duckdb.DuckDBPyConnection, sid: str, status: str, **fields: Any) -> None:
+    sets = ", ".join(["status = ?", "updated_at = now()", *(f"{k} = ?" for k in fields)])
+    cur.execute(f"UPDATE prediction_schedules SET {sets} WHERE schedule_id = ?", [status, *fields.values(), sid])
+
+
+def due(cur: duckdb.DuckDBPyConnection, now: datetime) -> list[dict[str, Any]]:
+    return _fetch(cur, "status IN ('SCHEDULED', 'RETRYING') AND next_execution <= ? ORDER BY next_execution", [now])
+
+
+def users_needing_schedule(cur: duckdb.DuckDBPyConnection) -> list[tuple[str, str, TreatmentCycle]]:
+    """Users whose latest treatment record has a bedtime goal, is not paused, and who have no active schedule."""
+    rows = cur.execute("""
+        SELECT t.tenant, t.user_id, t.data FROM (
+            SELECT tenant, user_id, data, row_number() OVER (PARTITION BY tenant, user_id ORDER BY date DESC) AS n
+            FROM sleep_records WHERE kind = 'treatment') t
+        WHERE t.n = 1 AND NOT EXISTS (SELECT 1 FROM prediction_schedules s WHERE s.tenant = t.tenant
+              AND s.user_id = t.user_id AND s.status IN ('SCHEDULED', 'RETRYING'))""").fetchall()
+    out = []
+    for tenant, user, data in rows:
+        treatment = TreatmentCycle.model_validate(orjson.loads(data))
+        if treatment.bedtime_goal is not None and not treatment.paused:
+            out.append((tenant, user, treatment))
+    return out

@@ -1,0 +1,111 @@
+"""One user's data across every table: archive (move out of the hot tables, restorable) and erasure.
+
+Archive copies a user's rows into `archive_<table>` twins (same columns) and deletes them from the hot
+tables in one transaction; restore moves them back. Erasure deletes the user's rows everywhere, dead
+letters and archives included, and records the user in `erasures` so the materializer and `rebuild`
+never bring them back.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import duckdb
+
+# Hot tables holding a user's data, with the columns naming tenant and user.
+USER_TABLES: dict[str, tuple[str, str]] = {
+    "sleep_records": ("tenant", "user_id"),
+    "predictions": ("tenant", "user_id"),
+    "debate_rounds": ("tenant", "user_id"),
+    "expert_analyses": ("tenant", "user_id"),
+    "recommendations": ("tenant", "user_id"),
+    "prediction_schedules": ("tenant", "user_id"),
+    "data_exports": ("tenant", "user_id"),
+}
+ARCHIVED = ("sleep_records", "predictions", "debate_rounds", "expert_analyses", "recommendations")
+# A user's own API calls are their data too (the seed's `user_id` column).
+CALLS = ("sys_api_call_histories", "tenant_id", "user_id")
+# Dead letters whose original JSON names the user (sleep records they sent that were refused).
+DEAD_LETTERS_OF_USER = ("DELETE FROM dead_letters WHERE topic LIKE '%sleep.records' AND "
+                        "json_extract_string(try_cast(try(decode(value)) AS JSON), '$.tenant') = ? AND "
+                        "json_extract_string(try_cast(try(decode(value)) AS JSON), '$.user_id') = ?")
+
+
+def _move(cur: duckdb.DuckDBPyConnection, src: str, dst: str, tenant: str, user_id: str) -> int:
+    t, u = USER_TABLES.get(src.removeprefix("archive_"), ("tenant", "user_id"))
+    n = cur.execute(f"INSERT INTO {dst} SELECT * FROM {src} WHERE {t} = ? AND {u} = ?", [tenant, user_id]).fetchone()[0]
+    cur.execute(f"DELETE FROM {src} WHERE {t} = ? AND {u} = ?", [tenant, user_id])
+    return int(n)
+
+
+def archive(cur: duckdb.DuckDBPyConnection, tenant: str, user_id: str, reason: str, policy: str,
+            archive_date: object) -> dict[str, int]:
+    """Move the user's rows out of the hot tables; returns rows moved per table (all in one transaction)."""
+    cur.begin()
+    try:
+        moved = {t: _move(cur, t, f"archive_{t}", tenant, user_id) for t in ARCHIVED}
+        cur.execute("UPDATE prediction_schedules SET status = 'ARCHIVED', updated_at = now() WHERE tenant = ? AND "
+                    "user_id = ? AND status IN ('SCHEDULED', 'RETRYING')", [tenant, user_id])
+        cur.execute("INSERT OR REPLACE INTO user_archives VALUES (?, ?, 'ARCHIVED', ?, ?, ?, ?, ?, NULL)",
+                    [tenant, user_id, reason, policy, archive_date, sum(moved.values()), datetime.now(UTC)])
+        cur.commit()
+    except BaseException:
+        cur.rollback()
+        raise
+    return moved
+
+
+def archive_status(cur: duckdb.DuckDBPyConnection, tenant: str, user_id: str) -> str | None:
+    row = cur.execute("SELECT status FROM user_archives WHERE tenant = ? AND user_id = ?", [tenant, user_id]).fetchone()
+    return row[0] if row else None
+
+
+def restore(cur: duckdb.DuckDBPyConnection, tenant: str, user_id: str) -> dict[str, int]:
+    """Move archived rows back; rows that arrived meanwhile (same key) win, the archived copy is dropped."""
+    cur.begin()
+    try:
+        moved = {}
+        for t in ARCHIVED:
+            n = cur.execute(f"INSERT OR IGNORE INTO {t} SELECT * FROM archive_{t} WHERE tenant = ? AND user_id = ?",
+                            [tenant, user_id]).fetchone()[0]
+            cur.execute(f"DELETE FROM archive_{t} WHERE tenant = ? AND user_id = ?", [tenant, user_id])
+            moved[t] = int(n)
+        cur.execute("UPDATE user_archives SET status = 'RESTORED', restored_at = ? WHERE tenant = ? AND user_id = ?",
+                    [datetime.now(UTC), tenant, user_id])
+        cur.commit()
+    except BaseException:
+        cur.rollback()
+        raise
+    return moved
+
+
+def erase(cur: duckdb.DuckDBPyConnection, tenant: str, user_id: str, reason: str, by: str) -> dict[str, int]:
+    """Delete every row of the user, everywhere, and remember the erasure (one transaction)."""
+    cur.begin()
+    try:
+        deleted = {}
+        for table, (t, u) in USER_TABLES.items():
+            deleted[table] = _delete(cur, f"DELETE FROM {table} WHERE {t} = ? AND {u} = ?", [tenant, user_id])
+        for table in ARCHIVED:
+            deleted[f"archive_{table}"] = _delete(cur, f"DELETE FROM archive_{table} WHERE tenant = ? AND user_id = ?",
+                                                  [tenant, user_id])
+        table, t, u = CALLS
+        deleted[table] = _delete(cur, f"DELETE FROM {table} WHERE {t} = ? AND {u} = ?", [tenant, user_id])
+        deleted["dead_letters"] = _delete(cur, DEAD_LETTERS_OF_USER, [tenant, user_id])
+        cur.execute("DELETE FROM user_archives WHERE tenant = ? AND user_id = ?", [tenant, user_id])
+        cur.execute("INSERT OR REPLACE INTO erasures VALUES (?, ?, ?, ?, ?, ?)",
+                    [tenant, user_id, reason, by, datetime.now(UTC), sum(deleted.values())])
+        cur.commit()
+    except BaseException:
+        cur.rollback()
+        raise
+    return deleted
+
+
+def _delete(cur: duckdb.DuckDBPyConnection, sql: str, params: list[str]) -> int:
+    return int(cur.execute(sql, params).fetchone()[0])
+
+
+def is_erased(cur: duckdb.DuckDBPyConnection, tenant: str, user_id: str) -> bool:
+    row = cur.execute("SELECT 1 FROM erasures WHERE tenant = ? AND user_id = ?", [tenant, user_id]).fetchone()
+    return row is not None
