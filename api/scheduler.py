@@ -61,10 +61,10 @@ class Scheduler:
         for schedule in await run_in_threadpool(self._in_db, sq.due, datetime.now(UTC)):
             await self._trigger(schedule)
 
-    def _in_db(self, fn, *args):  # noqa: ANN001, ANN202
+    def _in_db(self, fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
         cur = self.db.cursor()
         try:
-            return fn(cur, *args)
+            return fn(cur, *args, **kwargs)
         finally:
             cur.close()
 
@@ -83,7 +83,7 @@ class Scheduler:
         sid = s["schedule_id"]
         treatment = await run_in_threadpool(self._in_db, sq.latest_treatment, s["tenant"], s["user_id"])
         if treatment is not None and treatment.paused:
-            await run_in_threadpool(self._in_db, sq.set_status, sid, "PAUSED", last_error="COD_S004")
+            await run_in_threadpool(lambda: self._in_db(sq.set_status, sid, "PAUSED", last_error="COD_S004"))
             return
         try:
             data = await self.predictor.start(s["tenant"], s["user_id"], TriggerType.AUTO_SCHEDULE, "scheduler",
@@ -92,7 +92,8 @@ class Scheduler:
             await run_in_threadpool(self._failed, s, f"{exc.code}: {exc.message}")
             return
         self.triggered += 1
-        await run_in_threadpool(self._in_db, sq.set_status, sid, "TRIGGERED", last_prediction_id=data["predictionId"])
+        await run_in_threadpool(lambda: self._in_db(sq.set_status, sid, "TRIGGERED",
+                                                    last_prediction_id=data["predictionId"]))
         log.info("schedule_triggered", schedule_id=sid, prediction_id=data["predictionId"])
         await run_in_threadpool(self._next_night, s)
 

@@ -42,3 +42,6 @@ def env_for(settings: Settings) -> dict[str, str]:
         "STREAMDESK_PARTITIONS": str(settings.partitions),
         "STREAMDESK_LOG_FORMAT": "json",
     }
+
+
+from tests.integration.predictions_env import api, cohort  # noqa: E402, F401 - session fixtures for seed 004
