@@ -169,7 +169,8 @@ def report(args: argparse.Namespace, results: list[dict], wall: float, cpu: dict
     if lat:
         print(f"  POST -> COMPLETED   p50 {pct(lat, 50):.0f} ms  p95 {pct(lat, 95):.0f} ms  p99 {pct(lat, 99):.0f} ms"
               f"  max {max(lat):.0f} ms   (target p95 < 1000 ms: {'MET' if pct(lat, 95) < 1000 else 'NOT MET'})")
-        print(f"  worker side (request -> completion event): p50 {pct(worker, 50):.0f} ms  p95 {pct(worker, 95):.0f} ms")
+        print(f"  worker side (request -> completion event): p50 {pct(worker, 50):.0f} ms"
+              f"  p95 {pct(worker, 95):.0f} ms")
         print(f"  rounds per debate: mean {statistics.mean(rounds):.2f}, max {max(rounds)}")
     print("  CPU s: " + ", ".join(f"{n} {v:.1f}" for n, v in cpu.items()))
 
