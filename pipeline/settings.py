@@ -31,7 +31,10 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr | None = None
     secret_key: SecretStr | None = None
     freshdesk_base_url: str | None = None
-    llm_url: str | None = None
+    llm_url: str | None = None  # OpenAI-compatible base URL (…/v1) that voices the debate's experts; unset: rules only
+    llm_model: str = "gpt-4o-mini"
+    llm_api_key: SecretStr | None = None
+    llm_timeout_s: float = Field(default=5.0, gt=0)
     embeddings_url: str | None = None
 
     topic_prefix: str = ""  # tests and benchmarks isolate themselves with a unique prefix

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
@@ -162,3 +162,4 @@ class PredictionEvent(_Wire):
     completeness: DataCompleteness | None = None
     error_code: str | None = None
     error_message: str | None = None
+    llm_info: dict[str, Any] | None = Field(default=None, description="who worded the opinions (seed: llmInfo)")

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.cod import Allowed, CodError, ok, only_self, subject_user, tenant_filter, visible
 from pipeline.broker.topics import SLEEP_RECORDS
+from pipeline.predictions.voice import RULES_INFO
 from pipeline.storage.queries import predictions as q
 from schemas.predictions import PredictBody
 from schemas.sleep import SleepRecord
@@ -183,7 +184,6 @@ async def get_expert_analysis(request: Request, principal: AnalysisAuth, analysi
     if a is None or not visible(principal, a["tenant"], a["user_id"]):
         raise CodError("COD_004", f"전문가 분석을 찾을 수 없습니다: {analysis_id}")
     o = a["opinion"]
-    llm = request.app.state.settings.llm_url
     return ok(request, {
         "analysisId": a["analysis_id"], "predictionId": a["prediction_id"], "agentType": a["agent_type"],
         "solScore": o.get("solScore"), "confidenceScore": o.get("confidence"),
@@ -191,8 +191,7 @@ async def get_expert_analysis(request: Request, principal: AnalysisAuth, analysi
         "analysisResult": {**o.get("analysisResult", {}), "keyPatterns": o.get("keyPoints", []),
                            "riskFactors": o.get("riskFactors", [])},
         "evidenceData": o.get("evidence", []), "reasoning": o.get("reasoning"),
-        "llmInfo": {"model": "rules" if not llm else "llm", "version": "1", "promptVersion": None,
-                    "tokenUsage": {"input": 0, "output": 0, "total": 0}},
+        "llmInfo": a["llm_info"] or RULES_INFO,
     })
 
 

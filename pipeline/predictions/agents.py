@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import faust
+import httpx
 import orjson
 import structlog
 from pydantic import ValidationError
@@ -24,10 +25,11 @@ from pipeline.broker.topics import (
 from pipeline.calls.normalize import Message
 from pipeline.dlq import DeadLetter
 from pipeline.metrics import EVENTS
-from pipeline.predictions.flow import advance, first_round
+from pipeline.predictions.flow import P004_LLM_UNAVAILABLE, advance, failed, first_round
 from pipeline.predictions.records import validate_messages
+from pipeline.predictions.voice import LlmUnavailable, voice_round
 from pipeline.settings import Settings
-from schemas.predictions import PredictionRequest, RoundMessage
+from schemas.predictions import PredictionEvent, PredictionRequest, RoundMessage
 
 log = structlog.get_logger(__name__)
 
@@ -74,6 +76,8 @@ def register_prediction_agents(app: faust.App, settings: Settings) -> None:
                 log.info("debate_started", prediction_id=req.prediction_id, session_id=req.session_id)
                 await rounds.send(key=req.session_id.encode(), value=first_round(req).model_dump_json().encode())
 
+    llm = httpx.AsyncClient(timeout=settings.llm_timeout_s) if settings.llm_url else None
+
     @app.agent(rounds)
     async def debate_round(stream: faust.StreamT) -> None:
         async for ev in stream.events():
@@ -81,12 +85,33 @@ def register_prediction_agents(app: faust.App, settings: Settings) -> None:
             if msg is None:
                 continue
             events, nxt = advance(msg, _now)
+            if llm is not None:
+                events, nxt = await _voiced(llm, settings, msg, events, nxt)
             for e in events:
                 await results.send(key=e.prediction_id.encode(), value=e.model_dump_json().encode())
             if nxt is not None:
                 await rounds.send(key=msg.request.session_id.encode(), value=nxt.model_dump_json().encode())
             log.info("debate_round_done", session_id=msg.request.session_id, round=len(msg.transcript) + 1,
                      outcome=events[-1].kind)
+
+
+async def _voiced(client: httpx.AsyncClient, settings: Settings, msg: RoundMessage, events: list[PredictionEvent],
+                  nxt: RoundMessage | None) -> tuple[list[PredictionEvent], RoundMessage | None]:
+    """The round's opinions worded by the LLM (numbers unchanged); unreachable -> the prediction fails, COD_P004."""
+    record = next((e.round for e in events if e.kind == "round"), None)
+    if record is None:
+        return events, nxt
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+    try:
+        voiced, info = await voice_round(client, settings.llm_url or "", settings.llm_model, key, record)
+    except LlmUnavailable as exc:
+        log.error("llm_unavailable", session_id=msg.request.session_id, error=str(exc))
+        return [failed(msg.request, P004_LLM_UNAVAILABLE, f"외부 LLM 서비스 연결 실패: {exc}", _now())], None
+    out = [e.model_copy(update={"round": voiced if e.round == record else e.round, "llm_info": info})
+           for e in events]
+    if nxt is not None:
+        nxt = nxt.model_copy(update={"transcript": [*msg.transcript, voiced]})
+    return out, nxt
 
 
 async def _decode(model, ev, dlqs, dead):  # noqa: ANN001, ANN202 - internal helper of the agents above

@@ -18,6 +18,7 @@ Clock = Callable[[], datetime]
 
 P002_TIMEOUT = "COD_P002"
 P003_DEBATE_FAILED = "COD_P003"
+P004_LLM_UNAVAILABLE = "COD_P004"
 
 
 def first_round(request: PredictionRequest) -> RoundMessage:
@@ -32,7 +33,8 @@ def target_date(request: PredictionRequest) -> date | None:
 
 def event(request: PredictionRequest, kind: EventKind, at: datetime, **fields: object) -> PredictionEvent:
     return PredictionEvent(target_date=target_date(request), kind=kind, prediction_id=request.prediction_id,
-                           session_id=request.session_id, tenant=request.tenant, user_id=request.user_id, trigger_type=request.trigger_type,
+                           session_id=request.session_id, tenant=request.tenant, user_id=request.user_id,
+                           trigger_type=request.trigger_type,
                            requested_at=request.requested_at, schedule_id=request.schedule_id, at=at,
                            priority=request.priority, requested_by=request.requested_by,
                            completeness=request.completeness, **fields)

@@ -132,7 +132,8 @@ def _analysis_rows(ev: PredictionEvent) -> list[dict[str, Any]]:
              "session_id": ev.session_id, "tenant": ev.tenant, "user_id": ev.user_id,
              "agent_type": o.agent_type.value, "round_number": r.round_number, "sol_score": o.sol_score,
              "confidence": o.confidence, "processing_time_ms": o.response_time_ms,
-             "opinion": o.model_dump_json(by_alias=True), "created_at": ev.at} for o in r.expert_opinions]
+             "opinion": o.model_dump_json(by_alias=True), "created_at": ev.at,
+             "llm_info": orjson.dumps(ev.llm_info).decode() if ev.llm_info else None} for o in r.expert_opinions]
 
 
 ERASURE_SCHEMA = pa.schema([("tenant", pa.string()), ("user_id", pa.string()), ("erased_at", TS)])

@@ -89,7 +89,7 @@ DDL: tuple[str, ...] = (
     CREATE TABLE IF NOT EXISTS expert_analyses (
         analysis_id VARCHAR PRIMARY KEY, prediction_id VARCHAR, session_id VARCHAR, tenant VARCHAR,
         user_id VARCHAR, agent_type VARCHAR, round_number INTEGER, sol_score DOUBLE, confidence DOUBLE,
-        processing_time_ms BIGINT, opinion JSON, created_at TIMESTAMPTZ
+        processing_time_ms BIGINT, opinion JSON, llm_info JSON, created_at TIMESTAMPTZ
     )
     """,
     """

@@ -114,12 +114,13 @@ def prediction_by_session(cur: duckdb.DuckDBPyConnection, session_id: str) -> di
 
 
 def get_analysis(cur: duckdb.DuckDBPyConnection, analysis_id: str) -> dict[str, Any] | None:
-    row = cur.execute("SELECT analysis_id, prediction_id, tenant, user_id, agent_type, processing_time_ms, opinion "
-                      "FROM expert_analyses WHERE analysis_id = ?", [analysis_id]).fetchone()
+    row = cur.execute("SELECT analysis_id, prediction_id, tenant, user_id, agent_type, processing_time_ms, opinion, "
+                      "llm_info FROM expert_analyses WHERE analysis_id = ?", [analysis_id]).fetchone()
     if row is None:
         return None
     keys = ("analysis_id", "prediction_id", "tenant", "user_id", "agent_type", "processing_time_ms")
-    return {**dict(zip(keys, row[:6], strict=True)), "opinion": orjson.loads(row[6])}
+    return {**dict(zip(keys, row[:6], strict=True)), "opinion": orjson.loads(row[6]),
+            "llm_info": orjson.loads(row[7]) if row[7] else None}
 
 
 def analyses_of(cur: duckdb.DuckDBPyConnection, prediction_id: str) -> list[dict[str, Any]]:
