@@ -1,0 +1,1 @@
+"""Connectors to the helpdesk platforms the tickets stream ingests from."""

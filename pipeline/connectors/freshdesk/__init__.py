@@ -1,0 +1,1 @@
+"""Freshdesk (API v2): an async client for ingest jobs and a simulator to run them against on loopback."""

@@ -1,0 +1,127 @@
+"""Pacing Freshdesk requests: one RateBudget per account (domain), shared by every client and job in the process.
+
+Freshdesk gives each account a credit budget per minute (trial 50, Growth 200, Pro 400, Enterprise 700) and answers
+429 past it. The budget is a token bucket refilled at a little under plan/minute with a small burst, so that no
+minute-long span (sliding or fixed) holds more than the plan, and it is corrected by what the server says:
+`X-RateLimit-Total` (the real plan), `X-RateLimit-Remaining` (another consumer may share the account) and
+`X-RateLimit-Used-CurrentRequest` (what a request really cost). Callers reserve before sending; a reservation
+never holds a lock across an await, so the budget works from any thread or event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+
+TRIAL_PLAN = 50  # the smallest plan: what we assume until the server tells us its X-RateLimit-Total
+
+
+class RateBudget:
+    """A token bucket in credits for one account; `acquire` before each request, `settle` with its response."""
+
+    def __init__(self, per_window: int | None = None, window_s: float = 60.0, headroom: float = 0.03,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.window_s, self._headroom, self._clock = window_s, headroom, clock
+        self._lock = threading.Lock()
+        self.plan_known = per_window is not None
+        self._configure(per_window or TRIAL_PLAN)
+        self._tokens, self._stamp = self.burst, clock()
+        self._blocked_until = 0.0
+        self._in_flight = 0
+        self.last_remaining: int | None = None
+        self._seen_at = float("-inf")
+        self.waited_s = 0.0
+        self.credits = 0
+
+    def _configure(self, limit: int) -> None:
+        # burst + rate * (window + jitter) must stay under the limit, or a sliding window would refuse us.
+        self.limit = limit
+        self.burst = max(1.0, limit * 0.03)
+        self.rate = (limit - self.burst) * (1 - self._headroom) / self.window_s
+
+    def _refill(self, now: float) -> None:
+        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+
+    def reserve(self, cost: int = 1) -> float:
+        """Book `cost` credits; returns how long to wait before sending (FIFO, like a queue at the counter)."""
+        with self._lock:
+            now = self._clock()
+            self._refill(now)
+            self._tokens -= cost
+            self._in_flight += cost
+            self.credits += cost
+            return max(0.0, -self._tokens / self.rate, self._blocked_until - now)
+
+    async def acquire(self, cost: int = 1) -> None:
+        delay = self.reserve(cost)
+        while delay > 0:
+            self.waited_s += delay
+            await asyncio.sleep(delay)
+            delay = self._blocked_until - self._clock()  # a 429 meanwhile pauses everyone
+
+    def settle(self, reserved: int, total: int | None = None, remaining: int | None = None,
+               used: int | None = None) -> None:
+        """Release a reservation and correct the bucket with the response's rate-limit headers (if any)."""
+        with self._lock:
+            self._in_flight -= reserved
+            if total and total != self.limit:
+                self._configure(total)
+                self.plan_known = True
+            self._refill(self._clock())
+            if used is not None and used > reserved:
+                self._tokens -= used - reserved
+                self.credits += used - reserved
+            if remaining is not None:
+                self.last_remaining, self._seen_at = remaining, self._clock()
+                self._tokens = min(self._tokens, remaining - self._in_flight)
+
+    def throttled(self, retry_after_s: float) -> None:
+        """The server refused a request: every client of this account waits until Retry-After has passed."""
+        with self._lock:
+            now = self._clock()
+            self._refill(now)
+            self._blocked_until = max(self._blocked_until, now + retry_after_s)
+            self._tokens = min(self._tokens, 0.0)
+
+    def expects_throttle(self, cost: int) -> bool:
+        """True when the server's latest word (within a window) left no room for `cost` credits."""
+        recent = self._clock() - self._seen_at < self.window_s
+        return recent and self.last_remaining is not None and self.last_remaining < cost
+
+    def set_plan(self, per_window: int) -> None:
+        with self._lock:
+            self._configure(per_window)
+            self.plan_known = True
+
+
+class BudgetRegistry:
+    """Budgets by domain: asking twice for one domain gives the same budget."""
+
+    def __init__(self) -> None:
+        self._budgets: dict[str, RateBudget] = {}
+        self._lock = threading.Lock()
+
+    def get(self, domain: str, *, per_window: int | None = None, window_s: float = 60.0) -> RateBudget:
+        key = domain.strip().lower()
+        with self._lock:
+            budget = self._budgets.get(key)
+            if budget is None:
+                budget = self._budgets[key] = RateBudget(per_window, window_s)
+            elif per_window is not None and not budget.plan_known:
+                budget.set_plan(per_window)
+            return budget
+
+    def clear(self) -> None:
+        with self._lock:
+            self._budgets.clear()
+
+
+budgets = BudgetRegistry()
+
+
+def budget_for(domain: str, *, per_window: int | None = None, window_s: float = 60.0) -> RateBudget:
+    """The process-wide budget of one Freshdesk account (created on first use; the first window_s wins)."""
+    return budgets.get(domain, per_window=per_window, window_s=window_s)
