@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 up: setup
-	$(VENV)/bin/streamdesk up
+	$(VENV)/bin/streamdesk up --simulator
 
 test: setup
 	$(VENV)/bin/python -m pytest -q

@@ -15,9 +15,21 @@ from fastapi_offline import FastAPIOffline
 
 from api.cod import PREFIXES
 from api.errors import install_error_handlers
+from api.ingest_jobs import Jobs
 from api.predicting import Predictor
 from api.recorder import CallBuffer, CallRecorderMiddleware
-from api.routers import calls, export, health, performance, predictions, schedules, sleep_admin, sql
+from api.routers import (
+    calls,
+    export,
+    health,
+    ingest,
+    ingest_metrics,
+    performance,
+    predictions,
+    schedules,
+    sleep_admin,
+    sql,
+)
 from api.scheduler import Scheduler
 from pipeline.broker.kafka import cluster_id, make_producer
 from pipeline.logging import configure_logging
@@ -82,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.predictor = Predictor(settings, db, runtime.producer)
         scheduler = Scheduler(settings, db, app.state.predictor)
         app.state.scheduler = scheduler
+        app.state.jobs = Jobs(settings, db, runtime.producer)
+        app.state.jobs.start_watchdog()
         app.state.background = set()  # tasks the api started (data exports), held so they are not collected
         materializer.start()
         await buffer.start()
@@ -91,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await scheduler.stop()
+            await app.state.jobs.stop()
             await buffer.stop()
             await runtime.close()
             await asyncio.to_thread(materializer.stop)
@@ -103,7 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for router in (health.router, calls.router, sql.router):
+    for router in (health.router, calls.router, sql.router, ingest_metrics.router, ingest.router):
         app.include_router(router)
     for prefix in PREFIXES:  # seed 004 names the same routes under both prefixes
         for router in (predictions.router, schedules.router, performance.router, sleep_admin.router, export.router):

@@ -28,11 +28,14 @@ def _settings() -> Settings:
 
 
 @app.command()
-def up() -> None:
+def up(
+    simulator: Annotated[bool, typer.Option("--simulator", help="also run the Freshdesk simulator and point "
+                                            "ingest jobs at it (a simulator, not Freshdesk)")] = False,
+) -> None:
     """Start everything: the embedded broker (unless STREAMDESK_KAFKA_BOOTSTRAP is set), worker and api."""
     from pipeline.supervisor import Supervisor
 
-    raise typer.Exit(Supervisor(_settings(), out).run())
+    raise typer.Exit(Supervisor(_settings(), out, simulator=simulator).run())
 
 
 @app.command()

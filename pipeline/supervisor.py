@@ -11,6 +11,7 @@ import asyncio
 import ctypes
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,13 +20,19 @@ from dataclasses import dataclass, field
 import structlog
 from rich.console import Console
 
-from pipeline.broker.embedded import EmbeddedBroker, start_embedded_broker
+from pipeline.broker.embedded import EmbeddedBroker, free_port, start_embedded_broker
 from pipeline.broker.kafka import ensure_topics, wait_for_broker
 from pipeline.broker.topics import pipeline_topics
 from pipeline.settings import Settings
 
 log = structlog.get_logger(__name__)
 PR_SET_PDEATHSIG = 1
+SIMULATOR_PORT = 8001
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
 
 
 def _die_with_parent() -> None:
@@ -62,9 +69,11 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, console: Console) -> None:
+    def __init__(self, settings: Settings, console: Console, simulator: bool = False) -> None:
         self.settings = settings
         self.console = console
+        self.simulator = simulator
+        self.simulator_url: str | None = None
         self.broker: EmbeddedBroker | None = None
         self.children: list[Child] = []
         self._stopping = False
@@ -76,7 +85,13 @@ class Supervisor:
             bootstrap = self._broker()
             env = {**os.environ, "STREAMDESK_KAFKA_BOOTSTRAP": bootstrap}
             exe = [sys.executable, "-m", "pipeline.cli"]
-            self.children = [Child("worker", [*exe, "worker"], env), Child("api", [*exe, "api"], env)]
+            self.children = []
+            if self.simulator:  # the Freshdesk simulator: ingest jobs talk to it, never to the real Freshdesk
+                port = SIMULATOR_PORT if _port_free(SIMULATOR_PORT) else free_port()
+                self.simulator_url = f"http://127.0.0.1:{port}"
+                env["STREAMDESK_FRESHDESK_BASE_URL"] = self.simulator_url
+                self.children.append(Child("simulator", [*exe, "simulator", "--port", str(port)], env))
+            self.children += [Child("worker", [*exe, "worker"], env), Child("api", [*exe, "api"], env)]
             for child in self.children:
                 child.start()
             self._banner(bootstrap)
@@ -110,11 +125,16 @@ class Supervisor:
             f"[bold]streamdesk is up[/bold]\n"
             f"  broker   {bootstrap}  ({kind})\n"
             f"  api      http://{s.api_host}:{s.api_port}   docs: /docs   metrics: /metrics\n"
-            f"  worker   pid {self.children[0].proc.pid}\n"
+            f"  worker   pid {self._child('worker').proc.pid}\n"
+            + (f"  freshdesk {self.simulator_url}  (the Freshdesk simulator, not Freshdesk)\n"
+               if self.simulator_url else "") +
             f"  duckdb   {s.db_path}\n"
             f"Ctrl-C stops everything.",
             highlight=False,
         )
+
+    def _child(self, name: str) -> Child:
+        return next(c for c in self.children if c.name == name)
 
     def _watch(self) -> int:
         while not self._stopping:

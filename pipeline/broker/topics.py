@@ -10,6 +10,7 @@ from pipeline.settings import Settings
 # Entry topics: anyone may produce UTF-8 JSON (an object, or an array of objects as a batch).
 CALLS_RAW = "calls.raw"
 SLEEP_RECORDS = "sleep.records"  # diary, questionnaire, mobile and treatment records per user (schemas/sleep.py)
+TICKETS_RAW = "tickets.raw"  # helpdesk records as the platform returns them, in an envelope (schemas/tickets.py)
 # Internal topics, written by the pipeline itself.
 CALLS_NORMALIZED = "calls.normalized"  # Arrow IPC batches of seed-003 records (pipeline/calls/arrow.py)
 HEARTBEATS = "streamdesk.heartbeats"  # worker liveness and counters, one JSON object per beat
@@ -17,12 +18,15 @@ SLEEP_NORMALIZED = "sleep.normalized"  # validated sleep records, one JSON row e
 PREDICTIONS_REQUESTS = "predictions.requests"  # api -> worker: a request with the user's data snapshot
 PREDICTIONS_ROUNDS = "predictions.rounds"  # worker -> worker: one debate round, carrying the transcript so far
 PREDICTIONS_RESULTS = "predictions.results"  # worker -> api: rounds recorded, predictions completed or failed
+INGEST_COMMANDS = "ingest.commands"  # api -> worker: run or steer an ingest job (key: Freshdesk domain)
+INGEST_PROGRESS = "ingest.progress"  # worker -> api: job progress events (schemas/ingest.py)
 PRIVACY_ERASURES = "privacy.erasures"  # erased (tenant, user) ids: the materializer and rebuild skip them forever
 
-ENTRY_TOPICS = (CALLS_RAW, SLEEP_RECORDS)
+ENTRY_TOPICS = (CALLS_RAW, SLEEP_RECORDS, TICKETS_RAW)
 # Internal JSON topics a worker decodes; what it cannot read goes to their `.dlq` too.
-DLQ_TOPICS = (*ENTRY_TOPICS, PREDICTIONS_REQUESTS, PREDICTIONS_ROUNDS)
-INTERNAL_TOPICS = (CALLS_NORMALIZED, SLEEP_NORMALIZED, PREDICTIONS_REQUESTS, PREDICTIONS_ROUNDS, PREDICTIONS_RESULTS)
+DLQ_TOPICS = (*ENTRY_TOPICS, PREDICTIONS_REQUESTS, PREDICTIONS_ROUNDS, INGEST_COMMANDS)
+INTERNAL_TOPICS = (CALLS_NORMALIZED, SLEEP_NORMALIZED, PREDICTIONS_REQUESTS, PREDICTIONS_ROUNDS, PREDICTIONS_RESULTS,
+                   INGEST_COMMANDS, INGEST_PROGRESS)
 
 
 def dlq(topic: str) -> str:

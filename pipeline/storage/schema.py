@@ -138,4 +138,27 @@ DDL: tuple[str, ...] = (
     # Archive twins: the same columns as the hot tables (pipeline/storage/queries/user_data.py).
     *(f"CREATE TABLE IF NOT EXISTS archive_{t} AS SELECT * FROM {t} WHERE false"
       for t in ("sleep_records", "predictions", "debate_rounds", "expert_analyses", "recommendations")),
+    # --- tickets (seed 000): ingest jobs ---
+    """
+    CREATE TABLE IF NOT EXISTS ingest_jobs (
+        job_id VARCHAR PRIMARY KEY, tenant VARCHAR, platform VARCHAR, domain VARCHAR, status VARCHAR,
+        priority VARCHAR, options JSON, api_key_token VARCHAR,  -- Fernet-encrypted, never the key in clear
+        created_at TIMESTAMPTZ, started_at TIMESTAMPTZ, last_activity TIMESTAMPTZ, completed_at TIMESTAMPTZ,
+        current_step VARCHAR, step_details VARCHAR, completed_items BIGINT, total_items BIGINT,
+        items_per_second DOUBLE, statistics JSON, cursor JSON, phase VARCHAR, error VARCHAR, worker VARCHAR,
+        seq BIGINT, ignored_query JSON
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS ingest_job_logs (
+        job_id VARCHAR, seq BIGINT, n INTEGER, timestamp TIMESTAMPTZ, level VARCHAR, message VARCHAR, details JSON,
+        PRIMARY KEY (job_id, seq, n)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS company_keys (  -- the first job's key, hashed: later reads prove the same key
+        tenant VARCHAR, platform VARCHAR, domain VARCHAR, key_hash VARCHAR, created_at TIMESTAMPTZ,
+        PRIMARY KEY (tenant, platform, domain)
+    )
+    """,
 )

@@ -12,6 +12,7 @@ from pipeline.broker.topics import (
     CALLS_NORMALIZED,
     DLQ_TOPICS,
     HEARTBEATS,
+    INGEST_PROGRESS,
     PREDICTIONS_RESULTS,
     PRIVACY_ERASURES,
     SLEEP_NORMALIZED,
@@ -20,6 +21,7 @@ from pipeline.broker.topics import (
 from pipeline.calls.arrow import CALLS_SCHEMA, ipc_to_table
 from pipeline.settings import Settings
 from pipeline.storage.dead_letters import dlq_rows
+from pipeline.storage.ingest_sinks import build_job_progress
 from pipeline.storage.materializer import Built, Context, Sink
 from pipeline.storage.prediction_sinks import build_erasures, build_prediction_events, build_sleep_records
 
@@ -72,4 +74,5 @@ def platform_sinks(settings: Settings) -> list[Sink]:
         Sink(t(SLEEP_NORMALIZED), "sleep_records", build_sleep_records),
         Sink(t(PREDICTIONS_RESULTS), "predictions", build_prediction_events),
         Sink(t(PRIVACY_ERASURES), "erasures", build_erasures),
+        Sink(t(INGEST_PROGRESS), "ingest_jobs", build_job_progress),
     ]

@@ -53,7 +53,8 @@ class FreshdeskClient:
                  budget: RateBudget | None = None, max_retries: int = 5, timeout_s: float = 30.0,
                  connect_timeout_s: float = 10.0, max_attachment_bytes: int = 20 * 1024 * 1024,
                  backoff_s: float = 0.5, backoff_max_s: float = 30.0, max_page: int = 300, per_page: int = 100,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 event_hooks: dict[str, list[Any]] | None = None) -> None:
         self.domain = domain.strip().lower()
         self.budget = budget or budget_for(self.domain)
         self.stats = ClientStats()
@@ -64,7 +65,7 @@ class FreshdeskClient:
         self._api_key = api_key  # stays a SecretStr; the header is built per request and never kept
         self._headers = {"Host": self.domain} if base_url else {}
         self._http = httpx.AsyncClient(
-            base_url=(base_url or f"https://{self.domain}").rstrip("/"), transport=transport,
+            base_url=(base_url or f"https://{self.domain}").rstrip("/"), transport=transport, event_hooks=event_hooks,
             timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s), follow_redirects=False,
             headers={"Accept": "application/json", "User-Agent": "streamdesk-freshdesk/0.1"})
 

@@ -1,0 +1,111 @@
+"""Creating and steering ingest jobs from the api: the row first (read your own write), then the command.
+
+Also the watchdog: a running job whose progress stopped (its worker died) is re-issued from its last
+cursor; records published twice are dropped by dedupe, so the job finishes without duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import structlog
+from cryptography.fernet import Fernet
+from starlette.concurrency import run_in_threadpool
+
+from api.errors import ApiError
+from api.ingest_auth import Credentials, key_hash
+from pipeline.broker.topics import INGEST_COMMANDS
+from pipeline.settings import Settings
+from pipeline.storage.queries import ingest as q
+from schemas.ingest import JobCommand, JobOptions
+
+log = structlog.get_logger(__name__)
+STALE_AFTER_S = 15.0  # a running job reports at least every PROGRESS_EVERY_S; a rebalance takes ~6 s
+
+
+def new_job_id(company: str, now: datetime) -> str:
+    safe = "".join(ch if ch.isalnum() or ch == "-" else "-" for ch in company.lower())[:30]
+    return f"ingest-job-{safe}-{now:%Y%m%d}-{secrets.token_hex(6)}"  # unguessable: ids are not credentials
+
+
+class Jobs:
+    def __init__(self, settings: Settings, db: duckdb.DuckDBPyConnection, producer) -> None:  # noqa: ANN001
+        self.settings, self.db, self.producer = settings, db, producer
+        self.fernet = Fernet(settings.fernet_key().encode())
+        self._task: asyncio.Task[None] | None = None
+
+    def _in_db(self, fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        cur = self.db.cursor()
+        try:
+            return fn(cur, *args, **kwargs)
+        finally:
+            cur.close()
+
+    async def db_call(self, fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201
+        return await run_in_threadpool(lambda: self._in_db(fn, *args, **kwargs))
+
+    async def create(self, creds: Credentials, opts: JobOptions, ignored: dict[str, str]) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        job_id = new_job_id(creds.company, now)
+        token = self.fernet.encrypt(creds.api_key.get_secret_value().encode()).decode()
+        cursor = None
+        if opts.incremental:
+            cursor = await self.db_call(q.last_cursor, creds.company, creds.domain)
+        if opts.purge or opts.force_rebuild:
+            purged = await self.db_call(q.purge_company, creds.company)
+            log.info("ingest_purged", tenant=creds.company, rows=purged)
+        digest = key_hash(self.settings.fernet_key(), creds.company, creds.api_key)
+        await self.db_call(q.remember_key, creds.company, creds.platform, creds.domain, digest)
+        await self.db_call(q.insert_job, {
+            "job_id": job_id, "tenant": creds.company, "platform": creds.platform, "domain": creds.domain,
+            "status": "queued", "priority": opts.priority.value, "options": opts.model_dump(mode="json"),
+            "api_key_token": token, "created_at": now, "current_step": "queued", "completed_items": 0,
+            "cursor": cursor, "phase": "collecting_tickets", "seq": 0, "ignored_query": ignored or None})
+        if opts.auto_start:
+            await self.send(JobCommand(action="run", job_id=job_id, tenant=creds.company, domain=creds.domain,
+                                       options=opts, api_key_token=token, cursor=cursor, at=now))
+        return await self.db_call(q.get_job, job_id, creds.company)
+
+    async def send(self, cmd: JobCommand) -> None:
+        topic = self.settings.topic(INGEST_COMMANDS)
+        try:
+            producer = await self.producer()
+            await producer.send_and_wait(topic, cmd.model_dump_json().encode(), key=cmd.domain.encode())
+        except Exception as exc:  # noqa: BLE001 - the broker said no: the caller gets a clear 503
+            raise ApiError(503, f"could not publish to {topic}: {exc}", headers={"Retry-After": "5"}) from None
+
+    async def resume_command(self, job: dict[str, Any], action: str, reason: str | None = None) -> JobCommand:
+        """A command that can (re)start the job anywhere: its options, encrypted key and last cursor."""
+        token = await self.db_call(q.job_token, job["job_id"])
+        return JobCommand(action=action, job_id=job["job_id"], tenant=job["tenant"], domain=job["domain"],
+                          options=JobOptions.model_validate(job["options"]), api_key_token=token,
+                          cursor=job["cursor"], phase=job["phase"], reason=reason, at=datetime.now(UTC))
+
+    def start_watchdog(self) -> None:
+        self._task = asyncio.create_task(self._watch(), name="ingest-watchdog")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(2.0)
+            try:
+                for job_id in await self.db_call(q.stale_running, STALE_AFTER_S):
+                    rows = await self.db_call(lambda cur, j=job_id: cur.execute(
+                        "SELECT tenant FROM ingest_jobs WHERE job_id = ?", [j]).fetchone())
+                    job = await self.db_call(q.get_job, job_id, rows[0])
+                    log.warning("ingest_job_stale_reissued", job_id=job_id, cursor=job["cursor"])
+                    await self.db_call(q.set_fields, job_id, last_activity=datetime.now(UTC))
+                    await self.send(await self.resume_command(job, "run", "worker went quiet; taken over"))
+            except Exception:  # noqa: BLE001 - the watchdog must outlive one bad pass
+                log.exception("ingest_watchdog_failed")

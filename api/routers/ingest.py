@@ -1,0 +1,280 @@
+"""Seed 000: `/ingest` (run and wait), `/ingest/jobs` (create, list, read), control, and the live stream.
+
+Credentials travel only in headers (api/ingest_auth.py); options only in the JSON body; query parameters on
+the POST routes are ignored and the response lists them under `ignored_query_parameters`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Query, Request, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from api.errors import ApiError
+from api.ingest_auth import company_reader, credentials, refuse_body_credentials
+from pipeline.storage.queries import ingest as q
+from schemas.ingest import TERMINAL, IngestOptions, JobOptions, Priority
+
+router = APIRouter(tags=["ingest (seed 000)"])
+Company = Annotated[str, Depends(company_reader)]
+RawBody = Annotated[dict[str, Any], Body(default_factory=dict, description="collection options only")]
+SYNC_TIMEOUT_S = 900.0
+CONTROL_WAIT_S = 2.0
+
+
+def _options(model: type[IngestOptions], body: dict[str, Any]) -> Any:
+    refuse_body_credentials(body)
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        details = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors(include_url=False)]
+        raise ApiError(422, "invalid options: " + "; ".join(f"{'.'.join(map(str, d['loc']))}: {d['msg']}"
+                                                            for d in details), details=details) from None
+
+
+def _ignored(request: Request) -> dict[str, str]:
+    return dict(request.query_params)
+
+
+def _iso(v: datetime | None) -> str | None:
+    return v.astimezone(UTC).isoformat().replace("+00:00", "Z") if v else None
+
+
+def _progress(job: dict[str, Any]) -> dict[str, Any]:
+    done, total = job["completed_items"] or 0, job["total_items"]
+    return {"current_step": job["current_step"], "step_details": job["step_details"] or "", "completed_items": done,
+            "total_items": total, "percentage": round(100 * done / total, 1) if total else None,
+            "items_per_second": job["items_per_second"] or 0.0}
+
+
+def _estimated_completion(job: dict[str, Any]) -> str | None:
+    total, done, rate = job["total_items"], job["completed_items"] or 0, job["items_per_second"] or 0
+    if job["status"] != "running" or not total or not rate:
+        return None
+    return _iso(datetime.now(UTC) + timedelta(seconds=(total - done) / rate))
+
+
+def job_summary(job: dict[str, Any]) -> dict[str, Any]:
+    return {"job_id": job["job_id"], "company_id": job["tenant"], "platform": job["platform"],
+            "domain": job["domain"], "status": job["status"], "priority": job["priority"],
+            "progress": _progress(job), "created_at": _iso(job["created_at"]), "started_at": _iso(job["started_at"]),
+            "estimated_completion": _estimated_completion(job)}
+
+
+@router.post("/ingest/jobs", status_code=202)
+async def create_job(request: Request, body: RawBody) -> dict[str, Any]:
+    """Creates a job (`queued`); with `auto_start` a worker picks it up at once."""
+    refuse_body_credentials(body)
+    creds = credentials(request)
+    opts = _options(JobOptions, body)
+    job = await request.app.state.jobs.create(creds, opts, _ignored(request))
+    url = f"/ingest/jobs/{job['job_id']}"
+    host = request.headers.get("host", f"{request.url.hostname}:{request.url.port}")
+    out = {"job_id": job["job_id"], "status": job["status"], "priority": job["priority"],
+           "estimated_duration": None, "estimated_items": opts.max_tickets, "created_at": _iso(job["created_at"]),
+           "progress_tracking": {"status_url": url, "websocket_url": f"ws://{host}{url}/stream"},
+           "control": {"pause_url": f"{url}/control", "cancel_url": f"{url}/control"}}
+    return _with_ignored(out, request)
+
+
+def _with_ignored(out: dict[str, Any], request: Request) -> dict[str, Any]:
+    if request.query_params:
+        out["ignored_query_parameters"] = sorted(request.query_params)
+        out["warning"] = "query parameters are ignored on POST routes: send options in the JSON body"
+    return out
+
+
+@router.get("/ingest/jobs")
+async def list_jobs(
+    request: Request, company: Company,
+    status: Literal["queued", "running", "paused", "completed", "failed", "cancelled"] | None = None,
+    platform: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    page: Annotated[int, Query(ge=1)] = 1,
+    company_id: Annotated[str | None, Query(description="must be the X-Company-ID (or token tenant)")] = None,
+) -> dict[str, Any]:
+    if company_id is not None and company_id != company:
+        raise ApiError(403, f"you may list the jobs of company {company} only")
+    rows, total, counts = await request.app.state.jobs.db_call(q.list_jobs, company, status, platform, limit, page)
+    return {"jobs": [job_summary(j) for j in rows],
+            "pagination": {"page": page, "limit": limit, "total": total, "total_pages": -(-total // limit)},
+            "summary": {"total_jobs": sum(counts.values()),
+                        **{s: counts.get(s, 0) for s in ("queued", "running", "paused", "completed", "failed",
+                                                         "cancelled")}}}
+
+
+async def _job(request: Request, company: str, job_id: str) -> dict[str, Any]:
+    job = await request.app.state.jobs.db_call(q.get_job, job_id, company)
+    if job is None:
+        raise ApiError(404, f"no job {job_id} for company {company}")  # another company's job does not exist
+    return job
+
+
+def job_detail(job: dict[str, Any], logs: list[dict[str, Any]]) -> dict[str, Any]:
+    started, last = job["started_at"], job["last_activity"] or job["created_at"]
+    end = job["completed_at"] or (datetime.now(UTC) if job["status"] == "running" else last)
+    return {**job_summary(job),
+            "timing": {"created_at": _iso(job["created_at"]), "started_at": _iso(started),
+                       "last_activity": _iso(last), "completed_at": _iso(job["completed_at"]),
+                       "estimated_completion": _estimated_completion(job),
+                       "elapsed_seconds": round((end - started).total_seconds(), 1) if started else 0},
+            "statistics": job["statistics"] or {}, "error": job["error"],
+            "options": job["options"], "ignored_query_parameters": sorted(job["ignored_query"] or {}),
+            "logs": [{**line, "timestamp": _iso(line["timestamp"])} for line in logs]}
+
+
+@router.get("/ingest/jobs/{job_id}")
+async def get_job(request: Request, company: Company, job_id: str) -> dict[str, Any]:
+    job = await _job(request, company, job_id)
+    return job_detail(job, await request.app.state.jobs.db_call(q.logs, job_id))
+
+
+class ControlOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    graceful_shutdown: bool = True
+    save_progress: bool = True
+    priority: Priority | None = None
+
+
+class ControlBody(BaseModel):
+    action: Literal["pause", "resume", "cancel", "priority_change", "start"]
+    reason: str | None = Field(default=None, max_length=500)
+    options: ControlOptions = Field(default_factory=ControlOptions)
+
+
+ALLOWED_FROM = {"pause": {"running", "queued"}, "resume": {"paused"}, "cancel": {"queued", "running", "paused"},
+                "priority_change": {"queued", "running", "paused"}, "start": {"queued"}}
+RESULT = {"pause": "paused", "resume": "running", "cancel": "cancelled", "start": "running"}
+
+
+@router.post("/ingest/jobs/{job_id}/control")
+async def control_job(request: Request, company: Company, job_id: str, body: ControlBody) -> dict[str, Any]:
+    jobs = request.app.state.jobs
+    job = await _job(request, company, job_id)
+    before = job["status"]
+    if before not in ALLOWED_FROM[body.action]:
+        raise ApiError(409, f"cannot {body.action} a {before} job", details={"status": before})
+    if body.action == "priority_change":
+        if body.options.priority is None:
+            raise ApiError(422, "priority_change needs options.priority: low, normal, high or urgent")
+        await jobs.db_call(q.set_fields, job_id, priority=body.options.priority.value)
+    command = await jobs.resume_command(job, "run" if body.action == "start" else body.action, body.reason)
+    if body.options.priority is not None:
+        command = command.model_copy(update={"priority": body.options.priority})
+    await jobs.send(command)
+    after = await _settle(request, company, job_id, RESULT.get(body.action))
+    done, total = after["completed_items"] or 0, after["total_items"]
+    return {"job_id": job_id, "action_performed": body.action, "previous_status": before,
+            "current_status": after["status"], "timestamp": _iso(datetime.now(UTC)),
+            "progress_saved": body.action == "pause" and after["cursor"] is not None,
+            "resume_capability": after["status"] == "paused", "priority": after["priority"],
+            "message": _message(body.action, after["status"], done, total)}
+
+
+async def _settle(request: Request, company: str, job_id: str, want: str | None) -> dict[str, Any]:
+    """Wait (briefly) for the worker to confirm, so the answer states the job's real status."""
+    deadline = time.monotonic() + CONTROL_WAIT_S
+    while True:
+        job = await _job(request, company, job_id)
+        if want is None or job["status"] == want or job["status"] in TERMINAL or time.monotonic() > deadline:
+            return job
+        await asyncio.sleep(0.05)
+
+
+def _message(action: str, status: str, done: int, total: int | None) -> str:
+    at = f"{done}/{total}" if total else f"{done}"
+    if action == "pause" and status == "paused":
+        return f"Job paused successfully. Progress saved at {at} items."
+    if action in ("resume", "start") and status == "running":
+        return f"Job {'resumed' if action == 'resume' else 'started'} from {at} items."
+    if action == "cancel" and status == "cancelled":
+        return f"Job cancelled at {at} items."
+    if action == "priority_change":
+        return "Priority changed."
+    return f"{action} requested; the job is {status} (the worker confirms shortly)."
+
+
+@router.websocket("/ingest/jobs/{job_id}/stream")
+async def stream_job(ws: WebSocket, job_id: str) -> None:
+    """Pushes the job's state whenever it changes, until it finishes (the seed's planned live stream)."""
+    try:
+        company = company_reader(ws)  # type: ignore[arg-type] - the same headers (or a token) as the GET
+    except ApiError as exc:
+        await ws.close(code=4401, reason=exc.message[:120])
+        return
+    await ws.accept()
+    jobs, last = ws.app.state.jobs, None
+    try:
+        while True:
+            job = await jobs.db_call(q.get_job, job_id, company)
+            if job is None:
+                await ws.send_json({"error": f"no job {job_id}"})
+                break
+            if job["seq"] != last:
+                last = job["seq"]
+                await ws.send_json(job_detail(job, await jobs.db_call(q.logs, job_id, 5)))
+            if job["status"] in TERMINAL:
+                break
+            await asyncio.sleep(0.2)
+        await ws.close()
+    except WebSocketDisconnect:
+        pass
+
+
+@router.post("/ingest")
+async def ingest_now(request: Request, body: RawBody) -> dict[str, Any]:
+    """Runs a collection and answers when it is done (the seed's synchronous route; small runs)."""
+    refuse_body_credentials(body)
+    creds = credentials(request)
+    opts = JobOptions.model_validate(_options(IngestOptions, body).model_dump())
+    started = datetime.now(UTC)
+    job = await request.app.state.jobs.create(creds, opts, _ignored(request))
+    job = await _until_done(request, creds.company, job["job_id"])
+    if job["status"] == "failed":
+        status = 401 if "rejected the API key" in (job["error"] or "") else 502
+        raise ApiError(status, job["error"] or "the collection failed", code="INGEST_FAILED",
+                       details={"execution_id": job["job_id"]})
+    stats, db = job["statistics"] or {}, request.app.state.settings.db_path
+    counts = await request.app.state.jobs.db_call(_table_counts, creds.company)
+    done = job["completed_at"] or datetime.now(UTC)
+    out = {"status": job["status"], "execution_id": job["job_id"],
+           "results": {k: stats.get(k, 0) for k in ("tickets_collected", "conversations_collected",
+                                                    "kb_articles_collected", "attachments_processed")},
+           "storage": {"database_path": str(db), "tables_created": list(counts), "records": counts,
+                       "total_records": sum(counts.values())},
+           "timing": {"started_at": _iso(started), "completed_at": _iso(done),
+                      "duration_seconds": round((done - started).total_seconds(), 1)},
+           "next_steps": ["Use /ingest/sync-summaries to enable vector search",
+                          "Check data quality with /ingest/metrics"]}
+    return _with_ignored(out, request)
+
+
+async def _until_done(request: Request, company: str, job_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + SYNC_TIMEOUT_S
+    while time.monotonic() < deadline:
+        job = await _job(request, company, job_id)
+        if job["status"] in TERMINAL:
+            return job
+        await asyncio.sleep(0.1)
+    raise ApiError(504, f"the collection is still running after {SYNC_TIMEOUT_S:.0f} s; follow it at "
+                        f"/ingest/jobs/{job_id}", details={"job_id": job_id})
+
+
+def _table_counts(cur, company: str) -> dict[str, int]:  # noqa: ANN001
+    existing = {r[0] for r in cur.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    return {t: cur.execute(f"SELECT count(*) FROM {t} WHERE tenant = ?", [company]).fetchone()[0]
+            for t in ("tickets", "conversations", "integrated_objects", "kb_articles") if t in existing}
+
+
+@router.get("/ingest", include_in_schema=False)
+async def ingest_get(request: Request) -> None:
+    """The seed's first pitfall: GET with query parameters. Nothing runs; the answer says what to do instead."""
+    ignored = sorted(request.query_params)
+    raise ApiError(405, "GET /ingest does nothing: POST /ingest with the headers X-Company-ID, X-Platform, "
+                        "X-Domain, X-API-Key and the options as a JSON body (query parameters are ignored)",
+                   code="METHOD_NOT_ALLOWED", details={"ignored_query_parameters": ignored},
+                   headers={"Allow": "POST"})

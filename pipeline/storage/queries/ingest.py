@@ -1,0 +1,99 @@
+"""Ingest jobs in DuckDB: the api's own writes (a job row before its command is published) and reads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import orjson
+
+COLUMNS = ("job_id", "tenant", "platform", "domain", "status", "priority", "options", "created_at", "started_at",
+           "last_activity", "completed_at", "current_step", "step_details", "completed_items", "total_items",
+           "items_per_second", "statistics", "cursor", "phase", "error", "worker", "seq", "ignored_query")
+JSON = frozenset({"options", "statistics", "cursor", "ignored_query"})
+TICKET_TABLES = ("tickets", "conversations", "integrated_objects", "kb_articles", "kb_categories", "kb_folders",
+                 "attachments", "ticket_vectors")
+
+
+def _row(r: tuple) -> dict[str, Any]:
+    d = dict(zip(COLUMNS, r, strict=True))
+    for c in JSON:
+        d[c] = orjson.loads(d[c]) if d[c] is not None else None
+    return d
+
+
+def insert_job(cur: duckdb.DuckDBPyConnection, job: dict[str, Any]) -> None:
+    cols = list(job)
+    cur.execute(f"INSERT INTO ingest_jobs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                [orjson.dumps(job[c]).decode() if c in JSON else job[c] for c in cols])
+
+
+def remember_key(cur: duckdb.DuckDBPyConnection, tenant: str, platform: str, domain: str, digest: str) -> None:
+    cur.execute("INSERT OR IGNORE INTO company_keys VALUES (?, ?, ?, ?, now())", [tenant, platform, domain, digest])
+
+
+def get_job(cur: duckdb.DuckDBPyConnection, job_id: str, tenant: str) -> dict[str, Any] | None:
+    r = cur.execute(f"SELECT {', '.join(COLUMNS)} FROM ingest_jobs WHERE job_id = ? AND tenant = ?",
+                    [job_id, tenant]).fetchone()
+    return _row(r) if r else None
+
+
+def job_token(cur: duckdb.DuckDBPyConnection, job_id: str) -> str | None:
+    r = cur.execute("SELECT api_key_token FROM ingest_jobs WHERE job_id = ?", [job_id]).fetchone()
+    return r[0] if r else None
+
+
+def list_jobs(cur: duckdb.DuckDBPyConnection, tenant: str, status: str | None, platform: str | None,
+              limit: int, page: int) -> tuple[list[dict[str, Any]], int, dict[str, int]]:
+    where, params = ["tenant = ?"], [tenant]
+    for col, val in (("status", status), ("platform", platform)):
+        if val is not None:
+            where.append(f"{col} = ?")
+            params.append(val)
+    clause = " AND ".join(where)
+    rows = cur.execute(f"SELECT {', '.join(COLUMNS)} FROM ingest_jobs WHERE {clause} ORDER BY created_at DESC, "
+                       "job_id LIMIT ? OFFSET ?", [*params, limit, (page - 1) * limit]).fetchall()
+    total = cur.execute(f"SELECT count(*) FROM ingest_jobs WHERE {clause}", params).fetchone()[0]
+    counts = dict(cur.execute("SELECT status, count(*) FROM ingest_jobs WHERE tenant = ? GROUP BY 1",
+                              [tenant]).fetchall())
+    return [_row(r) for r in rows], total, counts
+
+
+def logs(cur: duckdb.DuckDBPyConnection, job_id: str, limit: int = 20) -> list[dict[str, Any]]:
+    rows = cur.execute("SELECT timestamp, level, message, details FROM ingest_job_logs WHERE job_id = ? "
+                       "ORDER BY seq DESC, n DESC LIMIT ?", [job_id, limit]).fetchall()
+    return [{"timestamp": t, "level": lv, "message": m, "details": orjson.loads(d) if d else {}}
+            for t, lv, m, d in reversed(rows)]
+
+
+def last_cursor(cur: duckdb.DuckDBPyConnection, tenant: str, domain: str) -> dict[str, Any] | None:
+    """Where the last completed job of this company and domain stopped listing tickets: incremental starts there."""
+    r = cur.execute("SELECT cursor FROM ingest_jobs WHERE tenant = ? AND domain = ? AND status = 'completed' "
+                    "AND cursor IS NOT NULL AND cursor <> 'null' ORDER BY completed_at DESC LIMIT 1",
+                    [tenant, domain]).fetchone()
+    return orjson.loads(r[0]) if r else None
+
+
+def set_fields(cur: duckdb.DuckDBPyConnection, job_id: str, **fields: Any) -> None:
+    sets = ", ".join(f"{k} = ?" for k in fields)
+    cur.execute(f"UPDATE ingest_jobs SET {sets} WHERE job_id = ?", [*fields.values(), job_id])
+
+
+def stale_running(cur: duckdb.DuckDBPyConnection, older_than_s: float) -> list[str]:
+    """Running jobs whose worker has gone quiet: every running job reports at least every second."""
+    return [r[0] for r in cur.execute(
+        "SELECT job_id FROM ingest_jobs WHERE status = 'running' AND last_activity < now() - to_seconds(?)",
+        [older_than_s]).fetchall()]
+
+
+def purge_company(cur: duckdb.DuckDBPyConnection, tenant: str) -> dict[str, int]:
+    """`purge`/`force_rebuild`: the calling company's ticket data only (DESIGN.md)."""
+    existing = {r[0] for r in cur.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    return {t: int(cur.execute(f"DELETE FROM {t} WHERE tenant = ?", [tenant]).fetchone()[0])
+            for t in TICKET_TABLES if t in existing}
+
+
+def jobs_since(cur: duckdb.DuckDBPyConnection, since: datetime) -> list[dict[str, Any]]:
+    rows = cur.execute(f"SELECT {', '.join(COLUMNS)} FROM ingest_jobs WHERE created_at >= ?", [since]).fetchall()
+    return [_row(r) for r in rows]

@@ -1,0 +1,1 @@
+"""The tickets stream: Freshdesk records -> normalized rows, clean text, deduped versions, thread summaries."""

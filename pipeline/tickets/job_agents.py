@@ -1,0 +1,101 @@
+"""The worker's side of ingest jobs: one agent reads `ingest.commands` and starts or steers job tasks.
+
+Commands are keyed by domain, so a job and every command about it reach the same worker, in order; control
+takes effect at the job's next record (well under a second). A command for a job this worker does not run
+(it died elsewhere, or this worker restarted) is handled from what the command carries: `run`/`resume`
+start it from the command's cursor; `cancel` reports it cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from datetime import UTC, datetime
+
+import faust
+import orjson
+import structlog
+from cryptography.fernet import Fernet, InvalidToken
+from pydantic import SecretStr, ValidationError
+
+from pipeline.broker.topics import INGEST_COMMANDS, INGEST_PROGRESS, TICKETS_RAW, dlq
+from pipeline.dlq import DeadLetter
+from pipeline.settings import Settings
+from pipeline.tickets.jobs import IngestJob, JobControl
+from schemas.ingest import JobCommand, JobProgress
+
+log = structlog.get_logger(__name__)
+
+
+def register_ingest_agents(app: faust.App, settings: Settings) -> None:
+    t = settings.topic
+    commands, progress, raw, bad = (app.topic(t(n), key_serializer="raw", value_serializer="raw")
+                                    for n in (INGEST_COMMANDS, INGEST_PROGRESS, TICKETS_RAW, dlq(INGEST_COMMANDS)))
+    fernet = Fernet(settings.fernet_key().encode())
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    running: dict[str, tuple[asyncio.Task, JobControl]] = {}
+
+    async def report(p: JobProgress) -> None:
+        await progress.send(key=p.job_id.encode(), value=p.model_dump_json().encode())
+
+    def start(cmd: JobCommand) -> None:
+        try:
+            key = SecretStr(fernet.decrypt(cmd.api_key_token.encode()).decode())
+        except (InvalidToken, AttributeError):
+            asyncio.ensure_future(report(_settled(cmd, "failed", worker, "the job's API key could not be "
+                                                  "decrypted (STREAMDESK_SECRET_KEY differs between api and worker)")))
+            return
+        control = JobControl(priority=cmd.options.priority.value)
+
+        async def emit(batch: list[dict]) -> None:
+            await raw.send(key=cmd.domain.encode(), value=orjson.dumps(batch))
+
+        job = IngestJob(cmd, key, settings.freshdesk_base_url, emit, report, control, worker)
+        task = asyncio.create_task(job.run(), name=f"ingest-{cmd.job_id}")
+        running[cmd.job_id] = (task, control)
+        task.add_done_callback(lambda _t, jid=cmd.job_id: running.pop(jid, None))
+
+    @app.agent(commands)
+    async def steer_ingest_jobs(stream: faust.StreamT) -> None:
+        async for ev in stream.events():
+            m = ev.message
+            try:
+                cmd = JobCommand.model_validate_json(m.value)
+            except ValidationError as exc:
+                letter = DeadLetter.of(f"not a JobCommand: {exc.errors(include_url=False)[:3]}", m.topic,
+                                       m.partition, m.offset, None, m.value)
+                await bad.send(value=letter.to_json())
+                continue
+            await _apply(cmd, running, start, report, worker)
+
+
+async def _apply(cmd: JobCommand, running: dict, start, report, worker: str) -> None:  # noqa: ANN001
+    job = running.get(cmd.job_id)
+    log.info("ingest_command", job_id=cmd.job_id, action=cmd.action, here=job is not None)
+    if cmd.action in ("run", "resume") and job is None:
+        if cmd.options is not None and cmd.api_key_token:
+            start(cmd)
+        return
+    if job is None:
+        if cmd.action == "cancel":
+            await report(_settled(cmd, "cancelled", worker, None))
+        return
+    _, control = job
+    if cmd.action == "pause":
+        control.reason = cmd.reason
+        control.running.clear()
+    elif cmd.action == "resume":
+        control.running.set()
+    elif cmd.action == "cancel":
+        control.cancelled, control.reason = True, cmd.reason or "cancelled"
+        control.running.set()
+    elif cmd.action == "priority_change" and cmd.priority is not None:
+        control.priority = cmd.priority.value
+
+
+def _settled(cmd: JobCommand, status: str, worker: str, error: str | None) -> JobProgress:
+    now = datetime.now(UTC)
+    return JobProgress(job_id=cmd.job_id, tenant=cmd.tenant, domain=cmd.domain, seq=int(now.timestamp() * 1e6),
+                       status=status, current_step=status, cursor=cmd.cursor, phase=cmd.phase, at=now, error=error,
+                       worker=worker)

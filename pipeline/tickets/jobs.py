@@ -1,0 +1,220 @@
+"""Where an ingest job runs: Freshdesk -> `tickets.raw` batches, with progress events and live control.
+
+A job lives in the worker that owns its domain's partition of `ingest.commands`. It pulls threads (ticket +
+conversations, `parallel_workers` at a time, on the domain's shared rate budget), then the knowledge base,
+and publishes raw records in `batch_size` batches. Between records it honours pause (keeping its cursor),
+cancel and priority changes, and every progress event carries the cursor: a job re-run from it (after a
+worker died, or a resume on another worker) repeats at most the last batch, which dedupe drops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from pydantic import SecretStr
+
+from pipeline.connectors.freshdesk.client import FreshdeskClient
+from pipeline.connectors.freshdesk.errors import FreshdeskAuthError, FreshdeskDomainError, FreshdeskError
+from pipeline.connectors.freshdesk.records import TicketCursor
+from pipeline.connectors.freshdesk.threads import iter_threads
+from schemas.ingest import JobCommand, JobProgress, JobStatistics, JobStatus, LogLine
+
+log = structlog.get_logger(__name__)
+MAX_CONTENT_IN_TOPIC = 1024 * 1024  # attachment bytes carried on tickets.raw (the topic's messages stay < 4 MiB)
+PROGRESS_EVERY_S = 0.5
+
+
+class Cancelled(Exception):
+    """The job was cancelled by a control command."""
+
+
+@dataclass
+class JobControl:
+    """What control commands change in a running job; the job checks it between records."""
+
+    running: asyncio.Event = field(default_factory=asyncio.Event)
+    cancelled: bool = False
+    reason: str | None = None
+    priority: str = "normal"
+
+    def __post_init__(self) -> None:
+        self.running.set()
+
+    async def checkpoint(self, on_pause: Callable[[], Awaitable[None]]) -> None:
+        if self.cancelled:
+            raise Cancelled(self.reason or "cancelled")
+        if not self.running.is_set():
+            await on_pause()
+            await self.running.wait()
+        if self.cancelled:
+            raise Cancelled(self.reason or "cancelled")
+
+
+Emit = Callable[[list[dict[str, Any]]], Awaitable[None]]
+Report = Callable[[JobProgress], Awaitable[None]]
+
+
+class IngestJob:
+    """One run of one job command."""
+
+    def __init__(self, cmd: JobCommand, api_key: SecretStr, base_url: str | None, emit: Emit, report: Report,
+                 control: JobControl, worker: str) -> None:
+        self.cmd, self.opts, self.control, self.worker = cmd, cmd.options, control, worker
+        self.client = FreshdeskClient(cmd.domain, api_key, base_url=base_url, max_retries=self.opts.max_retries,
+                                      event_hooks={"request": [self._sent], "response": [self._answered]})
+        self.emit, self.report = emit, report
+        self.stats = JobStatistics()
+        self.batch: list[dict[str, Any]] = []
+        self.logs: list[LogLine] = []
+        self.seq = int(time.time() * 1000) * 1000  # increasing across re-runs on other workers
+        self.started = datetime.now(UTC)
+        self.cursor: dict[str, Any] | None = cmd.cursor
+        self.phase = cmd.phase or "collecting_tickets"
+        self.step_details, self._last_report = "", 0.0
+
+    async def _sent(self, request: Any) -> None:
+        request.extensions["streamdesk_t0"] = time.perf_counter()
+
+    async def _answered(self, response: Any) -> None:
+        t0 = response.request.extensions.get("streamdesk_t0")
+        if t0 is not None:
+            self.stats.api_time_ms += (time.perf_counter() - t0) * 1000
+        total, left = response.headers.get("X-RateLimit-Total"), response.headers.get("X-RateLimit-Remaining")
+        if total and left and total.isdigit() and left.lstrip("-").isdigit() and int(total):
+            self.stats.rate_limit_usage = round(100 * (1 - int(left) / int(total)), 1)
+
+    def note(self, level: str, message: str, **details: Any) -> None:
+        self.logs.append(LogLine(timestamp=datetime.now(UTC), level=level, message=message, details=details))
+        log.info("ingest_job_log", job_id=self.cmd.job_id, level=level, message=message)
+
+    async def progress(self, status: JobStatus, force: bool = False, error: str | None = None) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_report < PROGRESS_EVERY_S:
+            return
+        self._last_report, self.seq = now, self.seq + 1
+        s, c = self.stats, self.client.stats
+        s.api_calls, s.retries_performed, s.errors_encountered, s.rate_limited = (
+            c.requests, c.retries, c.errors, c.throttled)
+        done = s.tickets_collected + s.kb_articles_collected
+        elapsed = max((datetime.now(UTC) - self.started).total_seconds(), 1e-3)
+        logs, self.logs = self.logs, []
+        await self.report(JobProgress(
+            job_id=self.cmd.job_id, tenant=self.cmd.tenant, domain=self.cmd.domain, seq=self.seq, status=status,
+            current_step=self.phase, step_details=self.step_details, completed_items=done,
+            total_items=self._total(), items_per_second=round(done / elapsed, 2), statistics=s.model_copy(),
+            cursor=self.cursor, phase=self.phase, started_at=self.started, at=datetime.now(UTC), error=error,
+            worker=self.worker, logs=logs))
+
+    def _total(self) -> int | None:
+        o = self.opts
+        if o.max_tickets is None or (o.include_kb and o.max_articles is None):
+            return None  # Freshdesk has no count endpoint: unknown until the listing ends
+        return o.max_tickets + (o.max_articles if o.include_kb else 0)
+
+    async def record(self, kind: str, record: dict[str, Any]) -> None:
+        self.batch.append({"tenant": self.cmd.tenant, "platform": "freshdesk", "domain": self.cmd.domain,
+                           "kind": kind, "record": record, "job_id": self.cmd.job_id})
+        if len(self.batch) >= self.opts.batch_size:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self.batch:
+            batch, self.batch = self.batch, []
+            await self.emit(batch)
+            await self.progress("running")
+
+    async def run(self) -> JobStatus:
+        try:
+            await self.progress("running", force=True)
+            self.note("INFO", f"Job started on {self.worker}", resume=self.cursor is not None, phase=self.phase)
+            async with self.client:
+                if self.phase == "collecting_tickets":
+                    await self.tickets()
+                    self.phase = "collecting_kb"  # the tickets cursor stays: the next incremental run starts there
+                if self.phase == "collecting_kb" and self.opts.include_kb and self.opts.max_articles != 0:
+                    await self.kb()
+                await self.flush()
+            self.phase, self.step_details = "completed", "all records published"
+            self.note("INFO", "Job completed", **self.stats.model_dump())
+            await self.progress("completed", force=True)
+            return "completed"
+        except Cancelled as exc:
+            await self.flush()
+            self.note("WARN", f"Job cancelled: {exc}")
+            await self.progress("cancelled", force=True)
+            return "cancelled"
+        except (FreshdeskAuthError, FreshdeskDomainError, FreshdeskError) as exc:
+            return await self.fail(self._explain(exc))
+
+    async def fail(self, message: str) -> JobStatus:
+        self.note("ERROR", f"Job failed: {message}")
+        await self.progress("failed", force=True, error=message)
+        return "failed"
+
+    def _explain(self, exc: FreshdeskError) -> str:
+        if isinstance(exc, FreshdeskAuthError):
+            return f"Freshdesk rejected the API key for {self.cmd.domain} (check X-API-Key and that it is active)"
+        if isinstance(exc, FreshdeskDomainError):
+            return f"{self.cmd.domain} is not a Freshdesk account (check X-Domain)"
+        return f"Freshdesk call failed after {self.opts.max_retries} retries: {exc}"
+
+    async def paused(self) -> None:
+        await self.flush()
+        self.note("INFO", f"Job paused: progress saved at {self.stats.tickets_collected} tickets",
+                  reason=self.control.reason)
+        await self.progress("paused", force=True)
+
+    async def tickets(self) -> None:
+        limit = self.opts.max_tickets
+        if limit == 0:
+            return
+        cursor = TicketCursor.from_dict(self.cursor) if self.cursor else None
+        since = cursor.updated_at if cursor else None
+        async for thread in iter_threads(self.client, since, cursor=cursor, concurrency=self.opts.parallel_workers):
+            await self.control.checkpoint(self.paused)
+            await self.record("ticket", thread.ticket)
+            for conv in thread.conversations:
+                await self.record("conversation", conv)
+            await self.attachments(thread.ticket, thread.conversations)
+            self.stats.tickets_collected += 1
+            self.stats.conversations_collected += len(thread.conversations)
+            self.cursor, self.step_details = thread.cursor.to_dict(), f"ticket {thread.ticket['id']}"
+            await self.progress("running")
+            if limit is not None and self.stats.tickets_collected >= limit:
+                break
+
+    async def attachments(self, ticket: dict[str, Any], conversations: list[dict[str, Any]]) -> None:
+        for owner in (ticket, *conversations):
+            for att in owner.get("attachments") or ():
+                meta = {**att, "ticket_id": ticket["id"], "conversation_id": owner.get("id") if owner is not ticket
+                        else None}
+                if self.opts.process_attachments and att.get("attachment_url"):
+                    meta |= await self._content(att["attachment_url"])
+                    self.stats.attachments_processed += 1
+                meta.pop("attachment_url", None)  # a signed, expiring link: useless later, and a credential now
+                await self.record("attachment", meta)
+
+    async def _content(self, url: str) -> dict[str, Any]:
+        got = await self.client.download_attachment(url, MAX_CONTENT_IN_TOPIC)
+        if got.oversize:
+            return {"content_skipped": f"over {MAX_CONTENT_IN_TOPIC} bytes", "content_size": got.declared_size}
+        return {"content_b64": base64.b64encode(got.content).decode(), "content_size": len(got.content),
+                "content_truncated": got.truncated}
+
+    async def kb(self) -> None:
+        self.step_details = "solution categories, folders, articles"
+        async for kind, record in self.client.iter_kb():
+            await self.control.checkpoint(self.paused)
+            await self.record(kind, record)
+            if kind == "kb_article":
+                self.stats.kb_articles_collected += 1
+                await self.progress("running")
+                if self.opts.max_articles is not None and self.stats.kb_articles_collected >= self.opts.max_articles:
+                    break

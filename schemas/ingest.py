@@ -1,0 +1,116 @@
+"""Seed 000's ingest options and the job messages between api and worker.
+
+Topics (keyed by Freshdesk domain, so a domain's jobs, their control commands and its rate budget all live
+on one partition, hence one worker):
+* `ingest.commands`: a `JobCommand` — run a job (with its options, its encrypted API key and a cursor to
+  resume from) or steer one (pause, resume, cancel, priority_change).
+* `ingest.progress` (key job id): `JobProgress` events the api materializes into `ingest_jobs`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+JobStatus = Literal["queued", "running", "paused", "completed", "failed", "cancelled"]
+TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+Count = Annotated[int, Field(ge=0)]
+
+
+class Priority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class IngestOptions(BaseModel):
+    """`POST /ingest` body (seed 000 §1). Credentials are headers only; unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    incremental: bool = True
+    purge: bool = False
+    process_attachments: bool = False
+    force_rebuild: bool = False
+    include_kb: bool = True
+    max_tickets: Count | None = Field(default=None, description="null = no limit, 0 = none")
+    max_articles: Count | None = Field(default=None, description="null = no limit, 0 = none")
+
+
+class JobOptions(IngestOptions):
+    """`POST /ingest/jobs` body (seed 000 §2): the seed's ranges and defaults."""
+
+    batch_size: Annotated[int, Field(ge=1, le=200)] = 50
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 3
+    parallel_workers: Annotated[int, Field(ge=1, le=8)] = 4
+    auto_start: bool = True
+    priority: Priority = Priority.NORMAL
+
+
+Action = Literal["run", "start", "pause", "resume", "cancel", "priority_change"]
+
+
+class JobCommand(BaseModel):
+    """One message on `ingest.commands`. `api_key_token` is the key encrypted with the settings' SECRET_KEY."""
+
+    model_config = ConfigDict(frozen=True)
+    action: Action
+    job_id: str
+    tenant: str
+    platform: Literal["freshdesk"] = "freshdesk"
+    domain: str
+    options: JobOptions | None = None
+    api_key_token: str | None = None
+    cursor: dict[str, Any] | None = Field(default=None, description="resume from here (TicketCursor.to_dict)")
+    phase: str | None = Field(default=None, description="resume at this step")
+    reason: str | None = None
+    priority: Priority | None = None
+    at: datetime
+
+
+class LogLine(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    timestamp: datetime
+    level: Literal["DEBUG", "INFO", "WARN", "ERROR"]
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class JobStatistics(BaseModel):
+    tickets_collected: Count = 0
+    conversations_collected: Count = 0
+    kb_articles_collected: Count = 0
+    attachments_processed: Count = 0
+    errors_encountered: Count = 0
+    retries_performed: Count = 0
+    api_calls: Count = 0
+    rate_limited: Count = 0
+    api_time_ms: float = 0.0  # summed time to response headers of every API call
+    rate_limit_usage: float | None = None  # % of the plan's per-minute budget used, per the last X-RateLimit-*
+
+
+class JobProgress(BaseModel):
+    """One state of a running job; `seq` orders them (the latest wins), `logs` are the lines new since the last."""
+
+    model_config = ConfigDict(frozen=True)
+    job_id: str
+    tenant: str
+    domain: str
+    seq: int
+    status: JobStatus
+    current_step: str
+    step_details: str = ""
+    completed_items: Count = 0
+    total_items: Count | None = None
+    items_per_second: float = 0.0
+    statistics: JobStatistics = Field(default_factory=JobStatistics)
+    cursor: dict[str, Any] | None = None
+    phase: str | None = None
+    started_at: datetime | None = None
+    at: datetime
+    error: str | None = None
+    worker: str = ""
+    logs: list[LogLine] = Field(default_factory=list)
