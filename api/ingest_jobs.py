@@ -21,7 +21,7 @@ from api.ingest_auth import Credentials, key_hash
 from pipeline.broker.topics import INGEST_COMMANDS
 from pipeline.settings import Settings
 from pipeline.storage.queries import ingest as q
-from schemas.ingest import JobCommand, JobOptions
+from schemas.ingest import JobCommand, JobOptions, JobStatistics
 
 log = structlog.get_logger(__name__)
 STALE_AFTER_S = 15.0  # a running job reports at least every PROGRESS_EVERY_S; a rebalance takes ~6 s
@@ -83,7 +83,8 @@ class Jobs:
         token = await self.db_call(q.job_token, job["job_id"])
         return JobCommand(action=action, job_id=job["job_id"], tenant=job["tenant"], domain=job["domain"],
                           options=JobOptions.model_validate(job["options"]), api_key_token=token,
-                          cursor=job["cursor"], phase=job["phase"], reason=reason, at=datetime.now(UTC))
+                          cursor=job["cursor"], phase=job["phase"], reason=reason, at=datetime.now(UTC),
+                          statistics=JobStatistics.model_validate(job["statistics"]) if job["statistics"] else None)
 
     def start_watchdog(self) -> None:
         self._task = asyncio.create_task(self._watch(), name="ingest-watchdog")

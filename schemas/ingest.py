@@ -53,6 +53,19 @@ class JobOptions(IngestOptions):
 Action = Literal["run", "start", "pause", "resume", "cancel", "priority_change"]
 
 
+class JobStatistics(BaseModel):
+    tickets_collected: Count = 0
+    conversations_collected: Count = 0
+    kb_articles_collected: Count = 0
+    attachments_processed: Count = 0
+    errors_encountered: Count = 0
+    retries_performed: Count = 0
+    api_calls: Count = 0
+    rate_limited: Count = 0
+    api_time_ms: float = 0.0  # summed time to response headers of every API call
+    rate_limit_usage: float | None = None  # % of the plan's per-minute budget used, per the last X-RateLimit-*
+
+
 class JobCommand(BaseModel):
     """One message on `ingest.commands`. `api_key_token` is the key encrypted with the settings' SECRET_KEY."""
 
@@ -66,6 +79,7 @@ class JobCommand(BaseModel):
     api_key_token: str | None = None
     cursor: dict[str, Any] | None = Field(default=None, description="resume from here (TicketCursor.to_dict)")
     phase: str | None = Field(default=None, description="resume at this step")
+    statistics: JobStatistics | None = Field(default=None, description="counts so far, when resuming")
     reason: str | None = None
     priority: Priority | None = None
     at: datetime
@@ -77,19 +91,6 @@ class LogLine(BaseModel):
     level: Literal["DEBUG", "INFO", "WARN", "ERROR"]
     message: str
     details: dict[str, Any] = Field(default_factory=dict)
-
-
-class JobStatistics(BaseModel):
-    tickets_collected: Count = 0
-    conversations_collected: Count = 0
-    kb_articles_collected: Count = 0
-    attachments_processed: Count = 0
-    errors_encountered: Count = 0
-    retries_performed: Count = 0
-    api_calls: Count = 0
-    rate_limited: Count = 0
-    api_time_ms: float = 0.0  # summed time to response headers of every API call
-    rate_limit_usage: float | None = None  # % of the plan's per-minute budget used, per the last X-RateLimit-*
 
 
 class JobProgress(BaseModel):

@@ -146,7 +146,8 @@ class ControlBody(BaseModel):
     options: ControlOptions = Field(default_factory=ControlOptions)
 
 
-ALLOWED_FROM = {"pause": {"running", "queued"}, "resume": {"paused"}, "cancel": {"queued", "running", "paused"},
+# The seed restarts a failed job with `resume` too: it continues from the failed run's cursor.
+ALLOWED_FROM = {"pause": {"running", "queued"}, "resume": {"paused", "failed"}, "cancel": {"queued", "running", "paused"},
                 "priority_change": {"queued", "running", "paused"}, "start": {"queued"}}
 RESULT = {"pause": "paused", "resume": "running", "cancel": "cancelled", "start": "running"}
 

@@ -70,7 +70,7 @@ class IngestJob:
         self.client = FreshdeskClient(cmd.domain, api_key, base_url=base_url, max_retries=self.opts.max_retries,
                                       event_hooks={"request": [self._sent], "response": [self._answered]})
         self.emit, self.report = emit, report
-        self.stats = JobStatistics()
+        self.stats = cmd.statistics.model_copy() if cmd.statistics else JobStatistics()
         self.batch: list[dict[str, Any]] = []
         self.logs: list[LogLine] = []
         self.seq = int(time.time() * 1000) * 1000  # increasing across re-runs on other workers
