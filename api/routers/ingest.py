@@ -147,8 +147,9 @@ class ControlBody(BaseModel):
 
 
 # The seed restarts a failed job with `resume` too: it continues from the failed run's cursor.
-ALLOWED_FROM = {"pause": {"running", "queued"}, "resume": {"paused", "failed"}, "cancel": {"queued", "running", "paused"},
-                "priority_change": {"queued", "running", "paused"}, "start": {"queued"}}
+ALLOWED_FROM = {"pause": {"running", "queued"}, "resume": {"paused", "failed"},
+                "cancel": {"queued", "running", "paused"}, "priority_change": {"queued", "running", "paused"},
+                "start": {"queued"}}
 RESULT = {"pause": "paused", "resume": "running", "cancel": "cancelled", "start": "running"}
 
 
