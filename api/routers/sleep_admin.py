@@ -42,7 +42,9 @@ def _cursor_call(request: Request, fn, *args):  # noqa: ANN001, ANN202
 
 
 def _details(cur: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> dict[str, Any]:
-    return {**prediction_public(row), "debateRounds": q.get_rounds(cur, row["session_id"]),
+    rounds = [{**r, "startTime": z(r["startTime"]), "endTime": z(r["endTime"])}
+              for r in q.get_rounds(cur, row["session_id"])]
+    return {**prediction_public(row), "debateRounds": rounds,
             "analyses": q.analyses_of(cur, row["prediction_id"]),
             "recommendations": q.get_recommendations(cur, row["prediction_id"])}
 
