@@ -75,7 +75,8 @@ class IngestJob:
         self.logs: list[LogLine] = []
         self.seq = int(time.time() * 1000) * 1000  # increasing across re-runs on other workers
         self.started = datetime.now(UTC)
-        self.cursor: dict[str, Any] | None = cmd.cursor
+        self.cursor: dict[str, Any] | None = cmd.cursor  # the position of the last *published* thread
+        self._pending: tuple[dict[str, Any] | None, int, int] = (None, 0, 0)  # unpublished: cursor, tickets, convs
         self.phase = cmd.phase or "collecting_tickets"
         self.step_details, self._last_report = "", 0.0
 
@@ -118,16 +119,24 @@ class IngestJob:
             return None  # Freshdesk has no count endpoint: unknown until the listing ends
         return o.max_tickets + (o.max_articles if o.include_kb else 0)
 
-    async def record(self, kind: str, record: dict[str, Any]) -> None:
+    async def record(self, kind: str, record: dict[str, Any], flush: bool = True) -> None:
+        """Queue one record; `flush=False` keeps a thread together (a ticket travels with its conversations)."""
         self.batch.append({"tenant": self.cmd.tenant, "platform": "freshdesk", "domain": self.cmd.domain,
                            "kind": kind, "record": record, "job_id": self.cmd.job_id})
-        if len(self.batch) >= self.opts.batch_size:
+        if flush and len(self.batch) >= self.opts.batch_size:
             await self.flush()
 
     async def flush(self) -> None:
+        """Publish the batch; only then do the cursor and counts move past it (a re-run repeats, never skips)."""
         if self.batch:
             batch, self.batch = self.batch, []
             await self.emit(batch)
+            cursor, tickets, convs = self._pending
+            if cursor is not None:
+                self.cursor = cursor
+            self.stats.tickets_collected += tickets
+            self.stats.conversations_collected += convs
+            self._pending = (None, 0, 0)
             await self.progress("running")
 
     async def run(self) -> JobStatus:
@@ -179,15 +188,17 @@ class IngestJob:
         since = cursor.updated_at if cursor else None
         async for thread in iter_threads(self.client, since, cursor=cursor, concurrency=self.opts.parallel_workers):
             await self.control.checkpoint(self.paused)
-            await self.record("ticket", thread.ticket)
+            await self.record("ticket", thread.ticket, flush=False)
             for conv in thread.conversations:
-                await self.record("conversation", conv)
+                await self.record("conversation", conv, flush=False)
             await self.attachments(thread.ticket, thread.conversations)
-            self.stats.tickets_collected += 1
-            self.stats.conversations_collected += len(thread.conversations)
-            self.cursor, self.step_details = thread.cursor.to_dict(), f"ticket {thread.ticket['id']}"
-            await self.progress("running")
-            if limit is not None and self.stats.tickets_collected >= limit:
+            _, tickets, convs = self._pending
+            self._pending = (thread.cursor.to_dict(), tickets + 1, convs + len(thread.conversations))
+            self.step_details = f"ticket {thread.ticket['id']}"
+            if len(self.batch) >= self.opts.batch_size:
+                await self.flush()
+            await self.progress("running")  # a heartbeat at most every PROGRESS_EVERY_S, even inside a batch
+            if limit is not None and self.stats.tickets_collected + self._pending[1] >= limit:
                 break
 
     async def attachments(self, ticket: dict[str, Any], conversations: list[dict[str, Any]]) -> None:
@@ -199,7 +210,7 @@ class IngestJob:
                     meta |= await self._content(att["attachment_url"])
                     self.stats.attachments_processed += 1
                 meta.pop("attachment_url", None)  # a signed, expiring link: useless later, and a credential now
-                await self.record("attachment", meta)
+                await self.record("attachment", meta, flush=False)
 
     async def _content(self, url: str) -> dict[str, Any]:
         got = await self.client.download_attachment(url, MAX_CONTENT_IN_TOPIC)
