@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr | None = None
     secret_key: SecretStr | None = None
     freshdesk_base_url: str | None = None
+    freshdesk_per_page: int = Field(default=100, ge=1, le=100)  # the maximum; tests lower it to cross the cap
     llm_url: str | None = None  # OpenAI-compatible base URL (…/v1) that voices the debate's experts; unset: rules only
     llm_model: str = "gpt-4o-mini"
     llm_api_key: SecretStr | None = None

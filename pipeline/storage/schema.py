@@ -3,6 +3,8 @@ check queries run verbatim."""
 
 from __future__ import annotations
 
+from pipeline.storage.ticket_tables import TICKET_DDL
+
 DDL: tuple[str, ...] = (
     """
     CREATE TABLE IF NOT EXISTS sys_api_call_histories (
@@ -161,4 +163,5 @@ DDL: tuple[str, ...] = (
         PRIMARY KEY (tenant, platform, domain)
     )
     """,
+    *TICKET_DDL,  # derived from schemas/tickets.py (pipeline/storage/ticket_tables.py)
 )

@@ -51,7 +51,8 @@ def register_ingest_agents(app: faust.App, settings: Settings) -> None:
         async def emit(batch: list[dict]) -> None:
             await raw.send(key=cmd.domain.encode(), value=orjson.dumps(batch))
 
-        job = IngestJob(cmd, key, settings.freshdesk_base_url, emit, report, control, worker)
+        job = IngestJob(cmd, key, settings.freshdesk_base_url, emit, report, control, worker,
+                        per_page=settings.freshdesk_per_page)
         task = asyncio.create_task(job.run(), name=f"ingest-{cmd.job_id}")
         running[cmd.job_id] = (task, control)
         task.add_done_callback(lambda _t, jid=cmd.job_id: running.pop(jid, None))

@@ -65,9 +65,10 @@ class IngestJob:
     """One run of one job command."""
 
     def __init__(self, cmd: JobCommand, api_key: SecretStr, base_url: str | None, emit: Emit, report: Report,
-                 control: JobControl, worker: str) -> None:
+                 control: JobControl, worker: str, per_page: int = 100) -> None:
         self.cmd, self.opts, self.control, self.worker = cmd, cmd.options, control, worker
         self.client = FreshdeskClient(cmd.domain, api_key, base_url=base_url, max_retries=self.opts.max_retries,
+                                      per_page=per_page,
                                       event_hooks={"request": [self._sent], "response": [self._answered]})
         self.emit, self.report = emit, report
         self.stats = cmd.statistics.model_copy() if cmd.statistics else JobStatistics()

@@ -1,0 +1,65 @@
+"""The tickets stream's tables, derived from the row models in schemas/tickets.py (one source of truth), and
+how a batch of normalized rows is upserted: a newer `updated_at` replaces a row, an equal one is a duplicate
+(counted), an older one is ignored (a replay or a late copy)."""
+
+from __future__ import annotations
+
+import types
+from datetime import datetime
+from typing import Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel
+
+from schemas.tickets import Attachment, Conversation, IntegratedObject, KbArticle, KbCategory, KbFolder, Ticket
+
+MODELS: dict[str, type[BaseModel]] = {
+    "tickets": Ticket, "conversations": Conversation, "kb_articles": KbArticle, "kb_categories": KbCategory,
+    "kb_folders": KbFolder, "attachments": Attachment, "integrated_objects": IntegratedObject,
+}
+
+
+def _sql_type(annotation: Any) -> str:
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        return _sql_type(next(a for a in get_args(annotation) if a is not type(None)))
+    if origin is list:
+        return "VARCHAR[]"
+    if origin is dict or annotation is dict:
+        return "JSON"
+    if origin is Literal or annotation is str:
+        return "VARCHAR"
+    if getattr(annotation, "__metadata__", None) is not None:  # Annotated[...]
+        return _sql_type(get_args(annotation)[0])
+    if annotation is datetime or getattr(annotation, "__name__", "") == "AwareDatetime":
+        return "TIMESTAMPTZ"
+    return {bool: "BOOLEAN", int: "BIGINT", float: "DOUBLE"}.get(annotation, "VARCHAR")
+
+
+def columns(model: type[BaseModel]) -> dict[str, str]:
+    cols = {name: _sql_type(f.annotation) for name, f in model.model_fields.items()}
+    cols |= {name: "VARCHAR" for name in model.model_computed_fields}
+    return cols
+
+
+def ddl(table: str, model: type[BaseModel]) -> str:
+    cols = ", ".join(f"{name} {kind}" + (" PRIMARY KEY" if name == "key" else "")
+                     for name, kind in columns(model).items())
+    return f"CREATE TABLE IF NOT EXISTS {table} ({cols})"
+
+
+TICKET_DDL: tuple[str, ...] = (
+    *(ddl(t, m) for t, m in MODELS.items()),
+    "CREATE TABLE IF NOT EXISTS ingest_duplicates (tenant VARCHAR, table_name VARCHAR, duplicates BIGINT, "
+    "PRIMARY KEY (tenant, table_name))",
+)
+
+
+def upsert_sql(table: str) -> str:
+    """Newer wins; for attachments, a fetched copy also beats metadata-only at the same updated_at."""
+    cols = [c for c in columns(MODELS[table]) if c != "key"]
+    newer = f"{table}.updated_at < excluded.updated_at"
+    if table == "attachments":
+        newer = (f"({newer} OR ({table}.updated_at = excluded.updated_at AND {table}.content_sha256 IS NULL "
+                 "AND excluded.content_sha256 IS NOT NULL))")
+    return (f"INSERT INTO {table} BY NAME SELECT * FROM _batch ON CONFLICT (key) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in cols) + f" WHERE {newer}")

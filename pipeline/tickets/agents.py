@@ -1,0 +1,42 @@
+"""The tickets stream's Faust agent: `tickets.raw` -> normalized rows (+ integrated objects) or dead letters.
+
+Thin: decode, call the pure normalizer and integrator, send one `tickets.normalized` message per source
+message (JSON `{"tables": {name: [rows]}}`, keyed by tenant) and one dead letter per rejected record.
+"""
+
+from __future__ import annotations
+
+import faust
+import orjson
+import structlog
+
+from pipeline.broker.topics import TICKETS_NORMALIZED, TICKETS_RAW, dlq
+from pipeline.calls.normalize import Message
+from pipeline.metrics import EVENTS
+from pipeline.settings import Settings
+from pipeline.tickets.normalize import normalize_messages
+from pipeline.tickets.threads import integrated_objects
+
+log = structlog.get_logger(__name__)
+
+
+def register_ticket_agents(app: faust.App, settings: Settings) -> None:
+    t = settings.topic
+    raw, out, bad = (app.topic(t(n), key_serializer="raw", value_serializer="raw")
+                     for n in (TICKETS_RAW, TICKETS_NORMALIZED, dlq(TICKETS_RAW)))
+
+    @app.agent(raw)
+    async def normalize_tickets(stream: faust.StreamT) -> None:
+        async for ev in stream.events():
+            m = ev.message
+            tables, dead = normalize_messages(m.topic, [Message(m.partition, m.offset, int(m.timestamp * 1000),
+                                                                m.value)])
+            tables["integrated_objects"] = integrated_objects(tables)
+            rows = sum(len(v) for v in tables.values())
+            if rows:
+                tenant = next(r["tenant"] for v in tables.values() for r in v)
+                await out.send(key=tenant.encode(), value=orjson.dumps({"tables": tables}))
+            for letter in dead:
+                await bad.send(value=letter.to_json())
+            EVENTS.labels(m.topic, "out").inc(rows)
+            EVENTS.labels(m.topic, "dlq").inc(len(dead))
