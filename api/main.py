@@ -27,10 +27,12 @@ from api.routers import (
     performance,
     predictions,
     schedules,
+    search,
     sleep_admin,
     sql,
 )
 from api.scheduler import Scheduler
+from api.search_service import SearchService
 from pipeline.broker.kafka import cluster_id, make_producer
 from pipeline.logging import configure_logging
 from pipeline.settings import Settings, get_settings
@@ -96,6 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.scheduler = scheduler
         app.state.jobs = Jobs(settings, db, runtime.producer)
         app.state.jobs.start_watchdog()
+        app.state.search = SearchService(settings, db)
+        app.state.search.start()
         app.state.background = set()  # tasks the api started (data exports), held so they are not collected
         materializer.start()
         await buffer.start()
@@ -106,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await scheduler.stop()
             await app.state.jobs.stop()
+            await app.state.search.stop()
             await buffer.stop()
             await runtime.close()
             await asyncio.to_thread(materializer.stop)
@@ -118,7 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for router in (health.router, calls.router, sql.router, ingest_metrics.router, ingest.router):
+    for router in (health.router, calls.router, sql.router, ingest_metrics.router, search.router, ingest.router):
         app.include_router(router)
     for prefix in PREFIXES:  # seed 004 names the same routes under both prefixes
         for router in (predictions.router, schedules.router, performance.router, sleep_admin.router, export.router):

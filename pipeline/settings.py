@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     schedule_max_retries: int = Field(default=3, ge=0, le=10)
     scheduler_tick_s: float = Field(default=1.0, gt=0)
 
+    search_sync_s: float = Field(default=3.0, gt=0)  # how often new integrated objects are embedded and indexed
+
     sql_max_rows: int = 10_000
     sql_timeout_s: float = 30.0
 

@@ -51,6 +51,8 @@ TICKET_DDL: tuple[str, ...] = (
     *(ddl(t, m) for t, m in MODELS.items()),
     "CREATE TABLE IF NOT EXISTS ingest_duplicates (tenant VARCHAR, table_name VARCHAR, duplicates BIGINT, "
     "PRIMARY KEY (tenant, table_name))",
+    "CREATE TABLE IF NOT EXISTS ticket_vectors (tenant VARCHAR, key VARCHAR, kind VARCHAR, model VARCHAR, "
+    "text_hash VARCHAR, vector FLOAT[], updated_at TIMESTAMPTZ, PRIMARY KEY (tenant, key))",
 )
 
 

@@ -1,0 +1,78 @@
+"""Seed 000 §7 `POST /ingest/sync-summaries` (vectors for search) and `GET /search` (keyword + semantic).
+
+Both are tenant-scoped by the same credentials as the job reads: `X-Company-ID` plus that company's key, or a
+Bearer token of the tenant. A company never sees another's tickets: each tenant has its own index.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from api.errors import ApiError
+from api.routers.ingest import Company
+from pipeline.search import search as hybrid_search
+from pipeline.search.errors import SearchError
+
+router = APIRouter(tags=["search (seed 000)"])
+
+
+class SyncOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    force_rebuild: bool = False
+    incremental_only: bool = True
+    embedding_model: str | None = Field(default=None, description="informational: the configured model is used")
+
+
+class SyncBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    company_id: str | None = None
+    sync_options: SyncOptions = Field(default_factory=SyncOptions)
+
+
+@router.post("/ingest/sync-summaries")
+async def sync_summaries(request: Request, company: Company,
+                         body: Annotated[SyncBody, Body(default_factory=SyncBody)]) -> dict[str, Any]:
+    """Embeds the company's new or changed summaries and KB articles (all of them with `force_rebuild`)."""
+    if body.company_id is not None and body.company_id != company:
+        raise ApiError(403, f"you may sync company {company} only (body company_id {body.company_id!r})")
+    o = body.sync_options
+    force = o.force_rebuild or not o.incremental_only
+    service = request.app.state.search
+    try:
+        done = await run_in_threadpool(service.sync, company, force)
+    except SearchError as exc:
+        raise ApiError(503, f"embedding failed: {exc}") from None
+    note = None
+    if o.embedding_model and o.embedding_model != done["model"]:
+        note = f"embedding_model {o.embedding_model!r} is not configured here; used {done['model']!r}"
+    return {"status": "completed", "company_id": company, "force_rebuild": force, **done,
+            "note": note, "next_steps": ["Search with GET /search?q=..."]}
+
+
+@router.get("/search")
+async def search(
+    request: Request, company: Company,
+    q: Annotated[str, Query(min_length=1, max_length=500)],
+    k: Annotated[int, Query(ge=1, le=50)] = 10,
+    kind: Literal["ticket", "kb_article"] | None = None,
+    mode: Literal["hybrid", "keyword", "semantic"] = "hybrid",
+) -> dict[str, Any]:
+    """The company's best matches: BM25 and embeddings fused by reciprocal rank, each with a snippet."""
+    service = request.app.state.search
+    if service.index is None or service.index.tenant(company) is None:
+        return {"query": q, "mode": mode, "hits": [], "total": 0,
+                "note": "nothing indexed yet for this company: ingest, then POST /ingest/sync-summaries"}
+    try:
+        hits = await run_in_threadpool(hybrid_search, service.index, company, q,
+                                       service.embedder() if mode != "keyword" else None, k,
+                                       [kind] if kind else None, mode)
+    except SearchError as exc:
+        raise ApiError(503, f"semantic search unavailable: {exc}; mode=keyword still works") from None
+    return {"query": q, "mode": mode, "total": len(hits), "hits": [
+        {"id": h.id, "kind": h.kind, "title": h.title, "score": round(h.score, 6),
+         "keyword_score": h.keyword_score, "semantic_score": h.semantic_score, "snippet": h.snippet,
+         "updated_at": h.updated_at.isoformat()} for h in hits]}
