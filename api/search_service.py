@@ -41,6 +41,7 @@ class SearchService:
         self.settings, self.db = settings, db
         self._embedder: Embedder | None = None
         self._lock = threading.Lock()
+        self._sync_lock = threading.Lock()  # the background loop and sync-summaries never embed at once
         self.index: SearchIndex | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -72,6 +73,10 @@ class SearchService:
 
     def sync(self, tenant: str | None, force: bool = False) -> dict[str, Any]:
         """Embed what is new or changed (everything when `force`) for one tenant (None: all); update the index."""
+        with self._sync_lock:
+            return self._sync(tenant, force)
+
+    def _sync(self, tenant: str | None, force: bool) -> dict[str, Any]:
         started = time.perf_counter()
         embedder = self.embedder()
         cur = self._cursor()

@@ -225,3 +225,32 @@ def test_the_api_key_is_never_in_duckdb_logs_or_topics(system, tmp_path):
 
     everything = asyncio.run(every_message())
     assert len(everything) > 10_000 and KEY.encode() not in everything
+
+
+def test_the_live_stream_pushes_progress_until_the_job_ends(system):
+    c = system
+    job_id = c.post("/ingest/jobs", json={"include_kb": False, "batch_size": 5}, headers=HEADERS).json()["job_id"]
+    seen = []
+    with c.websocket_connect(f"/ingest/jobs/{job_id}/stream", headers=READ) as ws:
+        while True:
+            try:
+                seen.append(ws.receive_json())
+            except Exception:  # noqa: BLE001 - the server closes the socket when the job ends
+                break
+            if seen[-1]["status"] in ("completed", "failed", "cancelled"):
+                break
+    assert seen[-1]["status"] == "completed" and seen[-1]["statistics"]["tickets_collected"] == 120
+    assert len({m["progress"]["completed_items"] for m in seen}) > 1  # it pushed progress, not just the end
+
+
+def test_seed_examples_without_credentials_get_a_401_naming_the_headers(system):
+    c = system
+    assert c.post("/ingest", json={"max_tickets": 1, "include_kb": False}, headers=HEADERS).status_code == 200
+    for method, url in (("GET", "/ingest/metrics"), ("GET", "/ingest/jobs?status=running"),
+                        ("GET", "/ingest/jobs?company_id=wedosoft&status=running&limit=10&page=1"),
+                        ("POST", "/ingest/sync-summaries")):
+        r = c.request(method, url, json={"company_id": "wedosoft"} if method == "POST" else None,
+                      headers={"Content-Type": "application/json"})
+        assert r.status_code == 401 and "X-Company-ID" in r.json()["error"]["message"], (url, r.text)
+        r = c.request(method, url, json={"company_id": "wedosoft"} if method == "POST" else None, headers=READ)
+        assert r.status_code == 200, (url, r.text)
