@@ -35,7 +35,10 @@ CONTENT_TYPE = b"application/vnd.apache.arrow.stream"
 
 
 def records_to_ipc(records: list[dict[str, Any]]) -> bytes:
-    table = pa.Table.from_pylist(records, schema=CALLS_SCHEMA)
+    return table_to_ipc(pa.Table.from_pylist(records, schema=CALLS_SCHEMA))
+
+
+def table_to_ipc(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, CALLS_SCHEMA) as writer:
         writer.write_table(table)

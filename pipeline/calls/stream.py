@@ -1,35 +1,52 @@
 """The calls stream's worker side: a batch consumer (getmany) on `calls.raw`, hosted in the Faust worker.
 
 A per-event Faust agent stops near 4k events/s on this machine (DESIGN.md); this loop reads thousands of
-messages a call, normalizes them in one pass, and sends one Arrow batch per source partition.
-At-least-once: offsets are committed only after every output is acknowledged; replays produce the same
-derived ids, which the materializer drops.
+messages a call, normalizes them in one vectorised pass, and sends Arrow batches per source partition.
+Fetching and normalizing the next batch overlaps with the acks of the previous ones: up to MAX_IN_FLIGHT
+batches are sent but not yet committed. At-least-once: a committer task commits offsets in batch order, and
+only once every output of a batch (and of all before it) is acknowledged; a failed send rewinds the consumer
+to the committed offsets. Replays produce the same derived ids, which the materializer drops.
 """
 
 from __future__ import annotations
 
 import asyncio
-from functools import partial
+from collections import deque
+from dataclasses import dataclass
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from pipeline.broker.kafka import cluster_id, make_consumer, make_producer
 from pipeline.broker.topics import CALLS_NORMALIZED, CALLS_RAW, dlq
-from pipeline.calls.arrow import CONTENT_TYPE, records_to_ipc
-from pipeline.calls.normalize import Message, normalize_messages
-from pipeline.ids import derived_id
+from pipeline.calls.arrow import CONTENT_TYPE, table_to_ipc
+from pipeline.calls.fast import Batch, normalize_batch
+from pipeline.ids import SourceIds
 from pipeline.metrics import EVENTS
 from pipeline.settings import Settings
 
 log = structlog.get_logger(__name__)
 
 CHUNK = 2000  # records per calls.normalized message (~500 KB of Arrow)
+MAX_RECORDS = 5000  # per getmany: bigger batches wait longer for their first record to be sent
+MAX_IN_FLIGHT = 4  # batches sent but not yet committed; bounds what a failure replays
+_HEADERS = [("content-type", CONTENT_TYPE)]
+
+
+@dataclass(slots=True)
+class _Sent:
+    """One consumed batch whose outputs are on their way: commit `offsets` once `acks` has succeeded."""
+
+    acks: asyncio.Future
+    offsets: dict[TopicPartition, int]
+    epoch: int  # a failure starts a new epoch; batches of an older one are never committed
 
 
 class CallsNormalizer:
     """Consumes calls.raw, produces calls.normalized and calls.raw.dlq."""
+
+    rewind_backoff_s = 1.0
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -38,56 +55,158 @@ class CallsNormalizer:
         self.dlq = settings.topic(dlq(CALLS_RAW))
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
+        self._inflight: deque[_Sent] = deque()
+        self._has_work = asyncio.Event()
+        self._pushed = self._popped = 0
+        self._permits = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._epoch = 0
+        self._failed: BaseException | None = None
 
     async def run(self) -> None:
         cluster = await cluster_id(self.settings.bootstrap())
-        self.make_id = partial(derived_id, cluster, self.raw)
-        self.consumer = make_consumer(self.settings, self.raw, group=self.settings.group("calls-normalizer"))
+        self.make_id = SourceIds(cluster, self.raw)
+        self.consumer = make_consumer(self.settings, group=self.settings.group("calls-normalizer"),
+                                      max_poll_records=MAX_RECORDS)
+        self.consumer.subscribe([self.raw], listener=_CommitBeforeRevoke(self))
         self.producer = make_producer(self.settings)
         await self.producer.start()
         await self.consumer.start()
         self.out_partitions = len(await self.producer.partitions_for(self.out))
         log.info("calls_normalizer_started", topic=self.raw, cluster_id=cluster)
+        loops = [asyncio.create_task(self._consume()), asyncio.create_task(self._commit_in_order())]
         try:
-            while True:
-                batches = await self.consumer.getmany(timeout_ms=200, max_records=5000)
-                if batches:
-                    await self._process_safely(batches)
+            done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # either loop ending means a bug: raise it rather than stall the other
         finally:
+            loops[0].cancel()
+            await self.drain(2.0)
+            loops[1].cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
             await self.consumer.stop()
             await self.producer.stop()
 
-    async def _process_safely(self, batches: dict) -> None:
+    async def _consume(self) -> None:
+        while True:
+            if self._failed is not None:
+                await self._rewind()
+            epoch = self._epoch  # taken before the fetch: a failure from here on makes this batch stale
+            batches = await self.consumer.getmany(timeout_ms=200, max_records=MAX_RECORDS)
+            if not batches:
+                continue
+            await self._permits.acquire()
+            if epoch != self._epoch:
+                self._permits.release()
+                continue
+            try:
+                acks = await self.process(batches)
+            except KafkaError as exc:
+                self._fail(exc)
+                self._permits.release()
+                continue
+            offsets = {tp: msgs[-1].offset + 1 for tp, msgs in batches.items()}
+            self._inflight.append(_Sent(asyncio.gather(*acks, return_exceptions=True), offsets, epoch))
+            self._pushed += 1
+            self._has_work.set()
+
+    async def process(self, batches: dict) -> list[asyncio.Future]:
+        """Normalize and send one getmany's worth; returns the futures of every send."""
+        acks = []
+        for tp, msgs in batches.items():
+            batch = Batch(tp.partition, [m.offset for m in msgs], [m.timestamp for m in msgs],
+                          [m.value for m in msgs])
+            table, dead = normalize_batch(tp.topic, batch, self.make_id)
+            part = tp.partition % self.out_partitions
+            for start in range(0, table.num_rows, CHUNK):
+                value = table_to_ipc(table.slice(start, CHUNK))
+                acks.append(await self.producer.send(self.out, value, partition=part, headers=_HEADERS))
+            for letter in dead:
+                acks.append(await self.producer.send(self.dlq, letter.to_json(), partition=0))
+            EVENTS.labels(self.raw, "in").inc(table.num_rows + len(dead))
+            EVENTS.labels(self.raw, "out").inc(table.num_rows)
+            EVENTS.labels(self.raw, "dlq").inc(len(dead))
+        return acks
+
+    async def _commit_in_order(self) -> None:
+        """The oldest batch's acks, then one commit for it and every batch behind it already acknowledged."""
+        while True:
+            if not self._inflight:
+                self._has_work.clear()
+                await self._has_work.wait()
+                continue
+            head = self._inflight[0]
+            if head.epoch == self._epoch:
+                await head.acks
+            offsets: dict[TopicPartition, int] = {}
+            error = None
+            while self._inflight and (self._inflight[0].acks.done() or self._inflight[0].epoch != self._epoch):
+                sent = self._inflight.popleft()
+                self._popped += 1
+                self._permits.release()
+                if sent.epoch != self._epoch:
+                    continue  # fetched before a failure: dropped, the rewind consumes it again
+                error = _first_error(sent.acks.result())
+                if error is not None:
+                    break
+                offsets |= sent.offsets
+            if offsets:
+                await self._commit(offsets)
+            if error is not None:
+                self._fail(error)
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        assigned = self.consumer.assignment()  # a partition revoked meanwhile is its new owner's to commit
+        offsets = {tp: o for tp, o in offsets.items() if tp in assigned}
+        if not offsets:
+            return
         try:
-            await self.process(batches)
-            await self.consumer.commit()
+            await self.consumer.commit(offsets)
         except CommitFailedError as exc:
             log.warning("calls_commit_failed_rebalance", error=str(exc))  # new owner replays; ids dedupe
         except KafkaError as exc:
-            log.error("calls_batch_failed_will_replay", error=str(exc))
-            await asyncio.sleep(1.0)
-            for tp in self.consumer.assignment():
-                committed = await self.consumer.committed(tp)
-                if committed is None:
-                    await self.consumer.seek_to_beginning(tp)
-                else:
-                    self.consumer.seek(tp, committed)
+            self._fail(exc)
 
-    async def process(self, batches: dict) -> None:
-        acks = []
-        for tp, msgs in batches.items():
-            records, dead = normalize_messages(
-                tp.topic, (Message(m.partition, m.offset, m.timestamp, m.value) for m in msgs),
-                self.make_id,
-            )
-            part = tp.partition % self.out_partitions
-            for start in range(0, len(records), CHUNK):
-                value = records_to_ipc(records[start:start + CHUNK])
-                acks.append(await self.producer.send(self.out, value, partition=part,
-                                                     headers=[("content-type", CONTENT_TYPE)]))
-            for letter in dead:
-                acks.append(await self.producer.send(self.dlq, letter.to_json(), partition=0))
-            EVENTS.labels(self.raw, "in").inc(len(records) + len(dead))
-            EVENTS.labels(self.raw, "out").inc(len(records))
-            EVENTS.labels(self.raw, "dlq").inc(len(dead))
-        await asyncio.gather(*acks)
+    def _fail(self, exc: BaseException) -> None:
+        if self._failed is None:
+            log.error("calls_batch_failed_will_replay", error=str(exc))
+        self._failed = exc
+        self._epoch += 1
+
+    async def _rewind(self) -> None:
+        """Back to the committed offsets: everything after them is consumed again (same ids, dropped)."""
+        await asyncio.sleep(self.rewind_backoff_s)
+        self._failed = None
+        for tp in self.consumer.assignment():
+            committed = await self.consumer.committed(tp)
+            if committed is None:
+                await self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, committed)
+
+    async def drain(self, timeout_s: float) -> None:
+        """Wait until every batch sent so far is committed (or dropped after a failure)."""
+        target = self._pushed
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self._popped < target:
+            if loop.time() > deadline:
+                log.warning("calls_drain_timed_out", in_flight=len(self._inflight))
+                return
+            await asyncio.sleep(0.01)
+
+
+def _first_error(results: list) -> BaseException | None:
+    return next((r for r in results if isinstance(r, BaseException)), None)
+
+
+class _CommitBeforeRevoke(ConsumerRebalanceListener):
+    """Hand partitions over with their offsets committed, so the next owner replays as little as possible."""
+
+    def __init__(self, normalizer: CallsNormalizer) -> None:
+        self.normalizer = normalizer
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.normalizer.drain(self.normalizer.settings.session_timeout_s / 2)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        pass

@@ -1,0 +1,245 @@
+"""The common case of `calls.raw`, vectorised: one Arrow JSON parse per chunk, the checks in pyarrow.compute.
+
+A row leaves here only if `normalize_event` would accept it with the same values; everything else (arrays,
+headers, absolute URLs, numbers as ids, odd timestamps, anything the parser or a check does not like) goes
+through the exact per-event path in `normalize.py`, so every rule and every DLQ reason is written once.
+tests/unit/test_normalize_fast.py runs both paths over generated inputs and asserts identical output.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+
+from pipeline.calls.arrow import CALLS_SCHEMA
+from pipeline.calls.normalize import (
+    MAX_AGENT_ID,
+    MAX_VALUE_BYTES,
+    IdFn,
+    Message,
+    canonical_ip,
+    normalize_messages,
+    redact_cached,
+)
+from pipeline.calls.redact import SENSITIVE_KEYS
+from pipeline.dlq import DeadLetter
+
+_TEXT = ("api_call_history_id", "tenant_id", "user_id", "agent_id", "ip_address", "user_agent", "trace_id",
+         "error_code", "source")
+_INTS = ("latency_ms", "request_size_bytes", "response_size_bytes")
+RAW_SCHEMA = pa.schema(
+    [(f.name, pa.int64() if pa.types.is_integer(f.type) else pa.string()) for f in CALLS_SCHEMA]
+    + [("request_headers", pa.struct([])), ("response_headers", pa.struct([]))]
+)
+# "infer": fields we do not read still show up as columns, so NaN/Inf in them (Arrow reads those literals,
+# orjson rejects them) can be seen without scanning the bytes.
+_PARSE = pj.ParseOptions(explicit_schema=RAW_SCHEMA, unexpected_field_behavior="infer")
+CHUNK = 2048  # messages per Arrow parse: one unparseable message costs a re-parse of its chunk
+_RETRIES = 8  # parse errors that name a row drop that message and parse again; past this the chunk goes exact
+_ROW_ERROR = re.compile(r"in row (\d+)")
+_MAX_DEPTH_BYTES = 2000  # orjson refuses nesting past 1024 levels; Arrow does not; that takes 2 KiB of brackets
+# ISO 8601 as datetime.fromisoformat and Arrow's cast both read it, to the microsecond; the rest goes exact.
+_ISO = (r"^(?:19|2\d)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])[T ](?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d"
+        r"(?:\.\d{1,6})?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)?$")
+# A query string can only change under redaction if it names a sensitive key, or needs unquoting or Unicode
+# lower-casing to do so; the others are left as they are without a Python call.
+_MAY_REDACT = "(?i)" + "|".join(re.escape(k) for k in sorted(SENSITIVE_KEYS)) + r"|%|\+|[^\x00-\x7f]"
+_NULL_TEXT = pa.scalar(None, pa.string())
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One partition's messages, column-wise (what the consumer hands over, without a tuple per message)."""
+
+    partition: int
+    offsets: list[int]
+    timestamps_ms: list[int]
+    values: list[bytes | None]
+
+    @classmethod
+    def of(cls, partition: int, messages: Sequence[Message]) -> Batch:
+        return cls(partition, [m.offset for m in messages], [m.timestamp_ms for m in messages],
+                   [m.value for m in messages])
+
+    def message(self, i: int) -> Message:
+        return Message(self.partition, self.offsets[i], self.timestamps_ms[i], self.values[i])
+
+
+def normalize_batch(topic: str, batch: Batch, make_id: IdFn) -> tuple[pa.Table, list[DeadLetter]]:
+    """One partition's messages -> records as a CALLS_SCHEMA table (in message order) and dead letters."""
+    candidates = [i for i, v in enumerate(batch.values)
+                  if v is not None and v.startswith(b"{") and len(v) <= MAX_VALUE_BYTES]
+    tables: list[pa.Table] = []
+    positions: list[int] = []
+    for start in range(0, len(candidates), CHUNK):
+        got = _fast_chunk(batch, candidates[start:start + CHUNK], make_id)
+        if got is not None:
+            tables.append(got[0])
+            positions += got[1]
+    rest = [] if len(positions) == len(batch.values) else sorted(set(range(len(batch.values))) - set(positions))
+    exact, exact_pos, dead = _exact(topic, batch, rest, make_id)
+    if exact.num_rows:
+        tables.append(exact)
+        if positions:  # back into message order; the sort is stable, so a batch's elements keep theirs
+            return pa.concat_tables(tables).take(pc.sort_indices(pa.array(positions + exact_pos))), dead
+    if not tables:
+        return CALLS_SCHEMA.empty_table(), dead
+    return (tables[0] if len(tables) == 1 else pa.concat_tables(tables)), dead
+
+
+def _exact(topic: str, batch: Batch, rest: list[int],
+           make_id: IdFn) -> tuple[pa.Table, list[int], list[DeadLetter]]:
+    """The exact per-event path over the messages at `rest`; each record's message position comes with it."""
+    records: list[dict] = []
+    positions: list[int] = []
+    dead: list[DeadLetter] = []
+    for i in rest:
+        recs, letters = normalize_messages(topic, (batch.message(i),), make_id)
+        records += recs
+        positions += [i] * len(recs)
+        dead += letters
+    return pa.Table.from_pylist(records, schema=CALLS_SCHEMA), positions, dead
+
+
+def _fast_chunk(batch: Batch, pos: list[int], make_id: IdFn) -> tuple[pa.Table, list[int]] | None:
+    """The rows of these messages the fast path proves valid, and their positions; None if it cannot parse."""
+    raw, pos = _parse(batch, pos)
+    if raw is None:
+        return None
+    stamps = batch.timestamps_ms
+    ok, cols = _checked_columns(raw, pa.array([stamps[i] for i in pos], pa.int64()))
+    if not pc.all(ok).as_py():
+        cols = [pc.filter(c, ok) for c in cols]
+        pos = [p for p, good in zip(pos, ok.to_pylist(), strict=True) if good]
+    missing = pc.is_null(cols[0])
+    if pc.any(missing).as_py():
+        offsets = [batch.offsets[pos[j]] for j in pc.indices_nonzero(missing).to_pylist()]
+        many = getattr(make_id, "many", None)
+        ids = many(batch.partition, offsets) if many else [make_id(batch.partition, o, None) for o in offsets]
+        cols[0] = pc.replace_with_mask(cols[0], missing, pa.array(ids, pa.string()))
+    return pa.Table.from_arrays(cols, schema=CALLS_SCHEMA), pos
+
+
+def _parse(batch: Batch, pos: list[int]) -> tuple[pa.Table | None, list[int]]:
+    """Arrow's JSON reader, one object per line; messages it cannot read as orjson would are left out."""
+    values = [batch.values[i] for i in pos]
+    data = b"\n".join(values)
+    if not _utf8(data) or max(map(len, values), default=0) >= _MAX_DEPTH_BYTES:
+        keep = [j for j, v in enumerate(values) if _utf8(v) and v.count(b"{") + v.count(b"[") < 1000]
+        values, pos = [values[j] for j in keep], [pos[j] for j in keep]
+    for _ in range(_RETRIES + 1):
+        if not values:
+            return None, pos
+        data = b"\n".join(values)
+        try:
+            table = pj.read_json(io.BytesIO(data), parse_options=_PARSE,
+                                 read_options=pj.ReadOptions(use_threads=False, block_size=len(data) + 1))
+        except pa.ArrowInvalid as exc:
+            m = _ROW_ERROR.search(str(exc))
+            if m is None or int(m.group(1)) >= len(values):
+                return None, pos
+            del values[int(m.group(1))], pos[int(m.group(1))]
+            continue
+        # One row per message, or some message held more than one document (orjson rejects those).
+        if table.num_rows != len(values) or _nonfinite(table):
+            return None, pos
+        return table.select(RAW_SCHEMA.names).combine_chunks(), pos
+    return None, pos
+
+
+def _utf8(data: bytes) -> bool:
+    if data.isascii():
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _nonfinite(table: pa.Table) -> bool:
+    """A NaN or Inf anywhere in the fields we do not read (in those we read, Arrow refuses them)."""
+    return any(_has_nonfinite(table.column(name).combine_chunks())
+               for name in table.schema.names if name not in RAW_SCHEMA.names)
+
+
+def _has_nonfinite(values: pa.Array) -> bool:
+    kind = values.type
+    if pa.types.is_floating(kind):
+        return bool(pc.any(pc.or_(pc.is_nan(values), pc.is_inf(values))).as_py())
+    if pa.types.is_struct(kind):
+        return any(_has_nonfinite(values.field(i)) for i in range(kind.num_fields))
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return _has_nonfinite(values.flatten())
+    return False
+
+
+def _checked_columns(raw: pa.Table, stamps_ms: pa.Array) -> tuple[pa.Array, list[pa.Array]]:
+    """(rows valid by every rule, the CALLS_SCHEMA columns over all rows); rejected rows hold anything."""
+    col = {name: raw.column(name).chunk(0) for name in raw.schema.names}
+    for name in _TEXT:
+        col[name] = _blank_to_null(col[name])
+    status, method, path = col["status_code"], col["method"], col["path"]
+    ok = pc.and_(pc.is_null(col["request_headers"]), pc.is_null(col["response_headers"]))
+    ok = pc.and_(ok, pc.fill_null(pc.match_substring_regex(method, r"^[A-Za-z]{1,16}$"), False))
+    ok = pc.and_(ok, pc.fill_null(pc.starts_with(path, "/"), False))
+    ok = pc.and_(ok, pc.fill_null(pc.and_(pc.greater_equal(status, 100), pc.less_equal(status, 599)), False))
+    for name in _INTS:
+        ok = pc.and_(ok, pc.fill_null(pc.greater_equal(col[name], 0), True))
+    ok = pc.and_(ok, pc.fill_null(pc.less_equal(pc.utf8_length(col["agent_id"]), MAX_AGENT_ID), True))
+    ip = _mapped(col["ip_address"], canonical_ip)
+    ok = pc.and_(ok, pc.or_(pc.is_null(col["ip_address"]), pc.is_valid(ip)))
+    created, created_ok = _created_at(col["created_at"], stamps_ms)
+    ok = pc.and_(ok, created_ok)
+    path, query = _path_and_query(path, col["query_string"])
+    col |= {"method": pc.ascii_upper(method), "path": path, "query_string": query, "ip_address": ip,
+            "status_code": pc.cast(pc.if_else(ok, status, 200), pa.int32()), "created_at": created}
+    return ok, [col[f.name] for f in CALLS_SCHEMA]
+
+
+def _blank_to_null(values: pa.Array) -> pa.Array:
+    blank = pc.equal(values, "")
+    return pc.if_else(blank, _NULL_TEXT, values) if pc.any(blank).as_py() else values
+
+
+def _mapped(values: pa.Array, fn: Callable[[str], str | None], where: pa.Array | None = None) -> pa.Array:
+    """fn over the distinct values only (they repeat), spread back; only `where` true if given; None stays."""
+    subset = values if where is None else pc.filter(values, where)
+    distinct = pc.unique(subset).drop_null()
+    if not len(distinct):
+        return values
+    mapped = pc.take(pa.array([fn(v) for v in distinct.to_pylist()], pa.string()), pc.index_in(values, distinct))
+    return mapped if where is None else pc.if_else(where, mapped, values)
+
+
+def _created_at(values: pa.Array, stamps_ms: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """UTC microseconds (a missing time is the Kafka timestamp, a naive one UTC); ok only where that is certain."""
+    iso = pc.match_substring_regex(values, _ISO)
+    ok = pc.fill_null(iso, True)
+    text = pc.if_else(iso, values, _NULL_TEXT)
+    zoned = pc.or_(pc.ends_with(text, "Z"), pc.match_substring_regex(text, r"[+-]\d\d:\d\d$"))
+    text = pc.if_else(zoned, text, pc.binary_join_element_wise(text, "Z", ""))
+    try:
+        parsed = pc.cast(pc.cast(text, pa.timestamp("us", tz="UTC")), pa.int64())
+    except pa.ArrowInvalid:  # an impossible date such as Feb 30: every string timestamp here goes exact
+        parsed = pa.nulls(len(values), pa.int64())
+        ok = pc.is_null(values)
+    micros = pc.if_else(pc.is_null(values), pc.multiply(stamps_ms, 1000), parsed)
+    return pc.cast(micros, CALLS_SCHEMA.field("created_at").type), ok
+
+
+def _path_and_query(path: pa.Array, query: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Split `?query` off the path; an explicit query_string wins; one leading '?' dropped; '' is NULL."""
+    if pc.any(pc.match_substring(path, "?")).as_py():
+        parts = pc.extract_regex(path, r"(?s)^(?P<p>[^?]*)(?:\?(?P<q>.*))?$")
+        path = pc.if_else(pc.is_valid(parts), pc.struct_field(parts, "p"), path)
+        query = pc.coalesce(query, pc.struct_field(parts, "q"))
+    query = pc.if_else(pc.fill_null(pc.starts_with(query, "?"), False), pc.utf8_slice_codeunits(query, 1), query)
+    query = _blank_to_null(query)
+    return path, _mapped(query, redact_cached, pc.fill_null(pc.match_substring_regex(query, _MAY_REDACT), False))

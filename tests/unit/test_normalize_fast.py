@@ -1,0 +1,214 @@
+"""The vectorised path (pipeline/calls/fast.py) against the exact per-event path: same records, same dead letters.
+
+Property-style: thousands of generated events, most of them valid, each field sometimes swapped for an edge case
+(every rule of seed 003 and every bad input of issue 3), sent in every encoding a gateway might use.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pytest
+
+from pipeline.calls import fast
+from pipeline.calls.arrow import CALLS_SCHEMA
+from pipeline.calls.fast import Batch, normalize_batch
+from pipeline.calls.normalize import Message, normalize_messages
+from pipeline.ids import SourceIds, derived_id
+
+TOPIC = "calls.raw"
+KAFKA_TS_MS = 1_764_064_800_000
+make_id = SourceIds("cluster-a", TOPIC)
+MISSING = object()
+
+VARIANTS: dict[str, list[Any]] = {
+    "method": ["GET", "post", "", "G3T", "GÉT", "A" * 16, "A" * 17, None, 5, True, MISSING],
+    "path": ["/a", "/api/x?page=1&api_key=s3cr3t", "/a?", "/a??b=1", "?x", "a/b", "", "/ü/x?key=1",
+             "http://gw.example.com:8080/api?page=1", "https://gw.example.com", "http://[::1/api", "/p?%74oken=s",
+             "/line\nbreak?token=1", None, 1, MISSING],
+    "query_string": [None, "", "?", "?page=1", "page=1", "api_key=x&b=2", "TOKEN=abc&size=10", "%6Bey=1", "a+b=1",
+                     "\u212aey=s", "ключ=1&token=x", "sig", "x=1&password=", "cursor=EiebzKwhCmEFNVaN", 5, MISSING],
+    "status_code": [200, 100, 599, 99, 600, "200", True, 200.0, 2**63, -1, None, MISSING],
+    "latency_ms": [0, 35, -1, 35.5, 2.5, 2**63 - 1, 2**63, 2**64 - 1, "fast", True, None, MISSING],
+    "request_size_bytes": [0, 18, -1, 1.5, 2**63, "18", False, None, MISSING],
+    "response_size_bytes": [0, 500, -5, 2**64 - 1, None, MISSING],
+    "tenant_id": ["1", "", 1, 0, 1.5, True, "wedosoft", None, MISSING],
+    "user_id": ["u1", "", 42, -3, [1], None, MISSING],
+    "agent_id": ["agent_1", "", "a" * 100, "a" * 101, "é" * 100, "é" * 101, 5, None, MISSING],
+    "ip_address": ["10.0.0.7", "2001:DB8:0:0::1", " 10.0.0.7 ", "999.0.0.1", "", "010.0.0.1", "::ffff:1.2.3.4", 5,
+                   None, MISSING],
+    "user_agent": ["curl/8.5", "", "NaN", "x:NaN", "Info: Inf", "\u0000", 7, None, MISSING],
+    "trace_id": ["4bf92f3577b34da6a3ce929d0e0e4736", "", None, 3, MISSING],
+    "error_code": ["COD_001", "", None, MISSING],
+    "source": ["AURA", "", {"a": 1}, None, MISSING],
+    "api_call_history_id": [None, "", "gw-123", 5, MISSING],
+    "created_at": ["2026-11-25T10:00:00Z", "2026-11-25T10:00:00.123Z", "2026-11-25T19:00:00+09:00",
+                   "2026-11-25 10:00:00", "2026-11-25T10:00:00.5", "2026-11-25T10:00:00.1234567Z",
+                   "2026-02-30T00:00:00Z", "2026-11-25", "2026-11-25T10", "2026-11-25T24:00:00",
+                   "2026-11-25T10:00:00+0900", "2026-11-25T10:00:00-23:59", "1969-12-31T23:59:59Z",
+                   "0001-01-01T00:00:00+01:00", "2026-11-25T10:00:00z", "yesterday", "", 1_764_064_800,
+                   1_764_064_800_000, 1.5, -1, True, None, MISSING],
+    "request_headers": [None, {}, {"X-Tenant-ID": "1", "X-Agent-ID": "h"}, {"Content-Length": "18"}, ["x"], "s",
+                        MISSING],
+    "response_headers": [None, {}, {"Content-Type": "text/event-stream"}, 5, MISSING],
+}
+EXTRAS: list[dict[str, Any]] = [{"extra": 1}, {"extra": "s"}, {"meta": {"a": [1, 2.5, None]}}, {"big": 10**30},
+                                {"nested": [[[]]]}]
+RAW_BAD: list[bytes | None] = [
+    b"{not json", b"\xff\xfe\x00garbage", b"42", b"null", b'"GET /api"', None, b"", b"[]", b"{}", b"[1, {}]",
+    b'{"method":"GET","path":"/a","status_code":200,"x":NaN}',
+    b'{"method":"GET","path":"/a","status_code":200,"x":[1,-Infinity]}',
+    b'{"method":"GET","path":"/a","status_code":200,"x":{"y":Inf}}',
+    b'{"method":"GET","path":"/a","status_code":200}{"method":"GET","path":"/b","status_code":200}',
+    b'{"method":"GET","path":"/a","status_code":200}\n{"method":"GET","path":"/b","status_code":200}',
+    b'{"method":"GET","method":"POST","path":"/a","status_code":200}',
+    b'{"method":"GET","\\u006dethod":"PUT","path":"/a","status_code":200}',
+    b'{"method":"GET","path":"/a","status_code":200,"x":' + b"[" * 1100 + b"]" * 1100 + b"}",
+    b'{"method":"GET","path":"/a","status_code":200,"x":' + b"[" * 900 + b"]" * 900 + b"}",
+    b' {"method":"GET","path":"/a","status_code":200}',
+    b'{"method":"GET","path":"/a","status_code":200} x',
+    b'{"method":"GET","path":"/a","status_code":200,"x":"\xff"}',
+    b'{"method":"GET","path":"/\\ud800","status_code":200}',
+    b'{"method":"GET","path":"/\\ud83d\\ude00","status_code":200}',
+    b'{"method":"GET","path":"/a","status_code":200,}',
+    b'{"method":"GET","path":"/a","status_code":200,"user_agent":"tab\there"}',
+    b'\xef\xbb\xbf{"method":"GET","path":"/a","status_code":200}',
+    b'{"method":"GET","path":"/a","status_code":200,"latency_ms":1e2}',
+    b'{"method":"GET","path":"/a","status_code":200,"x":1e999}',
+    orjson.dumps({"method": "GET", "path": "/a", "status_code": 200, "user_agent": "x" * (1 << 20)}),
+]
+
+
+def base_event(rng: random.Random) -> dict[str, Any]:
+    return {
+        "tenant_id": str(rng.randrange(1, 40)), "user_id": str(rng.randrange(5000)), "agent_id": "agent_7",
+        "method": rng.choice(["GET", "POST"]), "path": f"/api/v1/tickets/{rng.randrange(100)}",
+        "query_string": rng.choice([None, "page=2&size=20", f"token={rng.getrandbits(64):x}"]),
+        "status_code": rng.choice([200, 201, 404, 500]), "latency_ms": rng.randrange(2000),
+        "request_size_bytes": rng.choice([None, 120]), "response_size_bytes": rng.randrange(60_000),
+        "ip_address": f"10.0.{rng.randrange(3)}.{rng.randrange(1, 255)}", "user_agent": "okhttp/4.12.0",
+        "trace_id": f"{rng.getrandbits(128):032x}", "error_code": None, "source": "AURA",
+        "created_at": f"2026-11-25T10:{rng.randrange(60):02d}:{rng.randrange(60):02d}.{rng.randrange(1000):03d}Z",
+    }
+
+
+def generated_event(rng: random.Random, p_change: float) -> dict[str, Any]:
+    event = base_event(rng)
+    for name, pool in VARIANTS.items():
+        if rng.random() < p_change:
+            value = rng.choice(pool)
+            if value is MISSING:
+                event.pop(name, None)
+            else:
+                event[name] = value
+    if rng.random() < 0.05:
+        event |= rng.choice(EXTRAS)
+    return event
+
+
+def dumps(doc: Any) -> bytes:
+    try:
+        return orjson.dumps(doc)
+    except TypeError:  # ints past 64 bits: orjson will not write them, the json module will
+        return json.dumps(doc, ensure_ascii=False).encode()
+
+
+def encoded(rng: random.Random, p_change: float) -> bytes | None:
+    roll = rng.random()
+    if roll < 0.05:
+        return rng.choice(RAW_BAD)
+    event = generated_event(rng, p_change)
+    if roll < 0.08:
+        return dumps([event, generated_event(rng, p_change), 7])
+    if roll < 0.11:
+        return json.dumps(event).encode()  # \u escapes for everything non-ASCII
+    if roll < 0.13:
+        return json.dumps(event, indent=1, ensure_ascii=False).encode()  # one event over many lines
+    if roll < 0.15:
+        return json.dumps(dict(reversed(list(event.items()))), separators=(" , ", " : ")).encode()
+    return dumps(event)
+
+
+def both_paths(values: list[bytes | None], partition: int = 3) -> None:
+    msgs = [Message(partition, 1000 + i, KAFKA_TS_MS + i, v) for i, v in enumerate(values)]
+    records, dead = normalize_messages(TOPIC, msgs, make_id)
+    table, dead_fast = normalize_batch(TOPIC, Batch.of(partition, msgs), make_id)
+    expected = pa.Table.from_pylist(records, schema=CALLS_SCHEMA)
+    assert table.schema.equals(CALLS_SCHEMA)
+    if not table.equals(expected):
+        got, want = table.to_pylist(), expected.to_pylist()
+        assert len(got) == len(want)
+        diff = next(i for i, (g, w) in enumerate(zip(got, want, strict=True)) if g != w)
+        pytest.fail(f"record {diff} differs:\n fast  {got[diff]}\n exact {want[diff]}")
+    key = [(d.error, d.topic, d.partition, d.offset, d.index, d.value) for d in dead]
+    assert [(d.error, d.topic, d.partition, d.offset, d.index, d.value) for d in dead_fast] == key
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_fast_path_gives_exactly_the_exact_paths_records_and_dead_letters(seed):
+    rng = random.Random(seed)
+    values = [encoded(rng, p_change=rng.choice([0.0, 0.02, 0.08, 0.3])) for _ in range(rng.choice([1, 20, 150]))]
+    both_paths(values)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_small_chunks_and_exhausted_retries_still_agree(seed, monkeypatch):
+    monkeypatch.setattr(fast, "CHUNK", 7)
+    monkeypatch.setattr(fast, "_RETRIES", 1)
+    rng = random.Random(1000 + seed)
+    both_paths([encoded(rng, p_change=0.1) for _ in range(120)])
+
+
+@pytest.mark.parametrize(("field", "pool"), list(VARIANTS.items()), ids=list(VARIANTS))
+def test_every_variant_of_every_field_agrees(field, pool):
+    rng = random.Random(field)
+    events = []
+    for value in pool:
+        event = base_event(rng)
+        if value is MISSING:
+            event.pop(field, None)
+        else:
+            event[field] = value
+        events.append(event)
+    both_paths([dumps(e) for e in events])
+
+
+def test_every_raw_bad_message_agrees_alone_and_between_good_ones():
+    rng = random.Random(5)
+    for bad in RAW_BAD:
+        both_paths([bad])
+        both_paths([orjson.dumps(base_event(rng)), bad, orjson.dumps(base_event(rng))])
+
+
+def test_common_case_never_reaches_the_exact_path(monkeypatch):
+    """Valid one-object messages (with secrets to redact, blanks, missing times) are all vectorised."""
+    seen: list[Message] = []
+    real = fast.normalize_messages
+
+    def spy(topic, msgs, make_id):
+        seen.extend(msgs)
+        return real(topic, msgs, make_id)
+
+    monkeypatch.setattr(fast, "normalize_messages", spy)
+    rng = random.Random(9)
+    values = []
+    for i in range(3000):
+        event = base_event(rng)
+        if i % 7 == 0:
+            event |= {"user_agent": "", "created_at": None, "query_string": "?a=1&api_key=k"}
+        if i % 11 == 0:
+            event |= {"path": "/api/users?page=1&size=10", "extra": {"x": [1, 2]}, "api_call_history_id": "gw-1"}
+        values.append(orjson.dumps(event))
+    both_paths(values)
+    assert seen == []
+
+
+def test_source_ids_many_are_derived_ids():
+    ids = SourceIds("cluster-b", TOPIC)
+    offsets = [0, 1, 99, 10**12]
+    assert ids.many(2, offsets) == [derived_id("cluster-b", TOPIC, 2, o, None) for o in offsets]
+    assert ids(2, 5, 3) == derived_id("cluster-b", TOPIC, 2, 5, 3)
