@@ -34,6 +34,9 @@ from pipeline.settings import Settings
 from pipeline.storage.dead_letters import rejected_rows
 
 log = structlog.get_logger(__name__)
+# The data is at fault (types, constraints, a statement that cannot bind it), not the file or the machine.
+DATA_ERRORS = (duckdb.DataError, duckdb.IntegrityError, duckdb.ProgrammingError, duckdb.ConversionException,
+               duckdb.InvalidInputException)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +167,38 @@ class Materializer:
         return {TopicPartition(t, p): o for t, p, o in rows if t in self.sinks}
 
     def _write(self, got: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """Write a fetch; if the data itself breaks a write, isolate the topic at fault and dead-letter it.
+
+        A batch DuckDB refuses (a type it cannot convert, a constraint) would otherwise be retried forever and
+        stall every stream behind it. Its messages go to `dead_letters` whole, with the error, and the
+        offsets move on: bad input never stops a stream, and nothing is lost.
+        """
+        try:
+            self._write_batch(got)
+        except DATA_ERRORS as exc:
+            log.error("materializer_batch_refused_isolating", error=str(exc).splitlines()[0])
+            for topic in {tp.topic for tp in got}:
+                part = {tp: msgs for tp, msgs in got.items() if tp.topic == topic}
+                try:
+                    self._write_batch(part)
+                except DATA_ERRORS as inner:
+                    self._quarantine(part, f"{type(inner).__name__}: {str(inner).splitlines()[0]}")
+
+    def _quarantine(self, got: dict[TopicPartition, list[ConsumerRecord]], reason: str) -> None:
+        msgs = [(m, f"materializer could not store this message: {reason}") for ms in got.values() for m in ms]
+        cur = self.con.cursor()
+        cur.begin()
+        try:
+            write_arrow(cur, "dead_letters", rejected_rows(msgs, self.cluster_id or ""))
+            write_arrow(cur, "materializer_offsets", self._offsets_batch(got), conflict="REPLACE")
+            cur.commit()
+        except BaseException:
+            cur.rollback()
+            raise
+        log.error("materializer_dead_lettered", messages=len(msgs), topics=sorted({tp.topic for tp in got}),
+                  reason=reason)
+
+    def _write_batch(self, got: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         started = time.perf_counter()
         built, rejected = self._build(got)
         optimistic = time.monotonic() >= self._keyed_until

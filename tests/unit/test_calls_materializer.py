@@ -71,3 +71,19 @@ def test_a_failed_optimistic_write_leaves_nothing_of_its_transaction(materialize
     count, distinct = m.con.cursor().execute(
         "SELECT count(*), count(DISTINCT api_call_history_id) FROM sys_api_call_histories").fetchone()
     assert (count, distinct, stored_offset(m)) == (15, 15, 6)
+
+
+def test_a_batch_duckdb_refuses_is_dead_lettered_and_the_other_streams_go_on(materializer):
+    """A message no write can store (here: text in a BIGINT column) must not stall materialization forever."""
+    m = materializer
+    bad_row = {"key": "t:freshdesk:attachment:1", "tenant": "t", "platform": "freshdesk", "domain": "d",
+               "source_id": "1", "updated_at": "2026-11-01T00:00:00+00:00", "name": "a.txt", "size": "huge"}
+    poison = ConsumerRecord("tickets.normalized", 0, 7, 0, 0, None,
+                            orjson.dumps({"tables": {"attachments": [bad_row]}}), None, 0, 0, [])
+    m._write({TP: [ipc_message(0, 0, 20)], TopicPartition("tickets.normalized", 0): [poison]})
+    assert rows(m) == 20  # the calls beside it were stored
+    cur = m.con.cursor()
+    letter = cur.execute("SELECT topic, \"offset\", error FROM dead_letters").fetchone()
+    assert letter[:2] == ("tickets.normalized", 7) and "could not store" in letter[2]
+    moved = cur.execute("SELECT next_offset FROM materializer_offsets WHERE topic = 'tickets.normalized'").fetchone()
+    assert moved == (8,)  # past the poison: a restart does not meet it again
