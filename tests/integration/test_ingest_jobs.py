@@ -188,6 +188,9 @@ def test_a_job_whose_worker_dies_is_taken_over_and_finishes(broker, tmp_path):
             done = _until(c, job_id, "completed", timeout=120)
             assert done["statistics"]["tickets_collected"] >= 300
             assert any("Job started on" in line["message"] for line in done["logs"])
+            cur = c.app.state.db.cursor()
+            count = lambda: cur.execute("SELECT count(*), count(DISTINCT key) FROM tickets").fetchone()  # noqa: E731
+            assert wait_for(lambda: count()[0] >= 300 and count(), 60, "tickets stored") == (300, 300)
     finally:
         for p in procs:
             stop_process(p)
