@@ -257,3 +257,16 @@ def test_seed_examples_without_credentials_get_a_401_naming_the_headers(system):
         assert r.status_code == 401 and "X-Company-ID" in r.json()["error"]["message"], (url, r.text)
         r = c.request(method, url, json={"company_id": "wedosoft"} if method == "POST" else None, headers=READ)
         assert r.status_code == 200, (url, r.text)
+
+
+def test_purge_acts_on_the_calling_company_only(system):
+    c = system
+    other = HEADERS | {"X-Company-ID": "initech", "X-Domain": "initech.freshdesk.com", "X-API-Key": "k-initech"}
+    for headers in (HEADERS, other):
+        assert c.post("/ingest", json={"max_tickets": 10, "include_kb": False}, headers=headers).status_code == 200
+    cur = c.app.state.db.cursor()
+    counts = lambda: dict(cur.execute("SELECT tenant, count(*) FROM tickets GROUP BY 1").fetchall())  # noqa: E731
+    wait_for(lambda: counts() == {"wedosoft": 10, "initech": 10}, 30, "both companies' tickets")
+    purge = c.post("/ingest", json={"purge": True, "max_tickets": 0, "include_kb": False}, headers=HEADERS)
+    assert purge.status_code == 200 and purge.json()["storage"]["records"]["tickets"] == 0
+    assert counts() == {"initech": 10}  # the other company's data is untouched
