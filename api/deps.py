@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import duckdb
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from pipeline.settings import Settings
 
@@ -26,3 +28,18 @@ def get_cursor(request: Request):
 
 
 CursorDep = Annotated[duckdb.DuckDBPyConnection, Depends(get_cursor)]
+
+
+T = TypeVar("T")
+
+
+async def in_db(request: Request, fn: Callable[..., T], *args: Any) -> T:
+    """Run `fn(cursor, *args)` on a fresh cursor of the api's database, off the event loop."""
+    def run() -> T:
+        cur = request.app.state.db.cursor()
+        try:
+            return fn(cur, *args)
+        finally:
+            cur.close()
+
+    return await run_in_threadpool(run)

@@ -15,9 +15,9 @@ import orjson
 import structlog
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from api.cod import Allowed, CodError, ok
+from api.deps import in_db
 from api.routers.predictions import prediction_public, z
 from pipeline.storage.queries import predictions as q
 
@@ -26,17 +26,6 @@ router = APIRouter(tags=["data export (seed 004)"])
 ExportAuth = Allowed("data_export")
 TTL = timedelta(hours=24)
 Format = Literal["JSON", "CSV"]
-
-
-def _run(request: Request, fn, *args):  # noqa: ANN001, ANN202
-    def run() -> Any:
-        cur = request.app.state.db.cursor()
-        try:
-            return fn(cur, *args)
-        finally:
-            cur.close()
-
-    return run_in_threadpool(run)
 
 
 def collect(cur: duckdb.DuckDBPyConnection, tenant: str, user_id: str, raw: bool) -> dict[str, Any]:
@@ -113,8 +102,8 @@ async def request_export(
                     "VALUES (?, ?, ?, 'IN_PROGRESS', ?, ?, ?)",
                     [export_id, principal.tenant_id, principal.user_id, format, include_raw, now])
 
-    await _run(request, create)
-    task = asyncio.create_task(_run(request, _build, export_id, principal.tenant_id, principal.user_id, format,
+    await in_db(request, create)
+    task = asyncio.create_task(in_db(request, _build, export_id, principal.tenant_id, principal.user_id, format,
                                     include_raw))
     request.app.state.background.add(task)
     task.add_done_callback(request.app.state.background.discard)
@@ -128,7 +117,7 @@ def _own_export(cur: duckdb.DuckDBPyConnection, export_id: str, tenant: str, use
 
 @router.get("/users/me/data-export/{export_id}")
 async def export_status(request: Request, principal: ExportAuth, export_id: str) -> JSONResponse:
-    row = await _run(request, _own_export, export_id, principal.tenant_id, principal.user_id)
+    row = await in_db(request, _own_export, export_id, principal.tenant_id, principal.user_id)
     if row is None:
         raise CodError("COD_004", f"데이터 추출 요청을 찾을 수 없습니다: {export_id}")
     return ok(request, public(row[:5], _prefix(request)))
@@ -136,7 +125,7 @@ async def export_status(request: Request, principal: ExportAuth, export_id: str)
 
 @router.get("/users/me/data-export/{export_id}/download", response_model=None)
 async def export_download(request: Request, principal: ExportAuth, export_id: str) -> Response:
-    row = await _run(request, _own_export, export_id, principal.tenant_id, principal.user_id)
+    row = await in_db(request, _own_export, export_id, principal.tenant_id, principal.user_id)
     if row is None or row[1] != "COMPLETED" or row[4] < datetime.now(UTC):
         raise CodError("COD_004", f"다운로드할 추출 파일이 없습니다 (진행 중이거나 만료됨): {export_id}")
     media = "application/json" if row[2] == "JSON" else "text/csv"

@@ -13,9 +13,9 @@ import orjson
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
 
 from api.cod import Allowed, CodError, ok, only_self, subject_user, tenant_filter, visible
+from api.deps import in_db
 from pipeline.broker.topics import SLEEP_RECORDS
 from pipeline.predictions.voice import RULES_INFO
 from pipeline.storage.queries import predictions as q
@@ -31,17 +31,6 @@ DebateAuth = Allowed("debate")
 AnalysisAuth = Allowed("analysis")
 RecommendationsAuth = Allowed("recommendations")
 SleepRecordsAuth = Allowed("sleep_records")
-
-
-def _db(request: Request, fn, *args):  # noqa: ANN001, ANN202 - run a query function on a fresh cursor
-    def run() -> Any:
-        cur = request.app.state.db.cursor()
-        try:
-            return fn(cur, *args)
-        finally:
-            cur.close()
-
-    return run_in_threadpool(run)
 
 
 def z(v: datetime | None) -> str | None:
@@ -103,7 +92,7 @@ async def prediction_history(
     user_id: Annotated[str | None, Query(alias="userId", description="staff only; default: yourself")] = None,
 ) -> JSONResponse:
     user = subject_user(principal, user_id)
-    rows, s = await _db(request, q.list_predictions, tenant_filter(principal), user,
+    rows, s = await in_db(request, q.list_predictions, tenant_filter(principal), user,
                         None if status == "ALL" else status, start_date, end_date, limit, offset)
     return ok(request, {
         "predictions": [_history_item(r) for r in rows],
@@ -148,7 +137,7 @@ def prediction_public(r: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _visible_prediction(request: Request, principal, prediction_id: str) -> dict[str, Any]:  # noqa: ANN001
-    row = await _db(request, q.get_prediction, prediction_id)
+    row = await in_db(request, q.get_prediction, prediction_id)
     if row is None or not visible(principal, row["tenant"], row["user_id"]):
         raise CodError("COD_004", f"예측 리소스를 찾을 수 없습니다: {prediction_id}")
     return row
@@ -161,10 +150,10 @@ async def get_prediction(request: Request, principal: PredictionAuth, prediction
 
 @router.get("/debates/{session_id}")
 async def get_debate(request: Request, principal: DebateAuth, session_id: str) -> JSONResponse:
-    row = await _db(request, q.prediction_by_session, session_id)
+    row = await in_db(request, q.prediction_by_session, session_id)
     if row is None or not visible(principal, row["tenant"], row["user_id"]):
         raise CodError("COD_004", f"토론 세션을 찾을 수 없습니다: {session_id}")
-    rounds = await _db(request, q.get_rounds, session_id)
+    rounds = await in_db(request, q.get_rounds, session_id)
     quality = row["quality"] or {}
     return ok(request, {
         "sessionId": session_id, "predictionId": row["prediction_id"], "status": row["status"],
@@ -174,13 +163,13 @@ async def get_debate(request: Request, principal: DebateAuth, session_id: str) -
         "judge": {k: (row["outcome"] or {}).get(k) for k in ("aggregation", "judgeReasoning", "baselinePlainAverage")},
         "rounds": [{**r, "startTime": z(r["startTime"]), "endTime": z(r["endTime"])} for r in rounds],
         "qualityMetrics": quality or None,
-        "analyses": await _db(request, q.analyses_of, row["prediction_id"]),
+        "analyses": await in_db(request, q.analyses_of, row["prediction_id"]),
     })
 
 
 @router.get("/analyses/expert/{analysis_id}")
 async def get_expert_analysis(request: Request, principal: AnalysisAuth, analysis_id: str) -> JSONResponse:
-    a = await _db(request, q.get_analysis, analysis_id)
+    a = await in_db(request, q.get_analysis, analysis_id)
     if a is None or not visible(principal, a["tenant"], a["user_id"]):
         raise CodError("COD_004", f"전문가 분석을 찾을 수 없습니다: {analysis_id}")
     o = a["opinion"]
@@ -198,7 +187,7 @@ async def get_expert_analysis(request: Request, principal: AnalysisAuth, analysi
 @router.get("/recommendations/{prediction_id}")
 async def get_recommendations(request: Request, principal: RecommendationsAuth, prediction_id: str) -> JSONResponse:
     await _visible_prediction(request, principal, prediction_id)
-    body = await _db(request, q.get_recommendations, prediction_id)
+    body = await in_db(request, q.get_recommendations, prediction_id)
     if body is None:
         raise CodError("COD_004", f"권장사항이 아직 없습니다 (예측이 완료되지 않았거나 실패): {prediction_id}")
     return ok(request, {"predictionId": prediction_id, **body})

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from api.cod import Allowed, CodError, ok, subject_user, visible
+from api.deps import in_db
 from api.routers.predictions import z
 from pipeline.storage.queries import schedules as sq
 from schemas.predictions import ScheduleUpdateBody
@@ -25,17 +25,6 @@ def public(s: dict[str, Any]) -> dict[str, Any]:
             "scheduledTriggerTime": z(s["scheduled_trigger_time"]), "status": s["status"],
             "retryCount": s["retry_count"], "nextExecution": z(s["next_execution"]) if s["status"] in sq.ACTIVE
             else None, "timezone": s["timezone"], "lastPredictionId": s["last_prediction_id"]}
-
-
-def _in_db(request: Request, fn, *args):  # noqa: ANN001, ANN202
-    def run() -> Any:
-        cur = request.app.state.db.cursor()
-        try:
-            return fn(cur, *args)
-        finally:
-            cur.close()
-
-    return run_in_threadpool(run)
 
 
 def _current(cur, tenant: str, user: str, lead: timedelta) -> dict[str, Any]:  # noqa: ANN001
@@ -58,7 +47,7 @@ async def current_schedule(
 ) -> JSONResponse:
     lead = timedelta(seconds=request.app.state.settings.schedule_lead_s)
     user = subject_user(principal, user_id)
-    return ok(request, public(await _in_db(request, _current, principal.tenant_id, user, lead)))
+    return ok(request, public(await in_db(request, _current, principal.tenant_id, user, lead)))
 
 
 def _reschedule(cur, tenant: str, body: ScheduleUpdateBody, lead: timedelta) -> dict[str, Any]:  # noqa: ANN001
@@ -87,7 +76,7 @@ def _reschedule(cur, tenant: str, body: ScheduleUpdateBody, lead: timedelta) -> 
 @router.put("/schedules/update")
 async def update_schedule(request: Request, principal: UpdateAuth, body: ScheduleUpdateBody) -> JSONResponse:
     lead = timedelta(seconds=request.app.state.settings.schedule_lead_s)
-    row = await _in_db(request, _reschedule, principal.tenant_id, body, lead)
+    row = await in_db(request, _reschedule, principal.tenant_id, body, lead)
     return ok(request, {**public(row), "previousScheduleId": row["previous"], "reason": body.reason})
 
 
@@ -102,4 +91,4 @@ def _cancel(cur, principal, sid: str) -> dict[str, Any]:  # noqa: ANN001
 
 @router.delete("/schedules/{schedule_id}")
 async def cancel_schedule(request: Request, principal: DeleteAuth, schedule_id: str) -> JSONResponse:
-    return ok(request, public(await _in_db(request, _cancel, principal, schedule_id)))
+    return ok(request, public(await in_db(request, _cancel, principal, schedule_id)))

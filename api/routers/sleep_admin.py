@@ -12,9 +12,9 @@ import orjson
 import structlog
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from api.cod import Allowed, CodError, ok, tenant_filter
+from api.deps import in_db
 from api.routers.predictions import prediction_public, z
 from pipeline.broker.topics import PRIVACY_ERASURES
 from pipeline.storage.queries import predictions as q
@@ -28,17 +28,6 @@ ArchiveAuth = Allowed("admin_archive")
 RestoreAuth = Allowed("admin_restore")
 DeleteAuth = Allowed("admin_delete")
 CODE_TTL = timedelta(minutes=10)
-
-
-def _cursor_call(request: Request, fn, *args):  # noqa: ANN001, ANN202
-    def run() -> Any:
-        cur = request.app.state.db.cursor()
-        try:
-            return fn(cur, *args)
-        finally:
-            cur.close()
-
-    return run_in_threadpool(run)
 
 
 def _details(cur: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> dict[str, Any]:
@@ -63,14 +52,14 @@ async def user_predictions(
         return {"userId": user_id, "predictions": items, "total": s["total"], "limit": limit,
                 "includeDetails": include_details}
 
-    return ok(request, await _cursor_call(request, read))
+    return ok(request, await in_db(request, read))
 
 
 @router.post("/admin/users/{user_id}/archive")
 async def archive_user(request: Request, principal: ArchiveAuth, user_id: str, body: ArchiveBody) -> JSONResponse:
     tenant = principal.tenant_id
     try:
-        moved = await _cursor_call(request, user_data.archive, tenant, user_id, body.reason, body.retention_policy,
+        moved = await in_db(request, user_data.archive, tenant, user_id, body.reason, body.retention_policy,
                                    body.archive_date or datetime.now(UTC).date())
     except duckdb.Error as exc:
         log.error("archive_failed", user_id=user_id, error=str(exc))
@@ -87,10 +76,10 @@ async def archive_user(request: Request, principal: ArchiveAuth, user_id: str, b
 async def restore_user(request: Request, principal: RestoreAuth, user_id: str, body: RestoreBody) -> JSONResponse:
     """Added beside archive (DESIGN.md): moves the user's archived rows back into the hot tables."""
     tenant = principal.tenant_id
-    if await _cursor_call(request, user_data.archive_status, tenant, user_id) != "ARCHIVED":
+    if await in_db(request, user_data.archive_status, tenant, user_id) != "ARCHIVED":
         raise CodError("COD_004", f"아카이브된 데이터가 없습니다: {user_id}")
     try:
-        moved = await _cursor_call(request, user_data.restore, tenant, user_id)
+        moved = await in_db(request, user_data.restore, tenant, user_id)
     except duckdb.Error as exc:
         log.error("restore_failed", user_id=user_id, error=str(exc))
         raise CodError("COD_D002", "데이터 복원 실패; 아카이브는 그대로 남아 있습니다") from None
@@ -126,12 +115,12 @@ async def erase_user(request: Request, principal: DeleteAuth, user_id: str, body
     if not body.cascade_delete:
         raise CodError("COD_D004", "GDPR 준수 요구사항 미충족: 영구 삭제는 모든 테이블에 연쇄 적용되어야 합니다"
                                    " (cascadeDelete: true)")
-    if not body.confirmation_code or not await _cursor_call(request, _redeem, body.confirmation_code, tenant,
+    if not body.confirmation_code or not await in_db(request, _redeem, body.confirmation_code, tenant,
                                                             user_id):
-        code, expires = await _cursor_call(request, _issue_code, tenant, user_id, principal.user_id)
+        code, expires = await in_db(request, _issue_code, tenant, user_id, principal.user_id)
         raise CodError("COD_D004", "삭제 확인이 필요합니다: 받은 confirmationCode를 담아 같은 요청을 다시 보내세요", {
             "confirmationCode": code, "expiresAt": z(expires), "invalidCodeGiven": bool(body.confirmation_code)})
-    deleted = await _cursor_call(request, user_data.erase, tenant, user_id, body.reason, principal.user_id)
+    deleted = await in_db(request, user_data.erase, tenant, user_id, body.reason, principal.user_id)
     await _announce_erasure(request, tenant, user_id)
     log.info("user_erased", tenant=tenant, user_id=user_id, rows=sum(deleted.values()))
     return ok(request, {"userId": user_id, "status": "DELETED", "reason": body.reason, "rowsDeleted": deleted,
