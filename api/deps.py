@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from pipeline.settings import Settings
+from pipeline.storage.db import run_on_cursor
 
 
 def get_settings_dep(request: Request) -> Settings:
@@ -35,11 +36,4 @@ T = TypeVar("T")
 
 async def in_db(request: Request, fn: Callable[..., T], *args: Any) -> T:
     """Run `fn(cursor, *args)` on a fresh cursor of the api's database, off the event loop."""
-    def run() -> T:
-        cur = request.app.state.db.cursor()
-        try:
-            return fn(cur, *args)
-        finally:
-            cur.close()
-
-    return await run_in_threadpool(run)
+    return await run_in_threadpool(run_on_cursor, request.app.state.db, fn, *args)

@@ -16,10 +16,12 @@ import structlog
 from cryptography.fernet import Fernet
 from starlette.concurrency import run_in_threadpool
 
+from api.background import BackgroundTask
 from api.errors import ApiError
 from api.ingest_auth import Credentials, key_hash
 from pipeline.broker.topics import INGEST_COMMANDS
 from pipeline.settings import Settings
+from pipeline.storage.db import run_on_cursor
 from pipeline.storage.queries import ingest as q
 from schemas.ingest import JobCommand, JobOptions, JobStatistics
 
@@ -36,17 +38,10 @@ class Jobs:
     def __init__(self, settings: Settings, db: duckdb.DuckDBPyConnection, producer) -> None:  # noqa: ANN001
         self.settings, self.db, self.producer = settings, db, producer
         self.fernet = Fernet(settings.fernet_key().encode())
-        self._task: asyncio.Task[None] | None = None
-
-    def _in_db(self, fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        cur = self.db.cursor()
-        try:
-            return fn(cur, *args, **kwargs)
-        finally:
-            cur.close()
+        self._task = BackgroundTask("ingest-watchdog")
 
     async def db_call(self, fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201
-        return await run_in_threadpool(lambda: self._in_db(fn, *args, **kwargs))
+        return await run_in_threadpool(lambda: run_on_cursor(self.db, fn, *args, **kwargs))
 
     async def create(self, creds: Credentials, opts: JobOptions, ignored: dict[str, str]) -> dict[str, Any]:
         now = datetime.now(UTC)
@@ -87,15 +82,10 @@ class Jobs:
                           statistics=JobStatistics.model_validate(job["statistics"]) if job["statistics"] else None)
 
     def start_watchdog(self) -> None:
-        self._task = asyncio.create_task(self._watch(), name="ingest-watchdog")
+        self._task.start(self._watch())
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await self._task.stop()
 
     async def _watch(self) -> None:
         while True:

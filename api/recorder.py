@@ -20,6 +20,7 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.background import BackgroundTask
 from pipeline.broker.kafka import make_producer
 from pipeline.broker.topics import CALLS_RAW
 from pipeline.calls.normalize import MAX_AGENT_ID, trace_id_from_headers
@@ -41,7 +42,7 @@ class CallBuffer:
         self.topic = settings.topic(CALLS_RAW)
         self.events: deque[dict[str, Any]] = deque()
         self.producer: AIOKafkaProducer | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("call-recorder")
         self.sent = 0
 
     def add(self, event: dict[str, Any]) -> None:
@@ -51,15 +52,10 @@ class CallBuffer:
         self.events.append(event)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="call-recorder")
+        self._task.start(self._run())
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await self._task.stop()
         if self.events and self.producer:
             await self._flush()
         if self.producer:

@@ -17,9 +17,11 @@ import duckdb
 import structlog
 from starlette.concurrency import run_in_threadpool
 
+from api.background import BackgroundTask
 from api.cod import CodError
 from api.predicting import Predictor
 from pipeline.settings import Settings
+from pipeline.storage.db import run_on_cursor
 from pipeline.storage.queries import predictions as pq
 from pipeline.storage.queries import schedules as sq
 from schemas.predictions import PREDICTION_TIMEOUT_S, AnalysisScope, PredictOptions, TriggerType
@@ -34,19 +36,14 @@ class Scheduler:
         self.db = db
         self.predictor = predictor
         self.lead = timedelta(seconds=settings.schedule_lead_s)
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("prediction-scheduler")
         self.triggered = 0
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="prediction-scheduler")
+        self._task.start(self._run())
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await self._task.stop()
 
     async def _run(self) -> None:
         while True:
@@ -62,11 +59,7 @@ class Scheduler:
             await self._trigger(schedule)
 
     def _in_db(self, fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        cur = self.db.cursor()
-        try:
-            return fn(cur, *args, **kwargs)
-        finally:
-            cur.close()
+        return run_on_cursor(self.db, fn, *args, **kwargs)
 
     def _housekeeping(self) -> None:
         timed_out = self._in_db(pq.sweep_timed_out, PREDICTION_TIMEOUT_S + TIMEOUT_GRACE_S, "COD_P002")

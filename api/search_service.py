@@ -20,6 +20,7 @@ import pyarrow as pa
 import structlog
 from starlette.concurrency import run_in_threadpool
 
+from api.background import BackgroundTask
 from pipeline.search import Doc, Embedder, SearchIndex, embedder_for
 from pipeline.settings import Settings
 
@@ -43,7 +44,7 @@ class SearchService:
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()  # the background loop and sync-summaries never embed at once
         self.index: SearchIndex | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("search-sync")
 
     def embedder(self) -> Embedder:
         with self._lock:
@@ -108,15 +109,10 @@ class SearchService:
             self.index.add(tenant, docs)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="search-sync")
+        self._task.start(self._run())
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await self._task.stop()
 
     async def _run(self) -> None:
         loaded = await run_in_threadpool(self.load)

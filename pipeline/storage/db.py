@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import duckdb
 
 from pipeline.storage.schema import DDL
+
+T = TypeVar("T")
 
 # DuckDB checkpoints (rewrites the table and its primary-key index into the file, 0.5-0.9 s with the writer
 # stalled) once the WAL passes this. The default 16 MB is every ~47k call rows (~340 B of WAL a row): measured,
@@ -14,6 +18,15 @@ from pipeline.storage.schema import DDL
 # The price: after a crash the next open replays up to 256 MB of WAL (~750k rows, ~2 s here; 162 MB took
 # 1.3 s) and the .wal file holds that much on disk. A clean close, or `CHECKPOINT`, folds it in at once.
 WRITER_CHECKPOINT_THRESHOLD = "256MB"
+
+
+def run_on_cursor(con: duckdb.DuckDBPyConnection, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`fn(cursor, ...)` on a fresh cursor of the shared connection (one per thread), closed afterwards."""
+    cur = con.cursor()
+    try:
+        return fn(cur, *args, **kwargs)
+    finally:
+        cur.close()
 
 
 class DatabaseLocked(RuntimeError):

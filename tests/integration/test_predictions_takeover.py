@@ -16,7 +16,7 @@ from kafka import KafkaProducer
 
 from api.main import create_app
 from pipeline.broker.kafka import ensure_topics
-from pipeline.broker.topics import PREDICTIONS_ROUNDS, SLEEP_RECORDS, pipeline_topics
+from pipeline.broker.topics import PREDICTIONS_RESULTS, PREDICTIONS_ROUNDS, SLEEP_RECORDS, pipeline_topics
 from pipeline.predictions.cohort import generate_cohort
 from pipeline.predictions.flow import advance, first_round
 from pipeline.security import Role
@@ -109,10 +109,16 @@ def test_a_replayed_round_message_is_recorded_once(api, cohort):
         for _ in range(2):
             await producer.send_and_wait(api.settings.topic(PREDICTIONS_ROUNDS), message, key=session.encode())
 
+    results = api.settings.topic(PREDICTIONS_RESULTS)
+
+    def materialized() -> int:  # how far the materializer has read predictions.results
+        return cur.execute("SELECT coalesce(sum(next_offset), 0) FROM materializer_offsets WHERE topic = ?",
+                           [results]).fetchone()[0]
+
+    read = materialized()
     api.portal.call(replay)
-    wait_for(lambda: cur.execute("SELECT count(*) FROM debate_rounds WHERE session_id = ?", [session]).fetchone()[0]
-             >= len(before), 10, "rounds")
-    asyncio.run(asyncio.sleep(2.0))  # time for both replays to pass through worker and materializer
+    # Each replayed round publishes at least one event: both have passed worker and materializer once read >= +2.
+    wait_for(lambda: materialized() >= read + 2, 30, "both replays' events materialized")
     assert _rounds_by_session(api)[session] == before == list(range(1, total_rounds + 1))
     status = cur.execute("SELECT status, total_rounds FROM predictions WHERE prediction_id = ?", [pid]).fetchone()
     assert status == ("COMPLETED", total_rounds)

@@ -110,8 +110,7 @@ def test_every_answer_carries_rate_headers_and_the_budget_runs_out_into_429_with
 def test_credits_come_back_when_the_window_slides_past_them(start):
     c = start(plan=2, window_seconds=0.3)
     assert [c.get("/api/v2/solutions/categories").status_code for _ in range(3)] == [200, 200, 429]
-    time.sleep(0.35)
-    assert c.get("/api/v2/solutions/categories").status_code == 200
+    wait_for(lambda: c.get("/api/v2/solutions/categories").status_code == 200, 5, "credits back after the window")
 
 
 def test_each_host_is_its_own_account_with_its_own_data_and_budget(start):
@@ -228,8 +227,7 @@ def test_attachment_urls_serve_the_declared_bytes_and_refuse_when_tampered_or_ex
     assert got.status_code == 200 and len(got.content) == small["size"]
     assert got.headers["content-type"].startswith(small["content_type"])
     assert c.get(small["attachment_url"].replace("signature=", "signature=0")).status_code == 403
-    time.sleep(2.1)
-    assert c.get(small["attachment_url"]).status_code == 403
+    wait_for(lambda: c.get(small["attachment_url"]).status_code == 403, 10, "the signed URL to expire")
 
 
 def test_the_cli_serves_the_simulator_on_loopback_and_says_it_is_one(tmp_path):
