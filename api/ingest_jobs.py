@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +40,7 @@ class Jobs:
         self.settings, self.db, self.producer = settings, db, producer
         self.fernet = Fernet(settings.fernet_key().encode())
         self._task = BackgroundTask("ingest-watchdog")
+        self.on_purge: Callable[[str], None] | None = None  # the search index forgets the company's documents
 
     async def db_call(self, fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201
         return await run_in_threadpool(lambda: run_on_cursor(self.db, fn, *args, **kwargs))
@@ -48,11 +50,15 @@ class Jobs:
         job_id = new_job_id(creds.company, now)
         token = self.fernet.encrypt(creds.api_key.get_secret_value().encode()).decode()
         cursor = None
-        if opts.incremental:
-            cursor = await self.db_call(q.last_cursor, creds.company, creds.domain)
         if opts.purge or opts.force_rebuild:
+            # Rebuilt from the full history whatever `incremental` says: an incremental run after a purge would
+            # leave only what changed since the last job.
             purged = await self.db_call(q.purge_company, creds.company)
             log.info("ingest_purged", tenant=creds.company, rows=purged)
+            if self.on_purge is not None:
+                self.on_purge(creds.company)
+        elif opts.incremental:
+            cursor = await self.db_call(q.last_cursor, creds.company, creds.domain)
         digest = key_hash(self.settings.fernet_key(), creds.company, creds.api_key)
         await self.db_call(q.remember_key, creds.company, creds.platform, creds.domain, digest)
         await self.db_call(q.insert_job, {

@@ -98,7 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.scheduler = scheduler
         app.state.jobs = Jobs(settings, db, runtime.producer)
         app.state.jobs.start_watchdog()
-        app.state.search = SearchService(settings, db)
+        app.state.search = SearchService(settings, db, runtime.producer)
+        app.state.jobs.on_purge = app.state.search.forget
         app.state.search.start()
         app.state.background = set()  # tasks the api started (data exports), held so they are not collected
         materializer.start()

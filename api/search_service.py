@@ -1,112 +1,150 @@
-"""Vectors and the in-memory hybrid index for `/search`, kept in step with `integrated_objects`.
+"""The in-memory hybrid index behind `/search`, kept in step with the vectors the worker stores.
 
-Vectors live in DuckDB (`ticket_vectors`, keyed by object and text hash) so a restart reloads instead of
-re-embedding; the index (BM25 + numpy, per tenant) is rebuilt from them at start-up. New or changed objects
-are embedded by a background loop every few seconds; `POST /ingest/sync-summaries` does the same on demand,
-or recomputes everything (`force_rebuild`).
+The worker's embedding agent (pipeline/tickets/embed_agents.py) embeds integrated objects as they stream by;
+the materializer upserts the vectors into `ticket_vectors`, each write taking the next `seq`. This service
+loads the index (BM25 + numpy, per tenant) from DuckDB at start-up, then every `search_sync_s` indexes what
+is past the last seq it saw, joined to the object's current title and text. The api embeds only queries.
+
+`POST /ingest/sync-summaries` asks the worker for what is missing (objects with no vector, an older one, or
+one from another model; every object with `force_rebuild`) on `tickets.embed_requests`, and waits until the
+vectors are stored and indexed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import threading
 import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
 import numpy as np
+import orjson
 import pyarrow as pa
 import structlog
+from aiokafka import AIOKafkaProducer
 from starlette.concurrency import run_in_threadpool
 
 from api.background import BackgroundTask
+from api.errors import ApiError
+from pipeline.broker.topics import EMBED_REQUESTS
 from pipeline.search import Doc, Embedder, SearchIndex, embedder_for
+from pipeline.search.vectors import embed_text
 from pipeline.settings import Settings
 
 log = structlog.get_logger(__name__)
-EMBED_CHARS = 2000  # what the model sees of an object: title, summary, then the text (MiniLM reads ~256 tokens)
-BATCH = 64
+REQUEST_OBJECTS = 64  # objects per `tickets.embed_requests` message
+ORPHAN_WAIT = timedelta(seconds=60)  # a vector whose object is not stored yet is retried this long
+INDEXED = """
+    SELECT v.seq, v.tenant, v.key, v.kind, o.title, o.text, o.updated_at, v.vector, v.embedded_at
+    FROM ticket_vectors v LEFT JOIN integrated_objects o ON o.tenant = v.tenant AND o.key = v.key
+    WHERE v.seq > ? ORDER BY v.seq"""
 PENDING = """
-    SELECT o.tenant, o.key, o.object_type, o.title, coalesce(o.summary, ''), o.text, o.updated_at
+    SELECT o.tenant, o.key, o.object_type, o.updated_at, o.title, coalesce(o.summary, ''), o.text
     FROM integrated_objects o LEFT JOIN ticket_vectors v ON v.tenant = o.tenant AND v.key = o.key
-    WHERE ({where}) AND (v.key IS NULL OR v.updated_at < o.updated_at OR v.model <> ?)"""
-
-
-def embed_text(title: str, summary: str, text: str) -> str:
-    return "\n".join(p for p in (title, summary, text) if p)[:EMBED_CHARS]
+    WHERE o.tenant = ? AND (? OR v.key IS NULL OR v.updated_at < o.updated_at OR v.model <> ?)"""
 
 
 class SearchService:
-    def __init__(self, settings: Settings, db: duckdb.DuckDBPyConnection) -> None:
-        self.settings, self.db = settings, db
+    def __init__(self, settings: Settings, db: duckdb.DuckDBPyConnection,
+                 producer: Callable[[], Awaitable[AIOKafkaProducer]] | None = None) -> None:
+        self.settings, self.db, self.producer = settings, db, producer
         self._embedder: Embedder | None = None
         self._lock = threading.Lock()
-        self._sync_lock = threading.Lock()  # the background loop and sync-summaries never embed at once
+        self._index_lock = threading.Lock()  # one refresh at a time: the loop and sync-summaries
         self.index: SearchIndex | None = None
-        self._task = BackgroundTask("search-sync")
+        self.seq = 0  # the last ticket_vectors seq indexed
+        self._task = BackgroundTask("search-index")
 
     def embedder(self) -> Embedder:
+        """The model queries are embedded with (the worker's: both read the same settings)."""
         with self._lock:
             if self._embedder is None:
-                self._embedder = embedder_for(self.settings.embeddings_url, cache_dir=self.settings.data_dir / "models")
+                self._embedder = embedder_for(self.settings.embeddings_url, cache_dir=self.settings.models_path)
             return self._embedder
 
-    def _cursor(self) -> duckdb.DuckDBPyConnection:
-        return self.db.cursor()
+    def refresh(self) -> int:
+        """Index the vectors stored since the last call (all of them the first time); returns how many."""
+        with self._index_lock:
+            cur = self.db.cursor()
+            rows = cur.execute(INDEXED, [self.seq]).fetchall()
+            if not rows:
+                return 0
+            now, hold = datetime.now(UTC), None
+            by_tenant: dict[str, list[Doc]] = {}
+            for seq, tenant, key, kind, title, text, updated, vector, embedded in rows:
+                if title is None:  # the vector came before its object: wait for it, for a while
+                    if hold is None and embedded is not None and now - embedded < ORPHAN_WAIT:
+                        hold = seq - 1
+                    continue
+                by_tenant.setdefault(tenant, []).append(Doc(key, kind, title, text, np.asarray(vector, np.float32),
+                                                            updated))
+            if self.index is None and by_tenant:
+                self.index = SearchIndex(len(next(iter(by_tenant.values()))[0].vector))
+            for tenant, docs in by_tenant.items():
+                self.index.add(tenant, docs, replace_equal=True)  # type: ignore[union-attr]
+            self.seq = rows[-1][0] if hold is None else hold
+            return sum(len(d) for d in by_tenant.values())
 
-    def load(self) -> int:
-        """The index from stored vectors (start-up): no embedding, just reading."""
-        cur = self._cursor()
-        rows = cur.execute("SELECT o.tenant, o.key, o.object_type, o.title, o.text, o.updated_at, v.vector "
-                           "FROM integrated_objects o JOIN ticket_vectors v ON v.tenant = o.tenant AND "
-                           "v.key = o.key").fetchall()
-        if not rows:
-            return 0
-        self.index = self.index or SearchIndex(len(rows[0][6]))
-        by_tenant: dict[str, list[Doc]] = {}
-        for tenant, key, kind, title, text, updated, vec in rows:
-            by_tenant.setdefault(tenant, []).append(Doc(key, kind, title, text, np.asarray(vec, np.float32),
-                                                        updated))
-        for tenant, docs in by_tenant.items():
-            self.index.rebuild(tenant, docs)
-        return len(rows)
+    def forget(self, tenant: str) -> None:
+        """A purged company: its documents leave the index at once (their rows are gone from DuckDB)."""
+        if self.index is not None:
+            self.index.drop(tenant)
 
-    def sync(self, tenant: str | None, force: bool = False) -> dict[str, Any]:
-        """Embed what is new or changed (everything when `force`) for one tenant (None: all); update the index."""
-        with self._sync_lock:
-            return self._sync(tenant, force)
-
-    def _sync(self, tenant: str | None, force: bool) -> dict[str, Any]:
+    async def sync(self, tenant: str, force: bool = False) -> dict[str, Any]:
+        """Have the worker embed the company's missing or stale vectors (all with `force`); wait until indexed."""
         started = time.perf_counter()
-        embedder = self.embedder()
-        cur = self._cursor()
-        if force and tenant is not None:
-            cur.execute("DELETE FROM ticket_vectors WHERE tenant = ?", [tenant])
-        where, params = ("o.tenant = ?", [tenant]) if tenant is not None else ("TRUE", [])
-        rows = cur.execute(PENDING.format(where=where), [*params, embedder.name]).fetchall()
-        for start in range(0, len(rows), BATCH):
-            self._embed_batch(cur, embedder, rows[start:start + BATCH])
-        total = cur.execute(f"SELECT count(*) FROM integrated_objects o WHERE {where}", params).fetchone()[0]
-        return {"objects": total, "embedded": len(rows), "reused": total - len(rows), "model": embedder.name,
-                "dimensions": embedder.dim, "duration_seconds": round(time.perf_counter() - started, 2)}
+        model = self.embedder().name
+        pending, total, since = await run_in_threadpool(self._pending, tenant, force, model)
+        await self._request(pending, force)
+        deadline = started + self.settings.search_sync_wait_s
+        left = len(pending)
+        while left and time.perf_counter() < deadline:
+            await asyncio.sleep(0.1)
+            left = await run_in_threadpool(self._left, tenant, pending, since)
+        await run_in_threadpool(self.refresh)
+        return {"status": "completed" if not left else "in_progress", "objects": total,
+                "embedded": len(pending) - left, "pending": left, "reused": total - len(pending), "model": model,
+                "dimensions": self.index.dim if self.index else None,
+                "duration_seconds": round(time.perf_counter() - started, 2)}
 
-    def _embed_batch(self, cur: duckdb.DuckDBPyConnection, embedder: Embedder, rows: list[tuple]) -> None:
-        texts = [embed_text(r[3], r[4], r[5]) for r in rows]
-        vectors = embedder.embed(texts)
-        batch = pa.table({
-            "tenant": [r[0] for r in rows], "key": [r[1] for r in rows], "kind": [r[2] for r in rows],
-            "model": [embedder.name] * len(rows), "text_hash": [hashlib.sha256(t.encode()).hexdigest() for t in texts],
-            "vector": pa.array(list(vectors), pa.list_(pa.float32())), "updated_at": [r[6] for r in rows]})
-        cur.register("_vectors", batch)
+    def _pending(self, tenant: str, force: bool, model: str) -> tuple[list[dict[str, Any]], int, int]:
+        cur = self.db.cursor()
+        since = cur.execute("SELECT coalesce(max(seq), 0) FROM ticket_vectors").fetchone()[0]
+        rows = cur.execute(PENDING, [tenant, force, model]).fetchall()
+        total = cur.execute("SELECT count(*) FROM integrated_objects WHERE tenant = ?", [tenant]).fetchone()[0]
+        objects = [{"tenant": r[0], "key": r[1], "object_type": r[2], "updated_at": r[3].isoformat(),
+                    "embed_text": embed_text(r[4], r[5], r[6])} for r in rows]
+        return objects, total, since
+
+    def _left(self, tenant: str, pending: list[dict[str, Any]], since: int) -> int:
+        """How many of the requested objects have no vector written since the request."""
+        cur = self.db.cursor()
+        cur.register("_requested", pa.table({"key": [o["key"] for o in pending]}))
         try:
-            cur.execute("INSERT OR REPLACE INTO ticket_vectors BY NAME SELECT * FROM _vectors")
+            done = cur.execute("SELECT count(*) FROM ticket_vectors v JOIN _requested r ON r.key = v.key "
+                               "WHERE v.tenant = ? AND v.seq > ?", [tenant, since]).fetchall()[0][0]
         finally:
-            cur.unregister("_vectors")
-        self.index = self.index or SearchIndex(embedder.dim)
-        for tenant in {r[0] for r in rows}:
-            docs = [Doc(r[1], r[2], r[3], r[5], v, r[6]) for r, v in zip(rows, vectors, strict=True) if r[0] == tenant]
-            self.index.add(tenant, docs)
+            cur.unregister("_requested")
+        return len(pending) - done
+
+    async def _request(self, objects: list[dict[str, Any]], force: bool) -> None:
+        if not objects:
+            return
+        if self.producer is None:
+            raise RuntimeError("this SearchService cannot publish (no producer)")
+        topic = self.settings.topic(EMBED_REQUESTS)
+        try:
+            producer = await self.producer()
+            sends = [await producer.send(topic, orjson.dumps({"force": force,
+                                                               "objects": objects[i:i + REQUEST_OBJECTS]}),
+                                         key=objects[i]["tenant"].encode())
+                     for i in range(0, len(objects), REQUEST_OBJECTS)]
+            await asyncio.gather(*sends)
+        except Exception as exc:  # noqa: BLE001 - the broker said no: the caller gets a clear 503
+            raise ApiError(503, f"could not publish to {topic}: {exc}", headers={"Retry-After": "5"}) from None
 
     def start(self) -> None:
         self._task.start(self._run())
@@ -115,13 +153,14 @@ class SearchService:
         await self._task.stop()
 
     async def _run(self) -> None:
-        loaded = await run_in_threadpool(self.load)
-        log.info("search_index_loaded", documents=loaded)
+        started = time.perf_counter()
+        loaded = await run_in_threadpool(self.refresh)
+        log.info("search_index_loaded", documents=loaded, seconds=round(time.perf_counter() - started, 2))
         while True:
             await asyncio.sleep(self.settings.search_sync_s)
             try:
-                done = await run_in_threadpool(self.sync, None)
-                if done["embedded"]:
-                    log.info("search_synced", **done)
+                indexed = await run_in_threadpool(self.refresh)
+                if indexed:
+                    log.info("search_indexed", documents=indexed, seq=self.seq)
             except Exception:  # noqa: BLE001 - search catching up must never take the api down
-                log.exception("search_sync_failed")
+                log.exception("search_index_failed")

@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = None
     llm_timeout_s: float = Field(default=5.0, gt=0)
     embeddings_url: str | None = None
+    models_dir: Path | None = None  # where the local embedding model is built once; default <data_dir>/models
 
     topic_prefix: str = ""  # tests and benchmarks isolate themselves with a unique prefix
     partitions: int = Field(default=4, ge=1, le=256)
@@ -57,7 +58,8 @@ class Settings(BaseSettings):
     schedule_max_retries: int = Field(default=3, ge=0, le=10)
     scheduler_tick_s: float = Field(default=1.0, gt=0)
 
-    search_sync_s: float = Field(default=3.0, gt=0)  # how often new integrated objects are embedded and indexed
+    search_sync_s: float = Field(default=1.0, gt=0)  # how often the api indexes the vectors the worker stored
+    search_sync_wait_s: float = Field(default=120.0, gt=0)  # sync-summaries answers "in_progress" past this
 
     sql_max_rows: int = 10_000
     sql_timeout_s: float = 30.0
@@ -68,6 +70,10 @@ class Settings(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.data_dir / "streamdesk.duckdb"
+
+    @property
+    def models_path(self) -> Path:
+        return self.models_dir or self.data_dir / "models"
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

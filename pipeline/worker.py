@@ -19,6 +19,7 @@ from pipeline.metrics import EVENTS
 from pipeline.predictions.agents import register_prediction_agents
 from pipeline.settings import Settings
 from pipeline.tickets.agents import register_ticket_agents
+from pipeline.tickets.embed_agents import register_embed_agents
 from pipeline.tickets.job_agents import register_ingest_agents
 
 log = structlog.get_logger(__name__)
@@ -63,6 +64,7 @@ def create_faust_app(settings: Settings) -> faust.App:
     register_prediction_agents(app, settings)
     register_ingest_agents(app, settings)
     register_ticket_agents(app, settings)
+    register_embed_agents(app, settings)
 
     @app.timer(settings.worker_heartbeat_s)
     async def heartbeat() -> None:

@@ -36,21 +36,21 @@ class SyncBody(BaseModel):
 @router.post("/ingest/sync-summaries")
 async def sync_summaries(request: Request, company: Company,
                          body: Annotated[SyncBody, Body(default_factory=SyncBody)]) -> dict[str, Any]:
-    """Embeds the company's new or changed summaries and KB articles (all of them with `force_rebuild`)."""
+    """Has the worker embed the company's new or changed summaries and KB articles (all of them with
+    `force_rebuild`, or `incremental_only: false`) and answers once they are searchable."""
     if body.company_id is not None and body.company_id != company:
         raise ApiError(403, f"you may sync company {company} only (body company_id {body.company_id!r})")
     o = body.sync_options
     force = o.force_rebuild or not o.incremental_only
-    service = request.app.state.search
-    try:
-        done = await run_in_threadpool(service.sync, company, force)
-    except SearchError as exc:
-        raise ApiError(503, f"embedding failed: {exc}") from None
+    done = await request.app.state.search.sync(company, force)
     note = None
     if o.embedding_model and o.embedding_model != done["model"]:
         note = f"embedding_model {o.embedding_model!r} is not configured here; used {done['model']!r}"
-    return {"status": "completed", "company_id": company, "force_rebuild": force, **done,
-            "note": note, "next_steps": ["Search with GET /search?q=..."]}
+    next_steps = ["Search with GET /search?q=..."]
+    if done["status"] != "completed":
+        next_steps.insert(0, f"{done['pending']} objects are still being embedded by the worker: call again "
+                             "(incremental) to wait for them")
+    return {**done, "company_id": company, "force_rebuild": force, "note": note, "next_steps": next_steps}
 
 
 @router.get("/search")

@@ -19,15 +19,17 @@ PREDICTIONS_REQUESTS = "predictions.requests"  # api -> worker: a request with t
 PREDICTIONS_ROUNDS = "predictions.rounds"  # worker -> worker: one debate round, carrying the transcript so far
 PREDICTIONS_RESULTS = "predictions.results"  # worker -> api: rounds recorded, predictions completed or failed
 TICKETS_NORMALIZED = "tickets.normalized"  # normalized rows per table + integrated objects (pipeline/tickets)
+TICKETS_VECTORS = "tickets.vectors"  # worker -> api: embeddings of integrated objects (pipeline/search/vectors.py)
+EMBED_REQUESTS = "tickets.embed_requests"  # api -> worker: objects to (re)embed, from POST /ingest/sync-summaries
 INGEST_COMMANDS = "ingest.commands"  # api -> worker: run or steer an ingest job (key: Freshdesk domain)
 INGEST_PROGRESS = "ingest.progress"  # worker -> api: job progress events (schemas/ingest.py)
 PRIVACY_ERASURES = "privacy.erasures"  # erased (tenant, user) ids: the materializer and rebuild skip them forever
 
 ENTRY_TOPICS = (CALLS_RAW, SLEEP_RECORDS, TICKETS_RAW)
 # Internal JSON topics a worker decodes; what it cannot read goes to their `.dlq` too.
-DLQ_TOPICS = (*ENTRY_TOPICS, PREDICTIONS_REQUESTS, PREDICTIONS_ROUNDS, INGEST_COMMANDS)
+DLQ_TOPICS = (*ENTRY_TOPICS, PREDICTIONS_REQUESTS, PREDICTIONS_ROUNDS, INGEST_COMMANDS, EMBED_REQUESTS)
 INTERNAL_TOPICS = (CALLS_NORMALIZED, SLEEP_NORMALIZED, PREDICTIONS_REQUESTS, PREDICTIONS_ROUNDS, PREDICTIONS_RESULTS,
-                   INGEST_COMMANDS, INGEST_PROGRESS, TICKETS_NORMALIZED)
+                   INGEST_COMMANDS, INGEST_PROGRESS, TICKETS_NORMALIZED, TICKETS_VECTORS, EMBED_REQUESTS)
 
 
 def dlq(topic: str) -> str:

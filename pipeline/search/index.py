@@ -88,10 +88,11 @@ class TenantIndex:
                 return None
             return Doc(doc_id, entry.kind, entry.title, entry.text, self._vectors[row].copy(), entry.updated_at)
 
-    def add(self, docs: Iterable[Doc]) -> int:
-        """Insert or replace a batch (one commit); returns how many documents changed."""
+    def add(self, docs: Iterable[Doc], *, replace_equal: bool = False) -> int:
+        """Insert or replace a batch (one commit); returns how many documents changed. `replace_equal`: a document
+        as new as the stored one replaces it too (a re-embedded vector)."""
         with self._lock:
-            fresh = self._newer(docs)
+            fresh = self._newer(docs, replace_equal)
             if not fresh:
                 return 0
             heap = _BULK_HEAP if len(fresh) >= _BULK_DOCS else _WRITER_HEAP
@@ -159,7 +160,7 @@ class TenantIndex:
             top = top[np.argsort(-scores[top], kind="stable")]
             return [(self._row_ids[i], float(scores[i])) for i in top if np.isfinite(scores[i])]
 
-    def _newer(self, docs: Iterable[Doc]) -> list[Doc]:
+    def _newer(self, docs: Iterable[Doc], replace_equal: bool = False) -> list[Doc]:
         """The batch's documents newer than what is stored, the last of each id winning, dimensions checked."""
         latest: dict[str, Doc] = {}
         for doc in docs:
@@ -167,7 +168,8 @@ class TenantIndex:
                 raise DimensionMismatch(f"document {doc.id!r} has a vector of shape {doc.vector.shape}, "
                                         f"the index expects ({self.dim},)")
             stored = latest.get(doc.id) or self._docs.get(doc.id)
-            if stored is None or doc.updated_at > stored.updated_at:
+            if stored is None or doc.updated_at > stored.updated_at or (
+                    replace_equal and doc.updated_at == stored.updated_at):
                 latest[doc.id] = doc
         return list(latest.values())
 
@@ -223,8 +225,8 @@ class SearchIndex:
     def tenants(self) -> list[str]:
         return sorted(self._tenants)
 
-    def add(self, tenant: str, docs: Iterable[Doc]) -> int:
-        return self._get_or_create(tenant).add(docs)
+    def add(self, tenant: str, docs: Iterable[Doc], *, replace_equal: bool = False) -> int:
+        return self._get_or_create(tenant).add(docs, replace_equal=replace_equal)
 
     def remove(self, tenant: str, ids: Iterable[str]) -> int:
         index = self._tenants.get(tenant)

@@ -17,6 +17,7 @@ from pipeline.broker.topics import (
     PRIVACY_ERASURES,
     SLEEP_NORMALIZED,
     TICKETS_NORMALIZED,
+    TICKETS_VECTORS,
     dlq,
 )
 from pipeline.calls.arrow import CALLS_SCHEMA, ipc_to_table
@@ -25,7 +26,7 @@ from pipeline.storage.dead_letters import dlq_rows
 from pipeline.storage.ingest_sinks import build_job_progress
 from pipeline.storage.materializer import Built, Context, Sink
 from pipeline.storage.prediction_sinks import build_erasures, build_prediction_events, build_sleep_records
-from pipeline.storage.ticket_sinks import build_tickets
+from pipeline.storage.ticket_sinks import build_tickets, build_vectors
 
 
 def build_calls(msgs: Sequence[ConsumerRecord], ctx: Context) -> Built:
@@ -78,4 +79,5 @@ def platform_sinks(settings: Settings) -> list[Sink]:
         Sink(t(PRIVACY_ERASURES), "erasures", build_erasures),
         Sink(t(INGEST_PROGRESS), "ingest_jobs", build_job_progress),
         Sink(t(TICKETS_NORMALIZED), "tickets", build_tickets),
+        Sink(t(TICKETS_VECTORS), "ticket_vectors", build_vectors),
     ]

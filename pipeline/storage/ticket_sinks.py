@@ -1,4 +1,5 @@
-"""`tickets.normalized` -> the ticket tables: newest `updated_at` wins, equal versions counted as duplicates."""
+"""`tickets.normalized` -> the ticket tables: newest `updated_at` wins, equal versions counted as duplicates;
+`tickets.vectors` -> `ticket_vectors`."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 from aiokafka.structs import ConsumerRecord
 
+from pipeline.search.vectors import decode_vector
 from pipeline.storage.materializer import Built, Context, Write
-from pipeline.storage.ticket_tables import MODELS, columns, upsert_sql
+from pipeline.storage.ticket_tables import MODELS, UPSERT_VECTORS, columns, upsert_sql
 from pipeline.tickets.dedupe import latest_per_key
 
 DUPLICATES = ("INSERT INTO ingest_duplicates SELECT b.tenant, '{table}', count(*) FROM _batch b JOIN {table} t "
@@ -71,3 +74,34 @@ def _within_batch(table: str, rows: list[dict[str, Any]], kept: list[dict[str, A
         counts[r["tenant"]] -= 1
     dupes = {t: n for t, n in counts.items() if n}
     return pa.table({"tenant": list(dupes), "table_name": [table] * len(dupes), "duplicates": list(dupes.values())})
+
+
+def build_vectors(msgs: Sequence[ConsumerRecord], ctx: Context) -> Built:
+    """`tickets.vectors` -> `ticket_vectors`: the last vector of each object in the batch, vectors decoded."""
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    rejected = []
+    for m in msgs:
+        try:
+            rows = [_vector_row(r) for r in orjson.loads(m.value)["vectors"]]
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            rejected.append((m, f"not a vectors batch: {exc}"))
+            continue
+        for row in rows:
+            old = latest.get((row["tenant"], row["key"]))
+            if old is None or old["updated_at"] <= row["updated_at"]:
+                latest[(row["tenant"], row["key"])] = row
+    if not latest:
+        return Built(None, rejected)
+    rows = list(latest.values())
+    vectors = [r.pop("vector") for r in rows]
+    offsets = np.concatenate([[0], np.cumsum([len(v) for v in vectors])]).astype(np.int32)
+    batch = pa.Table.from_pylist(rows).append_column(
+        "vector", pa.ListArray.from_arrays(pa.array(offsets), pa.array(np.concatenate(vectors), pa.float32())))
+    return Built(None, rejected, [Write("ticket_vectors", batch, sql=UPSERT_VECTORS)])
+
+
+def _vector_row(r: dict[str, Any]) -> dict[str, Any]:
+    return {"tenant": str(r["tenant"]), "key": str(r["key"]), "kind": str(r["kind"]), "model": str(r["model"]),
+            "text_hash": str(r["text_hash"]), "vector": decode_vector(r["vector"]),
+            "updated_at": datetime.fromisoformat(r["updated_at"]), "embedded_at": datetime.fromisoformat(
+                r["embedded_at"])}

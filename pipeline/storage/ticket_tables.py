@@ -51,9 +51,23 @@ TICKET_DDL: tuple[str, ...] = (
     *(ddl(t, m) for t, m in MODELS.items()),
     "CREATE TABLE IF NOT EXISTS ingest_duplicates (tenant VARCHAR, table_name VARCHAR, duplicates BIGINT, "
     "PRIMARY KEY (tenant, table_name))",
+    # One vector per object, from the worker's embedding agent. `seq` grows with every write (one writer
+    # thread, so in commit order): the api indexes what is past the last seq it saw.
+    "CREATE SEQUENCE IF NOT EXISTS ticket_vectors_seq",
     "CREATE TABLE IF NOT EXISTS ticket_vectors (tenant VARCHAR, key VARCHAR, kind VARCHAR, model VARCHAR, "
-    "text_hash VARCHAR, vector FLOAT[], updated_at TIMESTAMPTZ, PRIMARY KEY (tenant, key))",
+    "text_hash VARCHAR, vector FLOAT[], updated_at TIMESTAMPTZ, embedded_at TIMESTAMPTZ, seq BIGINT, "
+    "PRIMARY KEY (tenant, key))",
+    "ALTER TABLE ticket_vectors ADD COLUMN IF NOT EXISTS embedded_at TIMESTAMPTZ",  # files from before the worker
+    "ALTER TABLE ticket_vectors ADD COLUMN IF NOT EXISTS seq BIGINT",  # embedded (2026-12)
+    "UPDATE ticket_vectors SET seq = nextval('ticket_vectors_seq') WHERE seq IS NULL",
 )
+VECTOR_COLUMNS = ("kind", "model", "text_hash", "vector", "updated_at", "embedded_at", "seq")
+# A vector for the same or a newer version replaces the stored one (a rebuild, a model change); an older
+# one (a late copy) is ignored. Either way a write takes the next seq.
+UPSERT_VECTORS = ("INSERT INTO ticket_vectors BY NAME SELECT *, nextval('ticket_vectors_seq') AS seq FROM _batch "
+                  "ON CONFLICT (tenant, key) DO UPDATE SET "
+                  + ", ".join(f"{c} = excluded.{c}" for c in VECTOR_COLUMNS)
+                  + " WHERE ticket_vectors.updated_at <= excluded.updated_at")
 
 
 def upsert_sql(table: str) -> str:

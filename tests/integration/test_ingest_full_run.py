@@ -103,3 +103,9 @@ def test_full_then_incremental_run_end_with_exactly_the_simulators_records(syste
     metrics = c.get("/ingest/metrics", headers=READ).json()
     assert metrics["system_metrics"]["total_jobs_today"] == 2 and metrics["system_metrics"]["success_rate"] == 100.0
     assert metrics["data_quality"]["missing_fields_rate"] is not None
+    # The worker embedded every object once, at its current version (the changed tickets again).
+    current = lambda: cur.execute("SELECT count(*), count(DISTINCT o.key) FROM integrated_objects o JOIN "  # noqa: E731
+                                  "ticket_vectors v USING (tenant, key) WHERE o.tenant = 'acme' AND "
+                                  "v.updated_at = o.updated_at").fetchone()
+    objects = got["integrated_objects"][0]
+    wait_for(lambda: current() == (objects, objects), 120, "a vector per object, at its version", interval_s=0.5)

@@ -1,5 +1,6 @@
-"""Tickets ingested from the Freshdesk *simulator* become searchable: sync-summaries embeds them, and
-`/search` finds a ticket by meaning with a paraphrase that shares no keyword, tenant-scoped."""
+"""Tickets ingested from the Freshdesk *simulator* become searchable: the worker embeds them as they stream by,
+sync-summaries fills gaps or rebuilds, and `/search` finds a ticket by meaning with a paraphrase that shares no
+keyword, tenant-scoped."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ PARAPHRASE = "purchase never reached the recipient"  # the shipping topic, in wo
 def searchable(broker, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("search")
     sim = SimulatorServer(SimulatorConfig(tickets=80, plan=1_000_000, seed=9, kb_articles=16)).start()
-    s = Settings(kafka_bootstrap=broker.bootstrap, data_dir=tmp / "data", partitions=1, search_sync_s=3600,
+    s = Settings(kafka_bootstrap=broker.bootstrap, data_dir=tmp / "data", partitions=1, search_sync_s=0.2,
                  topic_prefix=f"srch{uuid.uuid4().hex[:8]}.", freshdesk_base_url=sim.base_url, _env_file=None)
     asyncio.run(ensure_topics(broker.bootstrap, pipeline_topics(s)))
     worker = start_cli(["worker"], env_for(s) | {"STREAMDESK_FRESHDESK_BASE_URL": sim.base_url}, tmp / "worker.log")
@@ -54,17 +55,37 @@ def _topic(sim: SimulatorServer, hit: dict) -> str | None:
     return sim.app.sim.dataset(DOMAIN).tickets[int(hit["id"].rsplit(":", 1)[1])].topic
 
 
-def test_sync_summaries_embeds_every_object_once(searchable):
+def _vectors(c) -> dict[str, int]:
+    cur = c.app.state.db.cursor()
+    return dict(cur.execute("SELECT key, seq FROM ticket_vectors WHERE tenant = 'globex'").fetchall())
+
+
+def _objects(c) -> int:
+    cur = c.app.state.db.cursor()
+    return cur.execute("SELECT count(*) FROM integrated_objects WHERE tenant = 'globex'").fetchone()[0]
+
+
+def test_the_worker_embeds_what_streams_by_and_sync_summaries_fills_gaps_or_rebuilds(searchable):
     c = searchable
+    wait_for(lambda: len(_vectors(c)) == _objects(c), 60, "the worker's vectors for every object")
     r = c.post("/ingest/sync-summaries", json={"company_id": "globex", "sync_options": {
         "force_rebuild": False, "incremental_only": True, "embedding_model": "text-embedding-3-small"}}, headers=READ)
     assert r.status_code == 200, r.text
     first = r.json()
-    assert first["objects"] == first["embedded"] >= 96 and first["note"]  # names the model actually used
-    again = c.post("/ingest/sync-summaries", json={"company_id": "globex"}, headers=READ).json()
-    assert again["embedded"] == 0 and again["reused"] == first["objects"]  # incremental: nothing changed
+    assert first["status"] == "completed" and first["embedded"] == 0 and first["reused"] == first["objects"] >= 96
+    assert first["note"]  # names the model actually used
+
+    gap = sorted(_vectors(c))[:5]  # as if the embedder had been down for these five
+    c.app.state.db.cursor().execute("DELETE FROM ticket_vectors WHERE key IN (SELECT unnest(?))", [gap])
+    filled = c.post("/ingest/sync-summaries", json={"company_id": "globex"}, headers=READ).json()
+    assert (filled["status"], filled["embedded"], filled["pending"]) == ("completed", 5, 0)
+    assert set(gap) <= set(_vectors(c))
+
+    before = _vectors(c)
     forced = c.post("/ingest/sync-summaries", json={"sync_options": {"force_rebuild": True}}, headers=READ).json()
-    assert forced["embedded"] == first["objects"]
+    assert forced["status"] == "completed" and forced["embedded"] == forced["objects"] == len(before)
+    after = _vectors(c)
+    assert all(after[k] > max(before.values()) for k in before)  # every vector rewritten after the request
     # The seed's example carries only X-Company-ID: a clear 401; another company in the body: 403.
     assert c.post("/ingest/sync-summaries", json={"company_id": "globex"},
                   headers={"X-Company-ID": "globex"}).status_code == 401
@@ -72,8 +93,9 @@ def test_sync_summaries_embeds_every_object_once(searchable):
 
 
 def test_search_finds_a_ticket_by_meaning_and_by_keyword(searchable):
-    c = searchable
-    c.post("/ingest/sync-summaries", json={}, headers=READ)
+    c = searchable  # no sync-summaries: what the worker embedded is searchable within a second or so
+    wait_for(lambda: c.get("/search", params={"q": PARAPHRASE, "mode": "semantic"}, headers=READ).json()["total"],
+             60, "the streamed vectors indexed")
     semantic = c.get("/search", params={"q": PARAPHRASE, "mode": "semantic", "kind": "ticket"}, headers=READ).json()
     assert semantic["hits"] and _topic(c.sim, semantic["hits"][0]) == "shipping", semantic["hits"][:3]
     hybrid = c.get("/search", params={"q": PARAPHRASE, "k": 5}, headers=READ).json()
@@ -82,3 +104,19 @@ def test_search_finds_a_ticket_by_meaning_and_by_keyword(searchable):
     assert keyword["hits"] and "<mark>" in keyword["hits"][0]["snippet"].lower()
     assert c.get("/search", params={"q": "invoice"}, headers={"X-Company-ID": "initech", "X-API-Key": "k-globex"}
                  ).status_code == 401  # another company cannot search with this one's key
+
+
+def test_force_rebuild_recollects_the_full_history_and_search_follows(searchable):
+    """The seed's `force_rebuild` with `incremental` left at its default (true): the company's data is purged and
+    collected again in full (an incremental run after a purge would leave only what changed since the last job)."""
+    c = searchable
+    cur = c.app.state.db.cursor()
+    tickets = lambda: cur.execute("SELECT count(*) FROM tickets WHERE tenant = 'globex'").fetchone()[0]  # noqa: E731
+    truth = len(c.sim.app.sim.dataset(DOMAIN).tickets)
+    assert tickets() == truth
+    r = c.post("/ingest", json={"force_rebuild": True, "include_kb": True}, headers=HEADERS)
+    assert r.status_code == 200, r.text
+    assert r.json()["results"]["tickets_collected"] == truth
+    wait_for(lambda: tickets() == truth and len(_vectors(c)) == _objects(c) >= 96, 60, "rebuilt and re-embedded")
+    wait_for(lambda: c.get("/search", params={"q": PARAPHRASE, "mode": "semantic"}, headers=READ).json()["total"],
+             30, "searchable again")

@@ -1,0 +1,115 @@
+"""The tickets stream's batching agents: integrated objects -> vectors on `tickets.vectors`.
+
+`embed_objects` reads the integrated objects of `tickets.normalized` (summaries are already in them) a batch
+at a time; `reembed_objects` reads what `POST /ingest/sync-summaries` asks for on `tickets.embed_requests`
+(objects with no current vector, or all of a company's with `force_rebuild`). Both embed off the event loop
+(the model runs in a thread) and send one message per tenant per batch, keyed by tenant; the materializer
+upserts them into `ticket_vectors` and the api indexes them.
+
+When the embedder fails (an embeddings URL that is down past its retries) the batch is logged and skipped:
+the objects are stored all the same, without a vector, and `sync-summaries` embeds them later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+import orjson
+import structlog
+from pydantic import BaseModel, ValidationError
+
+from pipeline.broker.topics import EMBED_REQUESTS, TICKETS_NORMALIZED, TICKETS_VECTORS, dlq
+from pipeline.dlq import DeadLetter
+from pipeline.metrics import EVENTS
+from pipeline.search import Embedder, SearchError, embedder_for
+from pipeline.search.vectors import VectorCache, vector_rows
+from pipeline.settings import Settings
+
+log = structlog.get_logger(__name__)
+TAKE_MESSAGES, TAKE_WITHIN_S = 32, 0.2  # a tickets.normalized message carries up to one ingest batch (<= 200)
+
+
+class EmbedObject(BaseModel):
+    tenant: str
+    key: str
+    object_type: str
+    updated_at: str
+    embed_text: str
+
+
+class EmbedRequest(BaseModel):
+    """api -> worker: objects to (re)embed, for `POST /ingest/sync-summaries`."""
+
+    force: bool = False
+    objects: list[EmbedObject]
+
+
+class Embedding:
+    """The worker's embedder (loaded on first use, in the thread that embeds) and its cache of recent vectors."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.cache = VectorCache()
+        self._embedder: Embedder | None = None
+
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = embedder_for(self.settings.embeddings_url, cache_dir=self.settings.models_path)
+        return self._embedder
+
+    async def rows(self, objects: Sequence[dict[str, Any]], force: bool = False) -> list[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, lambda: vector_rows(objects, self.embedder(), self.cache,
+                                                                    force=force))
+
+
+def register_embed_agents(app: faust.App, settings: Settings) -> None:
+    t = settings.topic
+    normalized, requests, vectors, bad = (
+        app.topic(t(n), key_serializer="raw", value_serializer="raw")
+        for n in (TICKETS_NORMALIZED, EMBED_REQUESTS, TICKETS_VECTORS, dlq(EMBED_REQUESTS)))
+    embedding = Embedding(settings)
+
+    async def send(objects: list[dict[str, Any]], source: str, force: bool = False) -> None:
+        if not objects:
+            return
+        try:
+            rows = await embedding.rows(objects, force)
+        except SearchError as exc:
+            log.error("embedding_failed", objects=len(objects), source=source, error=str(exc))
+            EVENTS.labels(source, "embed_failed").inc(len(objects))
+            return
+        by_tenant: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in rows:
+            by_tenant[row["tenant"]].append(row)
+        for tenant, batch in by_tenant.items():
+            await vectors.send(key=tenant.encode(), value=orjson.dumps({"vectors": batch}))
+        EVENTS.labels(source, "embedded").inc(len(rows))
+
+    @app.agent(normalized)
+    async def embed_objects(stream: faust.StreamT) -> None:
+        async for values in stream.take(TAKE_MESSAGES, within=TAKE_WITHIN_S):
+            objects = []
+            for value in values:
+                try:
+                    objects += orjson.loads(value)["tables"].get("integrated_objects", [])
+                except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+                    continue  # the materializer dead-letters what is not a normalized batch
+            await send(objects, t(TICKETS_NORMALIZED))
+
+    @app.agent(requests)
+    async def reembed_objects(stream: faust.StreamT) -> None:
+        async for ev in stream.events():
+            m = ev.message
+            try:
+                request = EmbedRequest.model_validate_json(m.value)
+            except ValidationError as exc:
+                letter = DeadLetter.of(f"not an EmbedRequest: {exc.errors(include_url=False)[:3]}", m.topic,
+                                       m.partition, m.offset, None, m.value)
+                await bad.send(value=letter.to_json())
+                continue
+            await send([o.model_dump() for o in request.objects], m.topic, request.force)
