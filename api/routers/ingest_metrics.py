@@ -87,9 +87,22 @@ def _quality(cur, company: str) -> dict[str, float | None]:  # noqa: ANN001
             "missing_fields_rate": _rate(missing, total) or 0.0}
 
 
+def _vectors(cur, company: str) -> tuple[int, int]:  # noqa: ANN001
+    """The company's integrated objects, and how many have a vector of their current version."""
+    return cur.execute("SELECT count(*), count(v.key) FROM integrated_objects o LEFT JOIN ticket_vectors v ON "
+                       "v.tenant = o.tenant AND v.key = o.key AND v.updated_at >= o.updated_at WHERE o.tenant = ?",
+                       [company]).fetchone()
+
+
 @router.get("/ingest/metrics")
 async def ingest_metrics(request: Request, company: Company) -> dict[str, Any]:
     since = datetime.now(UTC) - timedelta(days=1)
     jobs = [j for j in await request.app.state.jobs.db_call(q.jobs_since, since) if j["tenant"] == company]
     quality = await request.app.state.jobs.db_call(_quality, company)
-    return metrics_for(jobs, quality)
+    objects, embedded = await request.app.state.jobs.db_call(_vectors, company)
+    index = request.app.state.search.index
+    tenant_index = index.tenant(company) if index is not None else None
+    # Beyond the seed's four blocks: how far search is behind what was collected.
+    return metrics_for(jobs, quality) | {"search_metrics": {
+        "integrated_objects": objects, "embedded": embedded, "pending_embedding": objects - embedded,
+        "indexed": len(tenant_index) if tenant_index is not None else 0}}

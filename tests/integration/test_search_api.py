@@ -74,9 +74,13 @@ def test_the_worker_embeds_what_streams_by_and_sync_summaries_fills_gaps_or_rebu
     first = r.json()
     assert first["status"] == "completed" and first["embedded"] == 0 and first["reused"] == first["objects"] >= 96
     assert first["note"]  # names the model actually used
+    n = first["objects"]
+    assert c.get("/ingest/metrics", headers=READ).json()["search_metrics"] == {
+        "integrated_objects": n, "embedded": n, "pending_embedding": 0, "indexed": n}
 
     gap = sorted(_vectors(c))[:5]  # as if the embedder had been down for these five
     c.app.state.db.cursor().execute("DELETE FROM ticket_vectors WHERE key IN (SELECT unnest(?))", [gap])
+    assert c.get("/ingest/metrics", headers=READ).json()["search_metrics"]["pending_embedding"] == 5
     filled = c.post("/ingest/sync-summaries", json={"company_id": "globex"}, headers=READ).json()
     assert (filled["status"], filled["embedded"], filled["pending"]) == ("completed", 5, 0)
     assert set(gap) <= set(_vectors(c))
