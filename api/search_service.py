@@ -7,7 +7,8 @@ is past the last seq it saw, joined to the object's current title and text. The 
 
 `POST /ingest/sync-summaries` asks the worker for what is missing (objects with no vector, an older one, or
 one from another model; every object with `force_rebuild`) on `tickets.embed_requests`, and waits until the
-vectors are stored and indexed.
+vectors are stored and indexed, or answers 503 with the worker's error when it dead-letters a request (its
+embedder failed).
 """
 
 from __future__ import annotations
@@ -98,12 +99,14 @@ class SearchService:
         started = time.perf_counter()
         model = self.embedder().name
         pending, total, since = await run_in_threadpool(self._pending, tenant, force, model)
-        await self._request(pending, force)
+        sent = await self._request(pending, force)
         deadline = started + self.settings.search_sync_wait_s
         left = len(pending)
         while left and time.perf_counter() < deadline:
             await asyncio.sleep(0.1)
             left = await run_in_threadpool(self._left, tenant, pending, since)
+            if left and (error := await run_in_threadpool(self._refused, sent)):
+                raise ApiError(503, f"the worker could not embed: {error}", headers={"Retry-After": "30"})
         await run_in_threadpool(self.refresh)
         return {"status": "completed" if not left else "in_progress", "objects": total,
                 "embedded": len(pending) - left, "pending": left, "reused": total - len(pending), "model": model,
@@ -130,9 +133,22 @@ class SearchService:
             cur.unregister("_requested")
         return len(pending) - done
 
-    async def _request(self, objects: list[dict[str, Any]], force: bool) -> None:
+    def _refused(self, sent: list[tuple[int, int]]) -> str | None:
+        """The error of a request the worker dead-lettered (its embedder failed), if any."""
+        cur = self.db.cursor()
+        cur.register("_sent", pa.table({"p": [p for p, _ in sent], "o": [o for _, o in sent]}))
+        try:
+            rows = cur.execute('SELECT error FROM dead_letters d JOIN _sent s ON d."partition" = s.p AND '
+                               'd."offset" = s.o WHERE d.topic = ? LIMIT 1',
+                               [self.settings.topic(EMBED_REQUESTS)]).fetchall()
+        finally:
+            cur.unregister("_sent")
+        return rows[0][0] if rows else None
+
+    async def _request(self, objects: list[dict[str, Any]], force: bool) -> list[tuple[int, int]]:
+        """Publish the objects to embed; returns where each request landed (partition, offset)."""
         if not objects:
-            return
+            return []
         if self.producer is None:
             raise RuntimeError("this SearchService cannot publish (no producer)")
         topic = self.settings.topic(EMBED_REQUESTS)
@@ -142,9 +158,10 @@ class SearchService:
                                                                "objects": objects[i:i + REQUEST_OBJECTS]}),
                                          key=objects[i]["tenant"].encode())
                      for i in range(0, len(objects), REQUEST_OBJECTS)]
-            await asyncio.gather(*sends)
+            landed = await asyncio.gather(*sends)
         except Exception as exc:  # noqa: BLE001 - the broker said no: the caller gets a clear 503
             raise ApiError(503, f"could not publish to {topic}: {exc}", headers={"Retry-After": "5"}) from None
+        return [(md.partition, md.offset) for md in landed]
 
     def start(self) -> None:
         self._task.start(self._run())

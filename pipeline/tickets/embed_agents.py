@@ -6,8 +6,9 @@ at a time; `reembed_objects` reads what `POST /ingest/sync-summaries` asks for o
 (the model runs in a thread) and send one message per tenant per batch, keyed by tenant; the materializer
 upserts them into `ticket_vectors` and the api indexes them.
 
-When the embedder fails (an embeddings URL that is down past its retries) the batch is logged and skipped:
-the objects are stored all the same, without a vector, and `sync-summaries` embeds them later.
+When the embedder fails (an embeddings URL that is down past its retries) a streamed batch is logged and
+counted (the objects are stored all the same, without a vector: `/ingest/metrics` shows them pending and
+`sync-summaries` embeds them later); a failed request goes to `tickets.embed_requests.dlq` with the error.
 """
 
 from __future__ import annotations
@@ -74,21 +75,23 @@ def register_embed_agents(app: faust.App, settings: Settings) -> None:
         for n in (TICKETS_NORMALIZED, EMBED_REQUESTS, TICKETS_VECTORS, dlq(EMBED_REQUESTS)))
     embedding = Embedding(settings)
 
-    async def send(objects: list[dict[str, Any]], source: str, force: bool = False) -> None:
+    async def send(objects: list[dict[str, Any]], source: str, force: bool = False) -> str | None:
+        """Embed and send; returns the embedder's error instead when it failed."""
         if not objects:
-            return
+            return None
         try:
             rows = await embedding.rows(objects, force)
         except SearchError as exc:
             log.error("embedding_failed", objects=len(objects), source=source, error=str(exc))
             EVENTS.labels(source, "embed_failed").inc(len(objects))
-            return
+            return str(exc)
         by_tenant: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
             by_tenant[row["tenant"]].append(row)
         for tenant, batch in by_tenant.items():
             await vectors.send(key=tenant.encode(), value=orjson.dumps({"vectors": batch}))
         EVENTS.labels(source, "embedded").inc(len(rows))
+        return None
 
     @app.agent(normalized)
     async def embed_objects(stream: faust.StreamT) -> None:
@@ -112,4 +115,7 @@ def register_embed_agents(app: faust.App, settings: Settings) -> None:
                                        m.partition, m.offset, None, m.value)
                 await bad.send(value=letter.to_json())
                 continue
-            await send([o.model_dump() for o in request.objects], m.topic, request.force)
+            error = await send([o.model_dump() for o in request.objects], m.topic, request.force)
+            if error is not None:  # the request is kept, with why: sync-summaries answers with it
+                letter = DeadLetter.of(f"embedding failed: {error}", m.topic, m.partition, m.offset, None, m.value)
+                await bad.send(value=letter.to_json())

@@ -124,3 +124,29 @@ def test_force_rebuild_recollects_the_full_history_and_search_follows(searchable
     wait_for(lambda: tickets() == truth and len(_vectors(c)) == _objects(c) >= 96, 60, "rebuilt and re-embedded")
     wait_for(lambda: c.get("/search", params={"q": PARAPHRASE, "mode": "semantic"}, headers=READ).json()["total"],
              30, "searchable again")
+
+
+def test_an_embeddings_url_that_is_down_leaves_objects_pending_and_sync_summaries_says_why(broker, tmp_path):
+    down = "http://127.0.0.1:9/v1"  # nothing listens on the discard port
+    sim = SimulatorServer(SimulatorConfig(tickets=6, plan=1_000_000, seed=4, kb_articles=0)).start()
+    s = Settings(kafka_bootstrap=broker.bootstrap, data_dir=tmp_path / "data", partitions=1, search_sync_s=0.2,
+                 topic_prefix=f"srchdown{uuid.uuid4().hex[:8]}.", freshdesk_base_url=sim.base_url,
+                 embeddings_url=down, _env_file=None)
+    asyncio.run(ensure_topics(broker.bootstrap, pipeline_topics(s)))
+    worker = start_cli(["worker"], env_for(s) | {"STREAMDESK_FRESHDESK_BASE_URL": sim.base_url,
+                                                 "STREAMDESK_EMBEDDINGS_URL": down}, tmp_path / "worker.log")
+    try:
+        with TestClient(create_app(s)) as c:
+            wait_for(lambda: c.get("/health").status_code == 200, 60, "healthy")
+            assert c.post("/ingest", json={"include_kb": False}, headers=HEADERS).status_code == 200
+            metrics = lambda: c.get("/ingest/metrics", headers=READ).json()["search_metrics"]  # noqa: E731
+            wait_for(lambda: metrics()["integrated_objects"] == 6, 30, "the tickets stored")
+            r = c.post("/ingest/sync-summaries", json={}, headers=READ)
+            assert r.status_code == 503 and "could not embed" in r.json()["error"]["message"], r.text
+            assert metrics()["pending_embedding"] == 6  # stored all the same, waiting for a vector
+            cur = c.app.state.db.cursor()
+            assert cur.execute("SELECT count(*) FROM dead_letters WHERE dlq_topic = ? AND error LIKE "
+                               "'embedding failed%'", [s.topic("tickets.embed_requests.dlq")]).fetchone()[0] == 1
+    finally:
+        stop_process(worker)
+        sim.stop()
