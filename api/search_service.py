@@ -21,9 +21,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
-import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import structlog
 from aiokafka import AIOKafkaProducer
 from starlette.concurrency import run_in_threadpool
@@ -69,25 +69,34 @@ class SearchService:
     def refresh(self) -> int:
         """Index the vectors stored since the last call (all of them the first time); returns how many."""
         with self._index_lock:
-            cur = self.db.cursor()
-            rows = cur.execute(INDEXED, [self.seq]).fetchall()
-            if not rows:
+            table = self.db.cursor().sql(INDEXED, params=[self.seq]).to_arrow_table()  # vectors stay numpy
+            if not table.num_rows:
                 return 0
-            now, hold = datetime.now(UTC), None
-            by_tenant: dict[str, list[Doc]] = {}
-            for seq, tenant, key, kind, title, text, updated, vector, embedded in rows:
-                if title is None:  # the vector came before its object: wait for it, for a while
-                    if hold is None and embedded is not None and now - embedded < ORPHAN_WAIT:
-                        hold = seq - 1
-                    continue
-                by_tenant.setdefault(tenant, []).append(Doc(key, kind, title, text, np.asarray(vector, np.float32),
-                                                            updated))
-            if self.index is None and by_tenant:
-                self.index = SearchIndex(len(next(iter(by_tenant.values()))[0].vector))
-            for tenant, docs in by_tenant.items():
-                self.index.add(tenant, docs, replace_equal=True)  # type: ignore[union-attr]
-            self.seq = rows[-1][0] if hold is None else hold
-            return sum(len(d) for d in by_tenant.values())
+            seqs, titles, embedded = (table.column(c).to_pylist() for c in ("seq", "title", "embedded_at"))
+            now, hold, dim = datetime.now(UTC), None, None
+            for seq, title, at in zip(seqs, titles, embedded, strict=True):
+                if title is None and at is not None and now - at < ORPHAN_WAIT:
+                    hold = seq - 1  # the vector came before its object: wait for it, for a while
+                    break
+            keep = pc.is_valid(table.column("title"))
+            if hold is not None:
+                keep = pc.and_(keep, pc.less_equal(table.column("seq"), hold))
+            table = table.filter(keep)
+            if table.num_rows:
+                flat = table.column("vector").combine_chunks()
+                dim = len(flat[0])
+                vectors = flat.flatten().to_numpy().reshape(table.num_rows, dim)
+                if self.index is None:
+                    self.index = SearchIndex(dim)
+                by_tenant: dict[str, list[Doc]] = {}
+                cols = zip(*(table.column(c).to_pylist() for c in ("tenant", "key", "kind", "title", "text",
+                                                                     "updated_at")), strict=True)
+                for (tenant, key, kind, title, text, updated), vector in zip(cols, vectors, strict=True):
+                    by_tenant.setdefault(tenant, []).append(Doc(key, kind, title, text, vector, updated))
+                for tenant, docs in by_tenant.items():
+                    self.index.add(tenant, docs, replace_equal=True)
+            self.seq = seqs[-1] if hold is None else hold
+            return table.num_rows
 
     def forget(self, tenant: str) -> None:
         """A purged company: its documents leave the index at once (their rows are gone from DuckDB)."""

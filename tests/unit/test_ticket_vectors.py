@@ -12,6 +12,7 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from api.search_service import SearchService
 from pipeline.search import LocalEmbedder
 from pipeline.search.vectors import VectorCache, decode_vector, embed_text, encode_vector, vector_rows
 from pipeline.settings import Settings
@@ -121,3 +122,24 @@ def test_a_message_that_is_not_a_vectors_batch_is_a_dead_letter_and_the_rest_is_
     assert set(stored(m)) == {"9"}
     reason, offset = m.con.cursor().execute('SELECT error, "offset" FROM dead_letters').fetchone()
     assert "not a vectors batch" in reason and offset == 1
+
+
+def test_the_api_indexes_stored_vectors_and_waits_for_an_object_that_is_not_stored_yet(materializer, embedder):
+    m, tp = materializer, TopicPartition(TOPIC, 0)
+    service = SearchService(m.settings, m.con)
+    first, second = obj("1", "Parcel lost"), obj("2", "Refund for a parcel")
+    m._write({tp: [message(0, vector_rows([first, second], embedder))]})
+    assert service.refresh() == 0 and service.seq == 0  # vectors ahead of their objects: nothing indexed, held
+
+    cur = m.con.cursor()
+    cur.execute("INSERT INTO integrated_objects (key, tenant, platform, domain, source_id, object_type, title, text, "
+                "summary, updated_at) VALUES (?, 'acme', 'freshdesk', 'acme.freshdesk.com', '1', 'ticket', ?, ?, ?, ?)",
+                [first["key"], first["title"], first["text"], first["summary"], T0])
+    assert service.refresh() == 1  # the first is indexed; the second still holds the watermark
+    assert service.index.tenant("acme").get(first["key"]) is not None and service.index.tenant("acme").get(
+        second["key"]) is None
+    cur.execute("UPDATE ticket_vectors SET embedded_at = embedded_at - INTERVAL 2 MINUTE WHERE key = ?",
+                [second["key"]])
+    service.refresh()  # an object that never came (refused, purged) no longer holds the others back
+    assert service.seq == cur.execute("SELECT max(seq) FROM ticket_vectors").fetchone()[0]
+    assert service.refresh() == 0
