@@ -79,7 +79,9 @@ def _quality(cur, company: str) -> dict[str, float | None]:  # noqa: ANN001
     total, missing = cur.execute("SELECT count(*), count(*) FILTER (WHERE coalesce(subject, '') = '' OR "
                                  "coalesce(description_text, '') = '') FROM tickets WHERE tenant = ?",
                                  [company]).fetchone()
-    refused = cur.execute("SELECT count(*) FROM dead_letters WHERE topic LIKE '%tickets.raw'").fetchone()[0]
+    # A refused record keeps its envelope, which names the tenant; one that is not even JSON counts for nobody.
+    refused = cur.execute("SELECT count(*) FROM dead_letters WHERE topic LIKE '%tickets.raw' AND "
+                          "try(json_extract_string(decode(value), '$.tenant')) = ?", [company]).fetchone()[0]
     dupes = cur.execute("SELECT coalesce(sum(duplicates), 0) FROM ingest_duplicates WHERE tenant = ?",
                         [company]).fetchone()[0] if "ingest_duplicates" in tables else 0
     seen = total + dupes + refused
