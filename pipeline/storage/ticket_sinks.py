@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -37,13 +37,22 @@ def _arrow(table: str, rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(rows)
 
 
+def _marks(marks: list[Any], stage: str) -> list[Write]:
+    """Job marks (pipeline/tickets/marks.py) reached `stage`: written with the rows that came before them."""
+    rows = [{"job_id": str(mk["job_id"]), "tenant": str(mk["tenant"]), "stage": stage, "marked_at": datetime.now(UTC)}
+            for mk in marks if isinstance(mk, dict) and "job_id" in mk and "tenant" in mk]
+    return [Write("ingest_marks", pa.Table.from_pylist(rows))] if rows else []
+
+
 def build_tickets(msgs: Sequence[ConsumerRecord], ctx: Context) -> Built:
     batches: dict[str, list[dict[str, Any]]] = {t: [] for t in MODELS}
-    rejected = []
+    rejected, marks = [], []
     for m in msgs:
         try:
-            for table, rows in orjson.loads(m.value)["tables"].items():
+            doc = orjson.loads(m.value)
+            for table, rows in doc["tables"].items():
                 batches[table] += rows
+            marks += doc.get("marks", [])
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
             rejected.append((m, f"not a normalized tickets batch: {exc}"))
     writes = []
@@ -58,7 +67,7 @@ def build_tickets(msgs: Sequence[ConsumerRecord], ctx: Context) -> Built:
         within = _within_batch(table, rows, kept)
         if within.num_rows:
             writes.append(Write("ingest_duplicates", within, sql=WITHIN_BATCH))
-    return Built(None, rejected, writes)
+    return Built(None, rejected, writes + _marks(marks, "stored"))
 
 
 WITHIN_BATCH = ("INSERT INTO ingest_duplicates SELECT tenant, table_name, duplicates FROM _batch ON CONFLICT "
@@ -79,10 +88,12 @@ def _within_batch(table: str, rows: list[dict[str, Any]], kept: list[dict[str, A
 def build_vectors(msgs: Sequence[ConsumerRecord], ctx: Context) -> Built:
     """`tickets.vectors` -> `ticket_vectors`: the last vector of each object in the batch, vectors decoded."""
     latest: dict[tuple[str, str], dict[str, Any]] = {}
-    rejected = []
+    rejected, marks = [], []
     for m in msgs:
         try:
-            rows = [_vector_row(r) for r in orjson.loads(m.value)["vectors"]]
+            doc = orjson.loads(m.value)
+            rows = [_vector_row(r) for r in doc["vectors"]]
+            marks += doc.get("marks", [])
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             rejected.append((m, f"not a vectors batch: {exc}"))
             continue
@@ -91,13 +102,13 @@ def build_vectors(msgs: Sequence[ConsumerRecord], ctx: Context) -> Built:
             if old is None or old["updated_at"] <= row["updated_at"]:
                 latest[(row["tenant"], row["key"])] = row
     if not latest:
-        return Built(None, rejected)
+        return Built(None, rejected, _marks(marks, "embedded"))
     rows = list(latest.values())
     vectors = [r.pop("vector") for r in rows]
     offsets = np.concatenate([[0], np.cumsum([len(v) for v in vectors])]).astype(np.int32)
     batch = pa.Table.from_pylist(rows).append_column(
         "vector", pa.ListArray.from_arrays(pa.array(offsets), pa.array(np.concatenate(vectors), pa.float32())))
-    return Built(None, rejected, [Write("ticket_vectors", batch, sql=UPSERT_VECTORS)])
+    return Built(None, rejected, [Write("ticket_vectors", batch, sql=UPSERT_VECTORS), *_marks(marks, "embedded")])
 
 
 def _vector_row(r: dict[str, Any]) -> dict[str, Any]:

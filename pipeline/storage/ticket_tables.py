@@ -49,6 +49,9 @@ def ddl(table: str, model: type[BaseModel]) -> str:
 
 TICKET_DDL: tuple[str, ...] = (
     *(ddl(t, m) for t, m in MODELS.items()),
+    # A job's end mark reached DuckDB (stage `stored`, then `embedded`): what it collected is there.
+    "CREATE TABLE IF NOT EXISTS ingest_marks (job_id VARCHAR, tenant VARCHAR, stage VARCHAR, marked_at TIMESTAMPTZ, "
+    "PRIMARY KEY (job_id, stage))",
     "CREATE TABLE IF NOT EXISTS ingest_duplicates (tenant VARCHAR, table_name VARCHAR, duplicates BIGINT, "
     "PRIMARY KEY (tenant, table_name))",
     # One vector per object, from the worker's embedding agent. `seq` grows with every write (one writer

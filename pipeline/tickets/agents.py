@@ -1,7 +1,8 @@
 """The tickets stream's Faust agent: `tickets.raw` -> normalized rows (+ integrated objects) or dead letters.
 
 Thin: decode, call the pure normalizer and integrator, send one `tickets.normalized` message per source
-message (JSON `{"tables": {name: [rows]}}`, keyed by tenant) and one dead letter per rejected record.
+message (JSON `{"tables": {name: [rows]}}`, keyed by tenant) and one dead letter per rejected record; a job's
+end mark (pipeline/tickets/marks.py) is passed on.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pipeline.broker.topics import TICKETS_NORMALIZED, TICKETS_RAW, dlq
 from pipeline.calls.normalize import Message
 from pipeline.metrics import EVENTS
 from pipeline.settings import Settings
+from pipeline.tickets.marks import marks_of
 from pipeline.tickets.normalize import normalize_messages
 from pipeline.tickets.threads import integrated_objects
 
@@ -36,6 +38,8 @@ def register_ticket_agents(app: faust.App, settings: Settings) -> None:
             if rows:
                 tenant = next(r["tenant"] for v in tables.values() for r in v)
                 await out.send(key=tenant.encode(), value=orjson.dumps({"tables": tables}))
+            for mark in marks_of(m.headers):  # a job's end, after its rows on the tenant's partition
+                await out.send(key=mark["tenant"].encode(), value=orjson.dumps({"tables": {}, "marks": [mark]}))
             for letter in dead:
                 await bad.send(value=letter.to_json())
             EVENTS.labels(m.topic, "out").inc(rows)

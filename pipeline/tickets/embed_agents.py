@@ -96,13 +96,18 @@ def register_embed_agents(app: faust.App, settings: Settings) -> None:
     @app.agent(normalized)
     async def embed_objects(stream: faust.StreamT) -> None:
         async for values in stream.take(TAKE_MESSAGES, within=TAKE_WITHIN_S):
-            objects = []
+            objects, marks = [], []
             for value in values:
                 try:
-                    objects += orjson.loads(value)["tables"].get("integrated_objects", [])
+                    doc = orjson.loads(value)
+                    objects += doc["tables"].get("integrated_objects", [])
+                    marks += doc.get("marks", [])
                 except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
                     continue  # the materializer dead-letters what is not a normalized batch
             await send(objects, t(TICKETS_NORMALIZED))
+            for mark in marks:  # after the vectors of everything before it
+                await vectors.send(key=str(mark["tenant"]).encode(),
+                                   value=orjson.dumps({"vectors": [], "marks": [mark]}))
 
     @app.agent(requests)
     async def reembed_objects(stream: faust.StreamT) -> None:

@@ -23,6 +23,7 @@ from pipeline.broker.topics import INGEST_COMMANDS, INGEST_PROGRESS, TICKETS_RAW
 from pipeline.dlq import DeadLetter
 from pipeline.settings import Settings
 from pipeline.tickets.jobs import IngestJob, JobControl
+from pipeline.tickets.marks import mark_headers
 from schemas.ingest import JobCommand, JobProgress
 
 log = structlog.get_logger(__name__)
@@ -53,7 +54,12 @@ def register_ingest_agents(app: faust.App, settings: Settings) -> None:
 
         job = IngestJob(cmd, key, settings.freshdesk_base_url, emit, report, control, worker,
                         per_page=settings.freshdesk_per_page)
-        task = asyncio.create_task(job.run(), name=f"ingest-{cmd.job_id}")
+        async def run_and_mark() -> None:
+            await job.run()
+            # After every record the job sent, on its key: the api waits for this mark to reach DuckDB.
+            await raw.send(key=cmd.domain.encode(), value=b"[]", headers=mark_headers(cmd.job_id, cmd.tenant))
+
+        task = asyncio.create_task(run_and_mark(), name=f"ingest-{cmd.job_id}")
         running[cmd.job_id] = (task, control)
         task.add_done_callback(lambda _t, jid=cmd.job_id: running.pop(jid, None))
 

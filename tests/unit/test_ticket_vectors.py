@@ -143,3 +143,21 @@ def test_the_api_indexes_stored_vectors_and_waits_for_an_object_that_is_not_stor
     service.refresh()  # an object that never came (refused, purged) no longer holds the others back
     assert service.seq == cur.execute("SELECT max(seq) FROM ticket_vectors").fetchone()[0]
     assert service.refresh() == 0
+
+
+def test_a_jobs_end_mark_is_stored_with_the_rows_before_it(materializer, embedder):
+    from pipeline.tickets.marks import MARK_HEADER, mark_headers, marks_of
+
+    mark = {"job_id": "job-1", "tenant": "acme"}
+    assert marks_of(mark_headers("job-1", "acme")) == [mark]
+    assert marks_of([(MARK_HEADER, b"not json"), ("other", b"{}")]) == []
+    m = materializer
+    normalized = ConsumerRecord("tickets.normalized", 0, 0, 0, 0, None, orjson.dumps({"tables": {}, "marks": [mark]}),
+                                None, 0, 0, [])
+    vectors = message(0, vector_rows([obj("5", "Parcel lost")], embedder))
+    end = ConsumerRecord(TOPIC, 0, 1, 0, 0, None, orjson.dumps({"vectors": [], "marks": [mark]}), None, 0, 0, [])
+    m._write({TopicPartition("tickets.normalized", 0): [normalized], TopicPartition(TOPIC, 0): [vectors, end]})
+    cur = m.con.cursor()
+    assert sorted(cur.execute("SELECT stage FROM ingest_marks WHERE job_id = 'job-1'").fetchall()) == [
+        ("embedded",), ("stored",)]
+    assert set(stored(m)) == {"5"}
