@@ -276,12 +276,15 @@ def test_the_knowledge_base_comes_category_then_folders_then_their_articles(simu
     items = asyncio.run(run())
     kinds = [kind for kind, _ in items]
     assert kinds.count("kb_category") == 3 and kinds.count("kb_folder") == 9 and kinds.count("kb_article") == 25
-    folder_of = None
+    folder_of = category_of = None
     for kind, record in items:
+        if kind == "kb_category":
+            category_of = record
         if kind == "kb_folder":
-            folder_of = record["id"]
-        if kind == "kb_article":
-            assert record["folder_id"] == folder_of
+            folder_of = record
+        if kind == "kb_article":  # named from the walk, so an article alone in its batch still has both names
+            assert record["folder_id"] == folder_of["id"] and record["folder_name"] == folder_of["name"]
+            assert record["category_name"] == category_of["name"] and record["category_id"] == category_of["id"]
 
 
 def test_attachments_download_whole_below_the_cap_and_not_at_all_above_it(simulator):

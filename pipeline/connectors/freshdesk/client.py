@@ -143,7 +143,12 @@ class FreshdeskClient:
             yield conversation
 
     async def iter_kb(self, per_page: int | None = None) -> AsyncIterator[KbItem]:
-        """The knowledge base, depth first: each category, then its folders, each followed by its articles."""
+        """The knowledge base, depth first: each category, then its folders, each followed by its articles.
+
+        Freshdesk's article records carry folder and category ids only; the walk knows the names, so each
+        article gets `folder_name` and `category_name` (as Airbyte's connector joins them), whichever batch
+        it travels in.
+        """
         async for category in self._paginate("/api/v2/solutions/categories", per_page):
             yield "kb_category", category
             async for folder in self._paginate(f"/api/v2/solutions/categories/{int(category['id'])}/folders",
@@ -151,7 +156,8 @@ class FreshdeskClient:
                 yield "kb_folder", folder
                 async for article in self._paginate(f"/api/v2/solutions/folders/{int(folder['id'])}/articles",
                                                     per_page):
-                    yield "kb_article", article
+                    yield "kb_article", {"folder_name": folder.get("name"), "category_name": category.get("name"),
+                                         "category_id": category.get("id"), **article}
 
     async def _paginate(self, path: str, per_page: int | None) -> AsyncIterator[dict[str, Any]]:
         url: str | None = path
