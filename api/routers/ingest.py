@@ -132,7 +132,10 @@ def job_detail(job: dict[str, Any], logs: list[dict[str, Any]]) -> dict[str, Any
 @router.get("/ingest/jobs/{job_id}")
 async def get_job(request: Request, company: Company, job_id: str) -> dict[str, Any]:
     job = await _job(request, company, job_id)
-    return job_detail(job, await request.app.state.jobs.db_call(q.logs, job_id))
+    marks = set(await request.app.state.jobs.db_call(_marks, job_id))
+    # Beyond the seed: a finished job's records are all in DuckDB (materialized), and embedded (searchable).
+    return job_detail(job, await request.app.state.jobs.db_call(q.logs, job_id)) | {
+        "storage": {"materialized": "stored" in marks, "searchable": "embedded" in marks}}
 
 
 class ControlOptions(BaseModel):

@@ -45,6 +45,8 @@ def searchable(broker, tmp_path_factory):
             assert storage["materialized"] and storage["searchable"]
             assert storage["records"]["tickets"] == 80 and storage["records"]["kb_articles"] == 16
             assert storage["records"]["integrated_objects"] == 96
+            job = c.get(f"/ingest/jobs/{r.json()['execution_id']}", headers=READ).json()
+            assert job["storage"] == {"materialized": True, "searchable": True}
             c.sim = sim
             yield c
     finally:
