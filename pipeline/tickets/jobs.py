@@ -2,9 +2,10 @@
 
 A job lives in the worker that owns its domain's partition of `ingest.commands`. It pulls threads (ticket +
 conversations, `parallel_workers` at a time, on the domain's shared rate budget), then the knowledge base,
-and publishes raw records in `batch_size` batches. Between records it honours pause (keeping its cursor),
-cancel and priority changes, and every progress event carries the cursor: a job re-run from it (after a
-worker died, or a resume on another worker) repeats at most the last batch, which dedupe drops.
+and publishes raw records in batches of at most `batch_size` records and 1 MiB (what the normalizer takes),
+each thread whole in one. Between records it honours pause (keeping its cursor), cancel and priority changes,
+and every progress event carries the cursor: a job re-run from it (after a worker died, or a resume on another
+worker) repeats at most the last batch, which dedupe drops.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import structlog
 from pydantic import SecretStr
 
+from pipeline.calls.normalize import MAX_VALUE_BYTES
 from pipeline.connectors.freshdesk.client import FreshdeskClient
 from pipeline.connectors.freshdesk.errors import FreshdeskAuthError, FreshdeskDomainError, FreshdeskError
 from pipeline.connectors.freshdesk.records import TicketCursor
@@ -27,7 +30,8 @@ from pipeline.connectors.freshdesk.threads import iter_threads
 from schemas.ingest import JobCommand, JobProgress, JobStatistics, JobStatus, LogLine
 
 log = structlog.get_logger(__name__)
-MAX_CONTENT_IN_TOPIC = 1024 * 1024  # attachment bytes carried on tickets.raw (the topic's messages stay < 4 MiB)
+MAX_MESSAGE_BYTES = MAX_VALUE_BYTES  # what the tickets normalizer accepts per tickets.raw message (1 MiB)
+MAX_CONTENT_IN_TOPIC = 700 * 1024  # attachment bytes carried on tickets.raw: as base64 plus metadata, < 1 MiB
 PROGRESS_EVERY_S = 0.5
 
 
@@ -73,6 +77,7 @@ class IngestJob:
         self.emit, self.report = emit, report
         self.stats = cmd.statistics.model_copy() if cmd.statistics else JobStatistics()
         self.batch: list[dict[str, Any]] = []
+        self._batch_bytes = 2  # the batch as one JSON array: brackets, then each record and its comma
         self.logs: list[LogLine] = []
         self.seq = int(time.time() * 1000) * 1000  # increasing across re-runs on other workers
         self.started = datetime.now(UTC)
@@ -121,16 +126,30 @@ class IngestJob:
         return o.max_tickets + (o.max_articles if o.include_kb else 0)
 
     async def record(self, kind: str, record: dict[str, Any], flush: bool = True) -> None:
-        """Queue one record; `flush=False` keeps a thread together (a ticket travels with its conversations)."""
-        self.batch.append({"tenant": self.cmd.tenant, "platform": "freshdesk", "domain": self.cmd.domain,
-                           "kind": kind, "record": record, "job_id": self.cmd.job_id})
+        await self.records([(kind, record)], flush)
+
+    async def records(self, items: list[tuple[str, dict[str, Any]]], flush: bool = True) -> None:
+        """Queue records that travel in one message (a ticket with its conversations and attachments, which its
+        searchable object is built from); `flush=False` leaves the batch open. No message grows past
+        MAX_MESSAGE_BYTES (the normalizer dead-letters bigger ones): a batch the records would push past it is
+        published first, and records too big together for any message are split between messages, in order."""
+        envelopes = [{"tenant": self.cmd.tenant, "platform": "freshdesk", "domain": self.cmd.domain, "kind": kind,
+                      "record": record, "job_id": self.cmd.job_id} for kind, record in items]
+        sizes = [len(orjson.dumps(e)) + 1 for e in envelopes]
+        if self.batch and self._batch_bytes + sum(sizes) > MAX_MESSAGE_BYTES:
+            await self.flush()
+        for envelope, size in zip(envelopes, sizes, strict=True):
+            if self.batch and self._batch_bytes + size > MAX_MESSAGE_BYTES:
+                await self.flush()
+            self.batch.append(envelope)
+            self._batch_bytes += size
         if flush and len(self.batch) >= self.opts.batch_size:
             await self.flush()
 
     async def flush(self) -> None:
         """Publish the batch; only then do the cursor and counts move past it (a re-run repeats, never skips)."""
         if self.batch:
-            batch, self.batch = self.batch, []
+            batch, self.batch, self._batch_bytes = self.batch, [], 2
             await self.emit(batch)
             cursor, tickets, convs = self._pending
             if cursor is not None:
@@ -189,10 +208,9 @@ class IngestJob:
         since = cursor.updated_at if cursor else None
         async for thread in iter_threads(self.client, since, cursor=cursor, concurrency=self.opts.parallel_workers):
             await self.control.checkpoint(self.paused)
-            await self.record("ticket", thread.ticket, flush=False)
-            for conv in thread.conversations:
-                await self.record("conversation", conv, flush=False)
-            await self.attachments(thread.ticket, thread.conversations)
+            files = await self.attachments(thread.ticket, thread.conversations)
+            await self.records([("ticket", thread.ticket), *(("conversation", c) for c in thread.conversations),
+                                *files], flush=False)
             _, tickets, convs = self._pending
             self._pending = (thread.cursor.to_dict(), tickets + 1, convs + len(thread.conversations))
             self.step_details = f"ticket {thread.ticket['id']}"
@@ -202,7 +220,9 @@ class IngestJob:
             if limit is not None and self.stats.tickets_collected + self._pending[1] >= limit:
                 break
 
-    async def attachments(self, ticket: dict[str, Any], conversations: list[dict[str, Any]]) -> None:
+    async def attachments(self, ticket: dict[str, Any],
+                          conversations: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+        files: list[tuple[str, dict[str, Any]]] = []
         for owner in (ticket, *conversations):
             for att in owner.get("attachments") or ():
                 meta = {**att, "ticket_id": ticket["id"], "conversation_id": owner.get("id") if owner is not ticket
@@ -211,7 +231,8 @@ class IngestJob:
                     meta |= await self._content(att["attachment_url"])
                     self.stats.attachments_processed += 1
                 meta.pop("attachment_url", None)  # a signed, expiring link: useless later, and a credential now
-                await self.record("attachment", meta, flush=False)
+                files.append(("attachment", meta))
+        return files
 
     async def _content(self, url: str) -> dict[str, Any]:
         got = await self.client.download_attachment(url, MAX_CONTENT_IN_TOPIC)

@@ -5,12 +5,15 @@ key never stored, logged or published in clear."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import signal
 import time
 import uuid
+from datetime import UTC, datetime
 
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 from fastapi.testclient import TestClient
 
 from api.main import create_app
@@ -19,6 +22,8 @@ from pipeline.broker.topics import pipeline_topics
 from pipeline.connectors.freshdesk.simserver import SimulatorServer
 from pipeline.connectors.freshdesk.simstate import SimulatorConfig
 from pipeline.settings import Settings
+from pipeline.tickets.attachments import MAX_CONTENT_TEXT
+from pipeline.tickets.jobs import MAX_CONTENT_IN_TOPIC
 from tests.helpers import start_cli, stop_process, wait_for
 from tests.integration.conftest import env_for
 
@@ -27,6 +32,7 @@ KEY = "sk-live-NEVER-IN-CLEAR-7f3a9c"
 HEADERS = {"X-Company-ID": "wedosoft", "X-Platform": "freshdesk", "X-Domain": "wedosoft.freshdesk.com",
            "X-API-Key": KEY, "Content-Type": "application/json"}
 READ = {"X-Company-ID": "wedosoft", "X-API-Key": KEY}
+GLOBEX = HEADERS | {"X-Company-ID": "globex", "X-Domain": "globex.freshdesk.com", "X-API-Key": "k-globex"}
 
 
 def _system(broker, tmp_path, tickets: int, plan: int, workers: int = 1):
@@ -53,8 +59,25 @@ def system(broker, tmp_path):
         sim.stop()
 
 
-def _job(client, job_id: str) -> dict:
-    return client.get(f"/ingest/jobs/{job_id}", headers=READ).json()
+def _job(client, job_id: str, company: dict | None = None) -> dict:
+    read = {k: company[k] for k in ("X-Company-ID", "X-API-Key")} if company else READ
+    return client.get(f"/ingest/jobs/{job_id}", headers=read).json()
+
+
+def _items(client, job_id: str, company: dict) -> int:
+    return _job(client, job_id, company)["progress"]["completed_items"]
+
+
+def _lines(cur, job_id: str) -> list[tuple[datetime, str]]:  # noqa: ANN001 - a job's log, oldest first
+    return cur.execute("SELECT timestamp, message FROM ingest_job_logs WHERE job_id = ? ORDER BY seq, n",
+                       [job_id]).fetchall()
+
+
+def _acted_after(cur, job_id: str, prefix: str, sent: datetime) -> float:  # noqa: ANN001
+    """Seconds from `sent` until the job itself, in its worker, logged a line starting with `prefix`."""
+    when = wait_for(lambda: [t for t, m in _lines(cur, job_id) if m.startswith(prefix) and t >= sent], 10,
+                    f"{job_id} to log {prefix!r}")
+    return (when[0] - sent).total_seconds()
 
 
 def _until(client, job_id: str, *statuses: str, timeout: float = 60) -> dict:
@@ -70,6 +93,14 @@ def test_seed_examples_right_and_wrong(system):
     assert r.status_code == 200, r.text
     out = r.json()
     assert out["status"] == "completed" and out["results"]["tickets_collected"] == 100
+    # process_attachments false: the attachments of those 100 tickets are stored as metadata, none downloaded.
+    assert out["results"]["attachments_processed"] == 0 and c.sim.stats()["files"].get("downloads", 0) == 0
+    listed = c.sim.app.sim.dataset(HEADERS["X-Domain"]).ordered("updated_at", False)[:100]
+    expected = sum(len(t.attachments) + sum(len(cv.attachments) for cv in t.conversations) for t in listed)
+    cur = c.app.state.db.cursor()
+    count = "SELECT count(*), count(content_sha256) + count(content_size) + count(content_skipped) FROM attachments"
+    assert wait_for(lambda: (n := cur.execute(count).fetchone())[0] == expected and n, 30, "attachments") == (
+        expected, 0)
     assert out["results"]["kb_articles_collected"] == 12 and out["timing"]["duration_seconds"] >= 0
     assert out["next_steps"] and out["storage"]["database_path"].endswith("streamdesk.duckdb")
     # Wrong 1: GET with query parameters runs nothing and says what to do.
@@ -127,36 +158,67 @@ def test_a_rejected_key_is_a_clear_401(broker, tmp_path):
         sim.stop()
 
 
-def test_pause_resume_cancel_mid_run_reach_the_job_within_a_second(broker, tmp_path):
-    sim, s, procs = _system(broker, tmp_path, tickets=400, plan=600)  # ~10 calls/s: a run of ~40 s
+def test_control_reaches_each_running_job_within_a_second_on_whichever_of_two_workers_runs_it(broker, tmp_path):
+    # Commands are keyed by domain: these two domains' land on different partitions, so on different workers.
+    companies = (HEADERS, GLOBEX)
+    assert {DefaultPartitioner()(h["X-Domain"].encode(), [0, 1], [0, 1]) for h in companies} == {0, 1}
+    sim, s, procs = _system(broker, tmp_path, tickets=400, plan=600, workers=2)  # ~10 calls/s: runs of ~40 s
     try:
         with TestClient(create_app(s)) as c:
-            wait_for(lambda: c.get("/health").status_code == 200, 60, "healthy")
-            job_id = c.post("/ingest/jobs", json={"include_kb": False, "batch_size": 10},
-                            headers=HEADERS).json()["job_id"]
-            wait_for(lambda: _job(c, job_id)["progress"]["completed_items"] >= 15, 60, "some progress")
-            t0 = time.monotonic()
-            r = c.post(f"/ingest/jobs/{job_id}/control", headers=HEADERS,
-                       json={"action": "pause", "reason": "System maintenance required",
-                             "options": {"graceful_shutdown": True, "save_progress": True}}).json()
-            assert r["current_status"] == "paused" and time.monotonic() - t0 < 1.0, r
-            assert r["previous_status"] == "running" and r["progress_saved"] and r["resume_capability"]
-            at = _job(c, job_id)["progress"]["completed_items"]
+            cur = c.app.state.db.cursor()
+            owner = lambda job_id: cur.execute(  # noqa: E731 - the worker the job's latest state came from
+                "SELECT worker FROM ingest_jobs WHERE job_id = ?", [job_id]).fetchone()[0]
+            spent = lambda h: sim.stats()["domains"][h["X-Domain"]]["requests"]  # noqa: E731 - Freshdesk calls
+            wait_for(lambda: len([w for w in c.get("/health").json()["worker"]["workers"] if w["alive"]]) == 2,
+                     60, "two workers")
+            jobs = [(h, c.post("/ingest/jobs", json={"include_kb": False, "batch_size": 10},
+                               headers=h).json()["job_id"]) for h in companies]
+            for h, job_id in jobs:
+                wait_for(lambda j=job_id, h=h: _items(c, j, h) >= 15, 60, "some progress")
+            owners = {job_id: owner(job_id) for _, job_id in jobs}
+            assert len(set(owners.values())) == 2 and {o.rsplit(":", 1)[1] for o in owners.values()} == {
+                str(p.pid) for p in procs}, owners  # each worker runs one of the jobs
+            at = {}
+            for h, job_id in jobs:
+                sent = datetime.now(UTC)
+                r = c.post(f"/ingest/jobs/{job_id}/control", headers=h,
+                           json={"action": "pause", "reason": "System maintenance required",
+                                 "options": {"graceful_shutdown": True, "save_progress": True}}).json()
+                assert r["current_status"] == "paused", r  # confirmed by the worker (the api waits up to 2 s)
+                assert r["previous_status"] == "running" and r["progress_saved"] and r["resume_capability"]
+                assert _acted_after(cur, job_id, "Job paused", sent) < 1.0  # the running job paused within 1 s
+                assert owner(job_id) == owners[job_id]  # ...in the worker that runs it
+                at[job_id] = (_items(c, job_id, h), spent(h))
             time.sleep(1.5)
-            assert _job(c, job_id)["progress"]["completed_items"] == at  # paused means paused
-            r = c.post(f"/ingest/jobs/{job_id}/control", headers=HEADERS, json={"action": "resume"}).json()
-            assert r["current_status"] == "running"
-            wait_for(lambda: _job(c, job_id)["progress"]["completed_items"] > at, 20, "progress after resume")
-            r = c.post(f"/ingest/jobs/{job_id}/control", headers=HEADERS,
+            for h, job_id in jobs:  # paused means paused: no progress, no Freshdesk calls but those already sent
+                done, calls = at[job_id]
+                assert _items(c, job_id, h) == done
+                assert spent(h) - calls <= 4  # parallel_workers: conversation calls in flight at the pause
+            for h, job_id in jobs:
+                r = c.post(f"/ingest/jobs/{job_id}/control", headers=h, json={"action": "resume"}).json()
+                assert r["current_status"] == "running"
+            for h, job_id in jobs:
+                wait_for(lambda j=job_id, h=h: _items(c, j, h) > at[j][0], 20, "progress after resume")
+            r = c.post(f"/ingest/jobs/{jobs[0][1]}/control", headers=HEADERS,
                        json={"action": "priority_change", "options": {"priority": "urgent"}}).json()
             assert r["priority"] == "urgent"
-            t0 = time.monotonic()
-            r = c.post(f"/ingest/jobs/{job_id}/control", headers=HEADERS, json={"action": "cancel"}).json()
-            assert r["current_status"] == "cancelled" and time.monotonic() - t0 < 1.0, r
-            assert c.post(f"/ingest/jobs/{job_id}/control", headers=HEADERS,
-                          json={"action": "resume"}).status_code == 409
+            for h, job_id in jobs:
+                sent = datetime.now(UTC)
+                r = c.post(f"/ingest/jobs/{job_id}/control", headers=h, json={"action": "cancel"}).json()
+                assert r["current_status"] == "cancelled", r
+                # The running job itself stopped (not just a "cancelled" status from a worker that lacks it).
+                assert _acted_after(cur, job_id, "Job cancelled", sent) < 1.0
+                assert c.post(f"/ingest/jobs/{job_id}/control", headers=h,
+                              json={"action": "resume"}).status_code == 409
+            for h, job_id in jobs:
+                logged = [m for _, m in _lines(cur, job_id)]
+                # One run from start to cancel: resume continued it in place, no second worker started it anew.
+                assert [m for m in logged if m.startswith("Job started on")] == [f"Job started on {owners[job_id]}"]
+                assert sum(m.startswith("Job paused") for m in logged) == 1
+                stats = _job(c, job_id, h)["statistics"]
+                assert stats["api_calls"] <= stats["tickets_collected"] + 4 + 3  # every ticket's calls once
             listed = c.get("/ingest/jobs?status=cancelled", headers=READ).json()
-            assert [j["job_id"] for j in listed["jobs"]] == [job_id] and listed["summary"]["cancelled"] == 1
+            assert [j["job_id"] for j in listed["jobs"]] == [jobs[0][1]] and listed["summary"]["cancelled"] == 1
     finally:
         for p in procs:
             stop_process(p)
@@ -270,3 +332,38 @@ def test_purge_acts_on_the_calling_company_only(system):
     purge = c.post("/ingest", json={"purge": True, "max_tickets": 0, "include_kb": False}, headers=HEADERS)
     assert purge.status_code == 200 and purge.json()["storage"]["records"]["tickets"] == 0
     assert counts() == {"initech": 10}  # the other company's data is untouched
+
+
+def test_attachment_content_is_stored_hashed_with_its_text_within_the_cap(system):
+    c, sim = system, system.sim
+    data = sim.app.sim.dataset(HEADERS["X-Domain"])  # read between requests only
+    files = dict(data.attachments)
+    small = {i: a for i, a in files.items() if a.size <= MAX_CONTENT_IN_TOPIC}
+    texts = {i for i, a in small.items() if a.content_type.startswith("text/")}
+    assert texts and len(small) > len(texts) and len(files) > len(small)  # text, binary and over-the-cap files
+    cur = c.app.state.db.cursor()
+
+    def stored() -> dict[int, tuple] | None:
+        got = {int(r[0]): r[1:] for r in cur.execute(
+            "SELECT source_id, name, size, content_sha256, content_size, content_text, content_truncated, "
+            "content_skipped FROM attachments WHERE tenant = 'wedosoft'").fetchall()}
+        return got if len(got) == len(files) else None
+
+    sim.reset_stats()
+    fetched = c.post("/ingest", json={"include_kb": False, "process_attachments": True}, headers=HEADERS).json()
+    assert fetched["results"]["attachments_processed"] == len(files)
+    assert sim.stats()["files"] == {"downloads": len(files)}  # each once (over the cap: headers only, no body)
+    rows = wait_for(stored, 30, "every attachment stored")
+    assert {i: r[:2] for i, r in rows.items()} == {i: (a.name, a.size) for i, a in files.items()}
+    for i, a in files.items():
+        sha, size, text, truncated, skipped = rows[i][2:]
+        if i not in small:  # over the cap: metadata only, with the reason
+            assert (sha, size, text, skipped) == (None, a.size, None, f"over {MAX_CONTENT_IN_TOPIC} bytes"), a
+            continue
+        raw = b"".join(data.attachment_chunks(a))
+        assert (sha, size, truncated, skipped) == (hashlib.sha256(raw).hexdigest(), a.size, False, None), a
+        if i in texts:  # a CSV or a log becomes searchable text, kept up to 64 Ki characters
+            assert text == raw.decode().rstrip("\n")[:MAX_CONTENT_TEXT], a
+        else:
+            assert text is None, a
+    assert cur.execute("SELECT count(*) FROM dead_letters").fetchone() == (0,)  # no batch was too big to store

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -97,7 +98,7 @@ def _attachments(request: Request, sim: SimulatorState, domain: str, items: list
         return []
     server = request.scope.get("server") or ("127.0.0.1", 80)
     base = sim.config.files_base_url or f"{request.url.scheme}://{server[0]}:{server[1]}"
-    expires = int(time.time() + sim.config.attachment_url_ttl_s)
+    expires = math.ceil(time.time() + sim.config.attachment_url_ttl_s)  # valid at least the ttl (int() cut it)
     return [a.record(f"{base.rstrip('/')}/_simulator/files/{domain}/{a.id}/{quote(a.name)}?expires={expires}"
                      f"&signature={sim.sign(domain, a.id, expires)}") for a in items]
 

@@ -123,6 +123,9 @@ class Stats:
     domains: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     faults: Counter[str] = field(default_factory=Counter)
     files: Counter[str] = field(default_factory=Counter)
+    in_flight: Counter[str] = field(default_factory=Counter)  # API requests received and not yet answered
+    peak_in_flight: Counter[str] = field(default_factory=Counter)  # the most at once, by endpoint
+    peak_in_flight_total: int = 0
     started: float = field(default_factory=time.monotonic)
 
     def record(self, endpoint: str, domain: str, outcome: str) -> None:
@@ -130,13 +133,23 @@ class Stats:
         self.by_status[outcome] += 1
         self.domains[domain]["requests"] += 1
 
+    def began(self, endpoint: str) -> None:
+        self.in_flight[endpoint] += 1
+        self.peak_in_flight[endpoint] = max(self.peak_in_flight[endpoint], self.in_flight[endpoint])
+        self.peak_in_flight_total = max(self.peak_in_flight_total, self.in_flight.total())
+
+    def ended(self, endpoint: str) -> None:
+        self.in_flight[endpoint] -= 1
+
     def snapshot(self, windows: dict[str, RateWindow]) -> dict[str, Any]:
         domains = {d: dict(c) | {"peak_window_credits": windows[d].peak if d in windows else 0}
                    for d, c in self.domains.items()}
         return {"requests": sum(self.by_status.values()), "by_endpoint": {k: dict(v) for k, v in
                                                                           self.by_endpoint.items()},
                 "by_status": dict(self.by_status), "domains": domains, "faults": dict(self.faults),
-                "files": dict(self.files), "uptime_s": round(time.monotonic() - self.started, 3)}
+                "files": dict(self.files), "peak_in_flight": dict(self.peak_in_flight),
+                "peak_in_flight_total": self.peak_in_flight_total,
+                "uptime_s": round(time.monotonic() - self.started, 3)}
 
 
 class SimulatorState:

@@ -5,7 +5,9 @@ overridden to `http://127.0.0.1:PORT` sends `Host: acme.freshdesk.com` and gets 
 counters; a request whose Host is an address (plain curl) is for `config.default_domain`. Every API request passes
 a gate before its route: injected faults (delay, dropped connection, 5xx, 429 burst), the account's existence,
 Basic auth, then the account's sliding credit window, whose headers (`X-RateLimit-Total`, `-Remaining`,
-`-Used-CurrentRequest`) go on every answer. `/_simulator/...` is the admin side: faults, stats, updates, files.
+`-Used-CurrentRequest`) go on every answer. The gate also counts requests in flight (received, last byte not yet
+sent) and keeps each endpoint's peak, so a test can see how many calls a client really had open at once.
+`/_simulator/...` is the admin side: faults, stats, updates, files.
 """
 
 from __future__ import annotations
@@ -75,9 +77,26 @@ class SimulatorApp(FastAPI):
         await self._gate(scope, receive, send)
 
     async def _gate(self, scope: Scope, receive: Receive, send: Send) -> None:
+        label, stats = endpoint_label(scope["method"], scope["path"]), self.sim.stats
+        answered = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal answered  # the last byte leaves: no longer in flight (before the client can see it)
+            if message["type"] == "http.response.body" and not message.get("more_body") and not answered:
+                answered = True
+                stats.ended(label)
+            await send(message)
+
+        stats.began(label)
+        try:
+            await self._admit(scope, receive, tracked, send, label)
+        finally:
+            if not answered:
+                stats.ended(label)
+
+    async def _admit(self, scope: Scope, receive: Receive, send: Send, raw_send: Send, label: str) -> None:
         sim, domain = self.sim, self.sim.domain_of(_header(scope, b"host"))
-        label = endpoint_label(scope["method"], scope["path"])
-        if await self._faulted(send, domain, label):
+        if await self._faulted(send, raw_send, domain, label):
             return
         if not sim.exists(domain):
             sim.stats.record(label, domain, "404")
@@ -100,7 +119,7 @@ class SimulatorApp(FastAPI):
         await super().__call__({**scope, "simulator.domain": domain}, receive, _with_headers(send, limits, sim,
                                                                                              label, domain))
 
-    async def _faulted(self, send: Send, domain: str, label: str) -> bool:
+    async def _faulted(self, send: Send, raw_send: Send, domain: str, label: str) -> bool:
         sim = self.sim
         delay, action = sim.injector.draw()
         if delay:
@@ -111,7 +130,7 @@ class SimulatorApp(FastAPI):
         sim.stats.faults[action] += 1
         if action == "drop":
             sim.stats.record(label, domain, "dropped")
-            await _drop(send)
+            await _drop(raw_send)  # needs uvicorn's own send, to reach its transport
         elif action == "error":
             status = sim.injector.faults.error_status
             sim.stats.record(label, domain, str(status))
