@@ -27,7 +27,6 @@ from pipeline.storage.queries import ingest as q
 from schemas.ingest import JobCommand, JobOptions, JobStatistics
 
 log = structlog.get_logger(__name__)
-STALE_AFTER_S = 15.0  # a running job reports at least every PROGRESS_EVERY_S; a rebalance takes ~6 s
 
 
 def new_job_id(company: str, now: datetime) -> str:
@@ -97,7 +96,7 @@ class Jobs:
         while True:
             await asyncio.sleep(2.0)
             try:
-                for job_id in await self.db_call(q.stale_running, STALE_AFTER_S):
+                for job_id in await self.db_call(q.stale_running, self.settings.ingest_stale_after_s):
                     rows = await self.db_call(lambda cur, j=job_id: cur.execute(
                         "SELECT tenant FROM ingest_jobs WHERE job_id = ?", [j]).fetchone())
                     job = await self.db_call(q.get_job, job_id, rows[0])

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     schedule_max_retries: int = Field(default=3, ge=0, le=10)
     scheduler_tick_s: float = Field(default=1.0, gt=0)
 
+    # A running job reports at least every 0.5 s; silent this long, its worker is taken for dead and the job is
+    # re-issued from its cursor (a group rebalance takes ~ the session timeout, 6 s).
+    ingest_stale_after_s: float = Field(default=15.0, gt=0)
     search_sync_s: float = Field(default=1.0, gt=0)  # how often the api indexes the vectors the worker stored
     search_sync_wait_s: float = Field(default=120.0, gt=0)  # sync-summaries answers "in_progress" past this
 

@@ -35,10 +35,11 @@ READ = {"X-Company-ID": "wedosoft", "X-API-Key": KEY}
 GLOBEX = HEADERS | {"X-Company-ID": "globex", "X-Domain": "globex.freshdesk.com", "X-API-Key": "k-globex"}
 
 
-def _system(broker, tmp_path, tickets: int, plan: int, workers: int = 1):
+def _system(broker, tmp_path, tickets: int, plan: int, workers: int = 1, **settings):
     sim = SimulatorServer(SimulatorConfig(tickets=tickets, plan=plan, seed=3, kb_articles=12)).start()
     s = Settings(kafka_bootstrap=broker.bootstrap, data_dir=tmp_path / "data", partitions=2,
-                 topic_prefix=f"ing{uuid.uuid4().hex[:8]}.", freshdesk_base_url=sim.base_url, _env_file=None)
+                 topic_prefix=f"ing{uuid.uuid4().hex[:8]}.", freshdesk_base_url=sim.base_url, _env_file=None,
+                 **settings)
     asyncio.run(ensure_topics(broker.bootstrap, pipeline_topics(s)))
     env = env_for(s) | {"STREAMDESK_FRESHDESK_BASE_URL": sim.base_url}
     procs = [start_cli(["worker"], env, tmp_path / f"worker{i}.log") for i in range(workers)]
@@ -236,7 +237,8 @@ def test_auto_start_false_waits_for_start(system):
 
 
 def test_a_job_whose_worker_dies_is_taken_over_and_finishes(broker, tmp_path):
-    sim, s, procs = _system(broker, tmp_path, tickets=300, plan=900, workers=2)
+    # The api takes a job silent for 8 s as orphaned (15 s by default): past the group's 6 s session timeout.
+    sim, s, procs = _system(broker, tmp_path, tickets=300, plan=2400, workers=2, ingest_stale_after_s=8)
     try:
         with TestClient(create_app(s)) as c:
             wait_for(lambda: len([w for w in c.get("/health").json()["worker"]["workers"] if w["alive"]]) == 2,
