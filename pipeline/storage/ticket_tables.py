@@ -74,11 +74,13 @@ UPSERT_VECTORS = ("INSERT INTO ticket_vectors BY NAME SELECT *, nextval('ticket_
 
 
 def upsert_sql(table: str) -> str:
-    """Newer wins; for attachments, a fetched copy also beats metadata-only at the same updated_at."""
+    """Newer wins; for attachments, a processed copy (fetched, or skipped with a reason) also beats metadata-only
+    at the same updated_at."""
     cols = [c for c in columns(MODELS[table]) if c != "key"]
     newer = f"{table}.updated_at < excluded.updated_at"
     if table == "attachments":
         newer = (f"({newer} OR ({table}.updated_at = excluded.updated_at AND {table}.content_sha256 IS NULL "
-                 "AND excluded.content_sha256 IS NOT NULL))")
+                 f"AND {table}.content_skipped IS NULL AND (excluded.content_sha256 IS NOT NULL OR "
+                 "excluded.content_skipped IS NOT NULL)))")
     return (f"INSERT INTO {table} BY NAME SELECT * FROM _batch ON CONFLICT (key) DO UPDATE SET "
             + ", ".join(f"{c} = excluded.{c}" for c in cols) + f" WHERE {newer}")

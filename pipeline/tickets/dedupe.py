@@ -2,7 +2,8 @@
 
 Within a batch `latest_per_key` keeps one row per key; the materializer then writes a row only where
 `supersedes(new, stored)`, i.e. in SQL: `stored.updated_at < new.updated_at OR (stored.updated_at =
-new.updated_at AND stored.content_sha256 IS NULL AND new.content_sha256 IS NOT NULL)` (attachments only).
+new.updated_at AND stored is metadata-only AND new is processed)` (attachments only: processed = content fetched,
+or skipped with its reason).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ def version_key(row: Row) -> str:
 
 
 def _rank(row: Row) -> tuple[datetime, bool]:
-    # At equal updated_at a copy with fetched content outranks the metadata-only copy of the same attachment.
-    return updated_at(row), row.get("content_sha256") is not None
+    # At equal updated_at a processed copy (content fetched, or skipped with its reason) outranks the
+    # metadata-only copy of the same attachment.
+    return updated_at(row), row.get("content_sha256") is not None or row.get("content_skipped") is not None
 
 
 def supersedes(new: Row, old: Row) -> bool:
