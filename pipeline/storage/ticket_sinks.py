@@ -15,12 +15,16 @@ from aiokafka.structs import ConsumerRecord
 from pipeline.search.vectors import decode_vector
 from pipeline.storage.materializer import Built, Context, Write
 from pipeline.storage.ticket_tables import MODELS, UPSERT_VECTORS, columns, upsert_sql
-from pipeline.tickets.dedupe import latest_per_key
+from pipeline.tickets.dedupe import completes, latest_per_key
 
 DUPLICATES = ("INSERT INTO ingest_duplicates SELECT b.tenant, '{table}', count(*) FROM _batch b JOIN {table} t "
-              "ON t.key = b.key AND t.updated_at >= b.updated_at GROUP BY b.tenant "
+              "ON t.key = b.key AND t.updated_at >= b.updated_at {completes} GROUP BY b.tenant "
               "ON CONFLICT (tenant, table_name) DO UPDATE SET duplicates = ingest_duplicates.duplicates + "
               "excluded.duplicates")
+# An attachment's processed copy (content fetched or skipped with a reason) completing its stored metadata-only
+# row is an enrichment, not a duplicate (dedupe.completes).
+COMPLETES = ("AND NOT (t.updated_at = b.updated_at AND t.content_sha256 IS NULL AND t.content_skipped IS NULL "
+             "AND (b.content_sha256 IS NOT NULL OR b.content_skipped IS NOT NULL))")
 
 
 def _arrow(table: str, rows: list[dict[str, Any]]) -> pa.Table:
@@ -62,7 +66,8 @@ def build_tickets(msgs: Sequence[ConsumerRecord], ctx: Context) -> Built:
         kept = latest_per_key(rows)
         batch = _arrow(table, kept)
         # Counted before the upsert: a stored version as new as the incoming one makes it a duplicate.
-        writes += [Write("ingest_duplicates", batch, sql=DUPLICATES.format(table=table)),
+        completes = COMPLETES if table == "attachments" else ""
+        writes += [Write("ingest_duplicates", batch, sql=DUPLICATES.format(table=table, completes=completes)),
                    Write(table, batch, sql=upsert_sql(table))]
         within = _within_batch(table, rows, kept)
         if within.num_rows:
@@ -75,13 +80,15 @@ WITHIN_BATCH = ("INSERT INTO ingest_duplicates SELECT tenant, table_name, duplic
 
 
 def _within_batch(table: str, rows: list[dict[str, Any]], kept: list[dict[str, Any]]) -> pa.Table:
-    """Copies of one version inside a single batch (a replayed message next to its original)."""
+    """Copies of one version inside a single batch (a replayed message next to its original); a ticket's
+    attachment metadata next to the processed copy of the same file is not one."""
+    best = {r["key"]: r for r in kept}
+    kept_ids = {id(r) for r in kept}
     counts: dict[str, int] = {}
     for r in rows:
-        counts[r["tenant"]] = counts.get(r["tenant"], 0) + 1
-    for r in kept:
-        counts[r["tenant"]] -= 1
-    dupes = {t: n for t, n in counts.items() if n}
+        if id(r) not in kept_ids and not completes(best[r["key"]], r):
+            counts[r["tenant"]] = counts.get(r["tenant"], 0) + 1
+    dupes = counts
     return pa.table({"tenant": list(dupes), "table_name": [table] * len(dupes), "duplicates": list(dupes.values())})
 
 

@@ -37,6 +37,12 @@ def _rank(row: Row) -> tuple[datetime, bool]:
     return updated_at(row), row.get("content_sha256") is not None or row.get("content_skipped") is not None
 
 
+def completes(new: Row, old: Row) -> bool:
+    """`new` is the processed copy of the metadata-only `old` (same attachment, same updated_at): an
+    enrichment, not a duplicate."""
+    return updated_at(new) == updated_at(old) and _rank(new)[1] and not _rank(old)[1]
+
+
 def supersedes(new: Row, old: Row) -> bool:
     """True when `new` must replace the stored `old` (same key): newer, or as new but with content it lacked."""
     return _rank(new) > _rank(old)
