@@ -20,7 +20,6 @@ import pyarrow.json as pj
 from pipeline.calls.arrow import CALLS_SCHEMA
 from pipeline.calls.normalize import (
     MAX_AGENT_ID,
-    MAX_VALUE_BYTES,
     IdFn,
     Message,
     canonical_ip,
@@ -29,6 +28,7 @@ from pipeline.calls.normalize import (
 )
 from pipeline.calls.redact import SENSITIVE_KEYS
 from pipeline.dlq import DeadLetter
+from pipeline.entry import MAX_VALUE_BYTES
 
 _TEXT = ("api_call_history_id", "tenant_id", "user_id", "agent_id", "ip_address", "user_agent", "trace_id",
          "error_code", "source")

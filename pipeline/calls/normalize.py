@@ -21,9 +21,9 @@ from pydantic import ValidationError
 
 from pipeline.calls.redact import redact_query
 from pipeline.dlq import DeadLetter
+from pipeline.entry import Invalid, decode_json
 from schemas.calls import CallEvent
 
-MAX_VALUE_BYTES = 1 << 20
 MAX_AGENT_ID = 100
 _EPOCH_MS_THRESHOLD = 100_000_000_000  # numbers at or above this are epoch milliseconds, below are seconds
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -42,10 +42,6 @@ class Message(NamedTuple):
     value: bytes | None
 
 
-class Invalid(ValueError):
-    """The event cannot become a row; the message is the DLQ reason."""
-
-
 IdFn = Callable[[int, int, int | None], str]  # (partition, offset, index) -> id
 
 
@@ -58,7 +54,7 @@ def normalize_messages(
     for msg in messages:
         value = msg.value
         try:
-            events = _decode(value)
+            events = decode_json(value, "an event object")
         except Invalid as exc:
             dead.append(DeadLetter.of(str(exc), topic, msg.partition, msg.offset, None, value))
             continue
@@ -75,24 +71,6 @@ def normalize_messages(
                 rec["api_call_history_id"] = make_id(msg.partition, msg.offset, index)
             records.append(rec)
     return records, dead
-
-
-def _decode(value: bytes | None) -> Any:
-    if value is None:
-        raise Invalid("empty message (null value)")
-    if len(value) > MAX_VALUE_BYTES:
-        raise Invalid(f"message is {len(value)} bytes, over the 1 MiB limit")
-    try:
-        parsed = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        try:
-            value.decode("utf-8")
-        except UnicodeDecodeError:
-            raise Invalid("not UTF-8") from None
-        raise Invalid(f"not JSON: {exc}") from None
-    if not isinstance(parsed, dict | list):
-        raise Invalid(f"JSON {type(parsed).__name__} is not an event object or an array of them")
-    return parsed
 
 
 def normalize_event(obj: Any, timestamp_ms: int) -> dict[str, Any]:

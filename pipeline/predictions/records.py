@@ -9,8 +9,9 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from pipeline.calls.normalize import MAX_VALUE_BYTES, Message
+from pipeline.calls.normalize import Message
 from pipeline.dlq import DeadLetter
+from pipeline.entry import decode_json
 from schemas.sleep import SleepRecord
 
 
@@ -30,28 +31,13 @@ def _reason(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in exc.errors(include_url=False))
 
 
-def _decode(value: bytes | None) -> Any:
-    if value is None:
-        raise ValueError("empty message (null value)")
-    if len(value) > MAX_VALUE_BYTES:
-        raise ValueError(f"message is {len(value)} bytes, over the 1 MiB limit")
-    try:
-        return orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        try:
-            value.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ValueError("not UTF-8") from None
-        raise ValueError(f"not JSON: {exc}") from None
-
-
 def validate_messages(topic: str, messages: Iterable[Message]) -> tuple[list[dict[str, Any]], list[DeadLetter]]:
     """Messages (one record, or a JSON array of them) -> rows for `sleep.normalized` and dead letters."""
     rows: list[dict[str, Any]] = []
     dead: list[DeadLetter] = []
     for msg in messages:
         try:
-            parsed = _decode(msg.value)
+            parsed = decode_json(msg.value)
         except ValueError as exc:
             dead.append(DeadLetter.of(str(exc), topic, msg.partition, msg.offset, None, msg.value))
             continue

@@ -13,8 +13,9 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from pipeline.calls.normalize import MAX_VALUE_BYTES, Message
+from pipeline.calls.normalize import Message
 from pipeline.dlq import DeadLetter
+from pipeline.entry import decode_json
 from pipeline.tickets import fields as f
 from pipeline.tickets.attachments import Rejects, attachment_values, embedded_attachments
 from pipeline.tickets.html import HtmlText, html_to_texts, normalize_text, strip_quoted_text
@@ -49,7 +50,7 @@ def normalize_messages(topic: str, messages: Iterable[Message]) -> tuple[Tables,
     dead: list[DeadLetter] = []
     for msg in messages:
         try:
-            parsed = _decode(msg.value)
+            parsed = decode_json(msg.value, "a record envelope")
         except f.Invalid as exc:
             dead.append(DeadLetter.of(str(exc), topic, msg.partition, msg.offset, None, msg.value))
             continue
@@ -94,24 +95,6 @@ def normalize_record(obj: Any) -> tuple[list[tuple[str, dict[str, Any]]], Reject
             except f.Invalid as exc:
                 rejects.append((f"{kind} {row['source_id']} attachment {values['source_id']}: {exc}", item))
     return rows, rejects
-
-
-def _decode(value: bytes | None) -> Any:
-    if value is None:
-        raise f.Invalid("empty message (null value)")
-    if len(value) > MAX_VALUE_BYTES:
-        raise f.Invalid(f"message is {len(value)} bytes, over the 1 MiB limit")
-    try:
-        parsed = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        try:
-            value.decode("utf-8")
-        except UnicodeDecodeError:
-            raise f.Invalid("not UTF-8") from None
-        raise f.Invalid(f"not JSON: {exc}") from None
-    if not isinstance(parsed, dict | list):
-        raise f.Invalid(f"JSON {type(parsed).__name__} is not a record envelope or an array of them")
-    return parsed
 
 
 def _envelope(obj: Any) -> RawRecord:

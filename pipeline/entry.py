@@ -1,0 +1,32 @@
+"""What an entry topic accepts: UTF-8 JSON, at most 1 MiB a message; what it cannot read is a dead letter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+MAX_VALUE_BYTES = 1 << 20
+
+
+class Invalid(ValueError):
+    """The message or record cannot become a row; the message is the DLQ reason."""
+
+
+def decode_json(value: bytes | None, what: str | None = None) -> Any:
+    """The message's JSON, or Invalid saying why not; with `what`, it must be one of those or an array of them."""
+    if value is None:
+        raise Invalid("empty message (null value)")
+    if len(value) > MAX_VALUE_BYTES:
+        raise Invalid(f"message is {len(value)} bytes, over the 1 MiB limit")
+    try:
+        parsed = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Invalid("not UTF-8") from None
+        raise Invalid(f"not JSON: {exc}") from None
+    if what is not None and not isinstance(parsed, dict | list):
+        raise Invalid(f"JSON {type(parsed).__name__} is not {what} or an array of them")
+    return parsed
