@@ -30,6 +30,12 @@ class DeadLetter:
            value: bytes | None) -> DeadLetter:
         return cls(error, topic, partition, offset, index, value, int(time.time() * 1000))
 
+    @classmethod
+    def not_a(cls, model: type, exc: Any, m: Any) -> DeadLetter:
+        """A message of an internal topic that is not the `model` it should carry (a pydantic ValidationError)."""
+        return cls.of(f"not a {model.__name__}: {exc.errors(include_url=False)[:3]}", m.topic, m.partition, m.offset,
+                      None, m.value)
+
     def to_json(self) -> bytes:
         """The DLQ record of DESIGN.md; a value over 64 KiB keeps its head plus its size and sha256."""
         doc: dict[str, Any] = {

@@ -119,7 +119,5 @@ async def _decode(model, ev, dlqs, dead):  # noqa: ANN001, ANN202 - internal hel
     try:
         return model.model_validate_json(m.value)
     except ValidationError as exc:
-        letter = DeadLetter.of(f"not a {model.__name__}: {exc.errors(include_url=False)[:3]}", m.topic,
-                               m.partition, m.offset, None, m.value)
-        await dead(letter, dlqs[m.topic])
+        await dead(DeadLetter.not_a(model, exc, m), dlqs[m.topic])
         return None

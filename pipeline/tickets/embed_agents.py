@@ -116,9 +116,7 @@ def register_embed_agents(app: faust.App, settings: Settings) -> None:
             try:
                 request = EmbedRequest.model_validate_json(m.value)
             except ValidationError as exc:
-                letter = DeadLetter.of(f"not an EmbedRequest: {exc.errors(include_url=False)[:3]}", m.topic,
-                                       m.partition, m.offset, None, m.value)
-                await bad.send(value=letter.to_json())
+                await bad.send(value=DeadLetter.not_a(EmbedRequest, exc, m).to_json())
                 continue
             error = await send([o.model_dump() for o in request.objects], m.topic, request.force)
             if error is not None:  # the request is kept, with why: sync-summaries answers with it

@@ -70,9 +70,7 @@ def register_ingest_agents(app: faust.App, settings: Settings) -> None:
             try:
                 cmd = JobCommand.model_validate_json(m.value)
             except ValidationError as exc:
-                letter = DeadLetter.of(f"not a JobCommand: {exc.errors(include_url=False)[:3]}", m.topic,
-                                       m.partition, m.offset, None, m.value)
-                await bad.send(value=letter.to_json())
+                await bad.send(value=DeadLetter.not_a(JobCommand, exc, m).to_json())
                 continue
             await _apply(cmd, running, start, report, worker)
 

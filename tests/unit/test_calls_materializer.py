@@ -4,7 +4,6 @@ ON CONFLICT clause (cheaper), a replay falls back to INSERT OR IGNORE, and rows 
 from __future__ import annotations
 
 import orjson
-import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
@@ -12,10 +11,7 @@ from pipeline.calls.arrow import table_to_ipc
 from pipeline.calls.fast import Batch, normalize_batch
 from pipeline.ids import SourceIds
 from pipeline.metrics import DUPLICATES_DROPPED
-from pipeline.settings import Settings
-from pipeline.storage.db import connect
 from pipeline.storage.materializer import Materializer
-from pipeline.storage.sinks import platform_sinks
 from tests.helpers import call_event
 
 NORMALIZED = "calls.normalized"
@@ -28,16 +24,6 @@ def ipc_message(offset: int, first: int, n: int) -> ConsumerRecord:
     table, _ = normalize_batch("calls.raw", Batch(0, list(range(first, first + n)), [0] * n, values),
                                SourceIds("cluster-a", "calls.raw"))
     return ConsumerRecord(NORMALIZED, 0, offset, 0, 0, None, table_to_ipc(table), None, 0, len(values), [])
-
-
-@pytest.fixture
-def materializer(tmp_path):
-    settings = Settings(kafka_bootstrap="127.0.0.1:1", data_dir=tmp_path)
-    con = connect(settings.db_path)
-    m = Materializer(settings, con, platform_sinks(settings))
-    m.cluster_id = "cluster-a"
-    yield m
-    con.close()
 
 
 def rows(m: Materializer) -> int:

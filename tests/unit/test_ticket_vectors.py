@@ -16,9 +16,7 @@ from api.search_service import SearchService
 from pipeline.search import LocalEmbedder
 from pipeline.search.vectors import VectorCache, decode_vector, embed_text, encode_vector, vector_rows
 from pipeline.settings import Settings
-from pipeline.storage.db import connect
 from pipeline.storage.materializer import Materializer
-from pipeline.storage.sinks import platform_sinks
 
 TOPIC = "tickets.vectors"
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -72,16 +70,6 @@ def test_the_cache_spares_a_repeated_text_but_a_rebuild_embeds_again(embedder):
     assert counting.texts == 4
     vec = decode_vector(first[0]["vector"])
     assert abs(float(np.linalg.norm(vec)) - 1.0) < 1e-4 and vec.shape == (embedder.dim,)
-
-
-@pytest.fixture
-def materializer(tmp_path):
-    settings = Settings(kafka_bootstrap="127.0.0.1:1", data_dir=tmp_path)
-    con = connect(settings.db_path)
-    m = Materializer(settings, con, platform_sinks(settings))
-    m.cluster_id = "cluster-a"
-    yield m
-    con.close()
 
 
 def message(offset: int, rows: list[dict]) -> ConsumerRecord:

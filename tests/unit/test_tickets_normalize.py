@@ -265,23 +265,16 @@ def test_version_key_survives_a_json_round_trip() -> None:
     assert latest_per_key([wire, row]) == [row]
 
 
-def test_a_processed_attachment_completing_its_metadata_is_not_a_duplicate_but_a_replay_is(tmp_path) -> None:
+def test_a_processed_attachment_completing_its_metadata_is_not_a_duplicate_but_a_replay_is(materializer) -> None:
     """What `/ingest/metrics` reports as duplicate_rate: a first run with attachments processed showed 24.8 %."""
     from aiokafka import TopicPartition
     from aiokafka.structs import ConsumerRecord
 
-    from pipeline.settings import Settings
-    from pipeline.storage.db import connect
-    from pipeline.storage.materializer import Materializer
-    from pipeline.storage.sinks import platform_sinks
-
     meta = run(msg(env("attachment", attachment())))[0]
     fetched = run(msg(env("attachment", attachment(content_b64=base64.b64encode(b"\x89PNG").decode()))))[0]
     value = orjson.dumps({"tables": {"attachments": meta["attachments"] + fetched["attachments"]}})
-    settings = Settings(kafka_bootstrap="127.0.0.1:1", data_dir=tmp_path, _env_file=None)
-    con = connect(settings.db_path)
-    m = Materializer(settings, con, platform_sinks(settings))
-    m.cluster_id = "c"
+    m = materializer
+    con = m.con
     tp = TopicPartition("tickets.normalized", 0)
     dupes = lambda: con.cursor().execute("SELECT coalesce(sum(duplicates), 0) FROM ingest_duplicates").fetchone()[0]  # noqa: E731
     m._write({tp: [ConsumerRecord(tp.topic, 0, 0, 0, 0, None, value, None, 0, 0, [])]})
@@ -289,4 +282,3 @@ def test_a_processed_attachment_completing_its_metadata_is_not_a_duplicate_but_a
         (True,)]
     m._write({tp: [ConsumerRecord(tp.topic, 0, 1, 0, 0, None, value, None, 0, 0, [])]})  # the same again
     assert dupes() == 1  # the processed copy was stored already (its metadata twin still is no duplicate)
-    con.close()
