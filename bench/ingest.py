@@ -25,21 +25,20 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from pipeline.broker.embedded import free_port, start_embedded_broker  # noqa: E402
-from pipeline.broker.kafka import ensure_topics, wait_for_broker  # noqa: E402
-from pipeline.broker.topics import pipeline_topics  # noqa: E402
 from pipeline.connectors.freshdesk.simserver import SimulatorServer  # noqa: E402
 from pipeline.connectors.freshdesk.simstate import Faults, SimulatorConfig  # noqa: E402
 from pipeline.security import Role, mint_token  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from schemas.ingest import TERMINAL  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from predictions import start  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 CLK = os.sysconf("SC_CLK_TCK")
@@ -66,35 +65,6 @@ def sim_config(args: argparse.Namespace) -> SimulatorConfig:
     return SimulatorConfig(tickets=args.tickets, seed=args.seed, kb_articles=0,
                            plan=round(args.plan * CLIENT_WINDOW_S / args.window_seconds),
                            window_seconds=CLIENT_WINDOW_S, faults=faults)
-
-
-async def start(base: Path, sim: SimulatorServer) -> tuple[Settings, dict[str, subprocess.Popen], str]:
-    broker = start_embedded_broker(None, log_path=base / "broker.log")
-    await wait_for_broker(broker.bootstrap)
-    port = free_port()
-    s = Settings(kafka_bootstrap=broker.bootstrap, data_dir=base / "data", api_port=port,
-                 topic_prefix=f"benchi{uuid.uuid4().hex[:6]}.", freshdesk_base_url=sim.base_url, _env_file=None)
-    await ensure_topics(broker.bootstrap, pipeline_topics(s))
-    env = {**os.environ, "STREAMDESK_KAFKA_BOOTSTRAP": broker.bootstrap, "STREAMDESK_DATA_DIR": str(s.data_dir),
-           "STREAMDESK_API_PORT": str(port), "STREAMDESK_TOPIC_PREFIX": s.topic_prefix,
-           "STREAMDESK_PARTITIONS": str(s.partitions), "STREAMDESK_FRESHDESK_BASE_URL": sim.base_url,
-           "STREAMDESK_LOG_FORMAT": "json", "STREAMDESK_LOG_LEVEL": "WARNING"}
-    procs = {"broker": broker.process}
-    for name in ("worker", "api"):
-        procs[name] = subprocess.Popen([sys.executable, "-m", "pipeline.cli", name], cwd=REPO, env=env,
-                                       stdout=(base / f"{name}.log").open("ab"), stderr=subprocess.STDOUT)
-    base_url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient() as c:
-        for _ in range(600):  # 200 only once the worker heartbeats too
-            try:
-                if (await c.get(f"{base_url}/health")).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
-        else:
-            raise TimeoutError(f"api never became healthy; see {base}")
-    return s, procs, base_url
 
 
 async def run_job(c: httpx.AsyncClient, args: argparse.Namespace, timeout_s: float) -> tuple[dict[str, Any], float]:
@@ -138,7 +108,7 @@ async def run(args: argparse.Namespace) -> int:
     procs: dict[str, subprocess.Popen] = {}
     sim = SimulatorServer(sim_config(args)).start()
     try:
-        s, procs, base_url = await start(base, sim)
+        s, procs, base_url = await start(base, Settings(_env_file=None).partitions, "benchi", sim.base_url)
         data = sim.app.sim.dataset(DOMAIN)
         truth = (len(data.tickets), sum(len(t.conversations) for t in data.tickets.values()))
         minutes = (truth[0] * 1.1) / sim.config.plan  # roughly one credit per ticket

@@ -54,17 +54,22 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, max(0, round(q / 100 * len(s)) - 1))]
 
 
-async def start(args: argparse.Namespace, base: Path) -> tuple[Settings, dict[str, subprocess.Popen], str]:
+async def start(base: Path, partitions: int, prefix: str = "benchp",
+                freshdesk_base_url: str | None = None) -> tuple[Settings, dict[str, subprocess.Popen], str]:
+    """An embedded broker, a worker and an api on a free port (the benches share this); returns when healthy."""
     broker = start_embedded_broker(None, log_path=base / "broker.log")
     await wait_for_broker(broker.bootstrap)
     port = free_port()
-    s = Settings(kafka_bootstrap=broker.bootstrap, data_dir=base / "data", api_port=port, partitions=args.partitions,
-                 topic_prefix=f"benchp{uuid.uuid4().hex[:6]}.", _env_file=None)
+    s = Settings(kafka_bootstrap=broker.bootstrap, data_dir=base / "data", api_port=port, partitions=partitions,
+                 topic_prefix=f"{prefix}{uuid.uuid4().hex[:6]}.", freshdesk_base_url=freshdesk_base_url,
+                 _env_file=None)
     await ensure_topics(broker.bootstrap, pipeline_topics(s))
     env = {**os.environ, "STREAMDESK_KAFKA_BOOTSTRAP": broker.bootstrap, "STREAMDESK_DATA_DIR": str(s.data_dir),
            "STREAMDESK_API_PORT": str(port), "STREAMDESK_TOPIC_PREFIX": s.topic_prefix,
-           "STREAMDESK_PARTITIONS": str(args.partitions), "STREAMDESK_LOG_FORMAT": "json",
+           "STREAMDESK_PARTITIONS": str(partitions), "STREAMDESK_LOG_FORMAT": "json",
            "STREAMDESK_LOG_LEVEL": "WARNING"}
+    if freshdesk_base_url:
+        env["STREAMDESK_FRESHDESK_BASE_URL"] = freshdesk_base_url
     procs = {"broker": broker.process}
     for name in ("worker", "api"):
         procs[name] = subprocess.Popen([sys.executable, "-m", "pipeline.cli", name], cwd=REPO, env=env,
@@ -126,7 +131,7 @@ async def run(args: argparse.Namespace) -> int:
     base = Path(tempfile.mkdtemp(prefix="streamdesk-bench-pred-"))
     procs: dict[str, subprocess.Popen] = {}
     try:
-        s, procs, base_url = await start(args, base)
+        s, procs, base_url = await start(base, args.partitions)
         admin = mint_token(s.jwt_key(), "bench", "bench", [Role.SYSTEM_ADMIN], 3600)
         users = generate_cohort(args.users, days=14, seed=args.seed, tenant="bench")
         await load_cohort(s, users, base_url, admin)

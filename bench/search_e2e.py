@@ -101,7 +101,7 @@ async def run(args: argparse.Namespace) -> int:
     procs = {}
     try:
         args.partitions = 2
-        s, procs, base_url = await start(args, base)
+        s, procs, base_url = await start(base, args.partitions)
         t = time.perf_counter()
         data = Dataset(tickets=args.tickets, seed=args.seed, kb_articles=0)
         groups = threads(data)
