@@ -14,6 +14,7 @@ counted (the objects are stored all the same, without a vector: `/ingest/metrics
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -56,16 +57,20 @@ class Embedding:
         self.settings = settings
         self.cache = VectorCache()
         self._embedder: Embedder | None = None
+        self._lock = threading.Lock()  # both agents embed in executor threads: one model, one cache at a time
 
     def embedder(self) -> Embedder:
         if self._embedder is None:
             self._embedder = embedder_for(self.settings.embeddings_url, cache_dir=self.settings.models_path)
         return self._embedder
 
+    def _rows(self, objects: Sequence[dict[str, Any]], force: bool) -> list[dict[str, Any]]:
+        with self._lock:
+            return vector_rows(objects, self.embedder(), self.cache, force=force)
+
     async def rows(self, objects: Sequence[dict[str, Any]], force: bool = False) -> list[dict[str, Any]]:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, lambda: vector_rows(objects, self.embedder(), self.cache,
-                                                                    force=force))
+        return await loop.run_in_executor(None, self._rows, objects, force)
 
 
 def register_embed_agents(app: faust.App, settings: Settings) -> None:
