@@ -51,11 +51,13 @@ def ok(request: Request, data: Any, status: int = 200) -> JSONResponse:
     return JSONResponse({"success": True, "data": data, "meta": meta(request)}, status_code=status)
 
 
-def error_response(request: Request, code: str, message: str, details: Any = None) -> JSONResponse:
+def error_response(request: Request, code: str, message: str, details: Any = None, status: int | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    """The seed's error envelope; `status` keeps HTTP's own answer (405, 413, 503) where the seed's code is generic."""
     request.state.error_code = code
-    headers = {"WWW-Authenticate": "Bearer"} if code == "COD_002" else None
+    headers = {**({"WWW-Authenticate": "Bearer"} if code == "COD_002" else {}), **(headers or {})}
     body = {"success": False, "error": {"code": code, "message": message, "details": details}, "meta": meta(request)}
-    return JSONResponse(body, status_code=STATUS[code], headers=headers)
+    return JSONResponse(body, status_code=status or STATUS[code], headers=headers or None)
 
 
 # --- authentication and the access matrix ---------------------------------------------------------------

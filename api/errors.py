@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import cod
+from api.routing import methods_for
 
 log = structlog.get_logger(__name__)
 
@@ -45,8 +46,24 @@ _COD_FOR_STATUS = {400: "COD_001", 401: "COD_002", 403: "COD_003", 404: "COD_004
                    422: "COD_001"}
 
 
+# HTTP's own answers that a seed-004 code cannot carry: the envelope gets the generic code, the status stays.
+_KEEP_STATUS = frozenset({405, 413, 429, 503})
+
+
 def _cod(request: Request) -> bool:
     return cod.is_cod_path(request.url.path)
+
+
+def _as_cod(request: Request, status: int, message: str, details: Any = None,
+               headers: dict[str, str] | None = None) -> JSONResponse:
+    code = _COD_FOR_STATUS.get(status, "COD_005")
+    return cod.error_response(request, code, message, details, status if status in _KEEP_STATUS else None, headers)
+
+
+def _allowed(request: Request, headers: dict[str, str] | None) -> dict[str, str] | None:
+    """Allow lists every method of the path (Starlette names only the first route that matched it)."""
+    methods = methods_for(request.app, request.url.path)
+    return {**(headers or {}), "Allow": ", ".join(sorted(methods))} if methods else headers
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -57,7 +74,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         if _cod(request):
-            return cod.error_response(request, _COD_FOR_STATUS.get(exc.status, "COD_005"), exc.message, exc.details)
+            return _as_cod(request, exc.status, exc.message, exc.details, exc.headers)
         return error_response(request, exc.status, exc.code, exc.message, exc.details, exc.headers)
 
     @app.exception_handler(RequestValidationError)
@@ -69,11 +86,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = _allowed(request, exc.headers) if exc.status_code == 405 else exc.headers
         if _cod(request):
-            code = _COD_FOR_STATUS.get(exc.status_code, "COD_005")
-            return cod.error_response(request, code, str(exc.detail))
+            return _as_cod(request, exc.status_code, str(exc.detail), headers=headers)
         code = _CODES.get(exc.status_code, "ERROR")
-        return error_response(request, exc.status_code, code, str(exc.detail), headers=exc.headers)
+        return error_response(request, exc.status_code, code, str(exc.detail), headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -18,6 +18,7 @@ from api.errors import install_error_handlers
 from api.ingest_jobs import Jobs
 from api.predicting import Predictor
 from api.recorder import CallBuffer, CallRecorderMiddleware
+from api.responses import COD_ERRORS, PLATFORM_ERRORS
 from api.routers import (
     calls,
     export,
@@ -125,9 +126,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     for router in (health.router, calls.router, sql.router, ingest_metrics.router, search.router, ingest.router):
-        app.include_router(router)
+        app.include_router(router, responses=PLATFORM_ERRORS)
     for prefix in PREFIXES:  # seed 004 names the same routes under both prefixes
         for router in (predictions.router, schedules.router, performance.router, sleep_admin.router, export.router):
-            app.include_router(router, prefix=prefix)
+            app.include_router(router, prefix=prefix, responses=COD_ERRORS)
     app.add_middleware(CallRecorderMiddleware, buffer=buffer, settings=settings)
     return app

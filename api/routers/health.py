@@ -31,7 +31,8 @@ def _workers(request: Request) -> list[dict[str, Any]]:
             for w, h, p, ts, c in rows]
 
 
-@router.get("/health")
+@router.get("/health", responses={503: {"description": "some part is down: the same report, `status: degraded`",
+                                         "content": {"application/json": {"schema": {"type": "object"}}}}})
 async def health(request: Request, response: Response) -> dict[str, Any]:
     state = request.app.state
     broker = await state.broker_health()
