@@ -2,7 +2,7 @@
 
 Every response is `{"success", "data" | "error", "meta": {"requestId", "timestamp", "version"}}`; the
 `requestId` is the trace id the call-history record of the same request carries. HTTP statuses per code
-are DESIGN.md's table.
+are the table in docs/decisions.md ("Seed 004 codes").
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ MATRIX: dict[str, tuple[frozenset[Role], str]] = {
     "admin_archive": (frozenset({A, I}), "COD_003"),
     "admin_delete": (frozenset({A, I}), "COD_003"),
     "data_export": (frozenset({R}), "COD_D003"),
-    # Added beside the seed's routes (DESIGN.md / what a user needs):
+    # Added beside the seed's routes (docs/decisions.md / what a user needs):
     "admin_restore": (frozenset({A, I}), "COD_003"),
     "sleep_records": (ALL, "COD_003"),
 }

@@ -2,7 +2,7 @@
 
 Credentials come from headers only (the seed's rule). Reads, control and sync-summaries need `X-Company-ID`
 plus either that company's `X-API-Key` — compared with the keyed hash stored when its first job was created —
-or a Bearer token of that tenant (DESIGN.md). The key itself is never stored or logged.
+or a Bearer token of that tenant (docs/decisions.md "Authorisation"). The key itself is never stored or logged.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Starting a prediction: completeness check, one at a time per user, the IN_PROGRESS row, the request event.
 
-Used by `POST …/predict` and by the schedule trigger loop. Read your own write (DESIGN.md): the row is
+Used by `POST …/predict` and by the schedule trigger loop. Read your own write (docs/decisions.md): the row is
 written before the request is published, so the caller's next GET finds it.
 """
 

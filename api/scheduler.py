@@ -1,6 +1,6 @@
 """The api's trigger loop: AUTO_SCHEDULE predictions at each schedule's trigger time, retries, timeouts.
 
-Schedules live in DuckDB, so they live in the api (DESIGN.md "who owns what state"). Each tick:
+Schedules live in DuckDB, so they live in the api (docs/decisions.md "Who owns what state"). Each tick:
 1. IN_PROGRESS predictions past 25 s (plus a grace for the result to be materialized) fail with COD_P002;
 2. users whose treatment record has a bedtime goal get a schedule;
 3. due schedules trigger a prediction; a refusal (too little data, one already running, broker down) is

@@ -108,7 +108,7 @@ class EventFactory:
         }
 
     def make(self, tag: str, seq: int) -> tuple[bytes, bytes]:
-        """(key, value): keyed by tenant, as DESIGN.md partitions calls."""
+        """(key, value): keyed by tenant, as docs/architecture.md partitions calls."""
         ev = self.event(tag, seq)
         return ev["tenant_id"].encode(), orjson.dumps(ev)
 

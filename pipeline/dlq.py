@@ -37,7 +37,7 @@ class DeadLetter:
                       None, m.value)
 
     def to_json(self) -> bytes:
-        """The DLQ record of DESIGN.md; a value over 64 KiB keeps its head plus its size and sha256."""
+        """The DLQ record of docs/architecture.md; a value over 64 KiB keeps its head plus its size and sha256."""
         doc: dict[str, Any] = {
             "error": self.error,
             "topic": self.topic,

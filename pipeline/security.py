@@ -1,4 +1,4 @@
-"""Tokens and roles: HS256 JWTs with `sub`, `tenant`, `roles` (DESIGN.md). Used by the api and the CLI."""
+"""Tokens and roles: HS256 JWTs with `sub`, `tenant`, `roles` (docs/decisions.md). Used by the api and the CLI."""
 
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ def create_faust_app(settings: Settings) -> faust.App:
     app = faust.App(
         f"{settings.consumer_group_prefix}.{settings.topic_prefix}worker",
         broker=f"kafka://{settings.bootstrap()}",
-        store="memory://",  # no Faust tables: the embedded broker cannot recover them (DESIGN.md)
+        store="memory://",  # no Faust tables: the embedded broker cannot recover them (docs/decisions.md)
         datadir=str(settings.data_dir / "faust"),  # not the current directory (Faust's default)
         web_enabled=False,
         broker_session_timeout=settings.session_timeout_s,

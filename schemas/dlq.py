@@ -1,4 +1,4 @@
-"""The `<topic>.dlq` record (DESIGN.md): what failed, where it came from, and the original bytes."""
+"""The `<topic>.dlq` record (docs/architecture.md "Topics"): what failed, where it came from, and the original bytes."""
 
 from __future__ import annotations
 

@@ -96,7 +96,7 @@ class ArchiveBody(_Body):
 
 
 class RestoreBody(_Body):
-    """`POST …/admin/users/{userId}/restore` (added beside archive, DESIGN.md)."""
+    """`POST …/admin/users/{userId}/restore` (added beside archive, docs/decisions.md)."""
 
     reason: Annotated[str, Field(min_length=1, max_length=200)] = "RESTORE_REQUESTED"
 

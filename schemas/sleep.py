@@ -1,4 +1,4 @@
-"""The predictions stream's wire contract: what arrives on `sleep.records` (DESIGN.md, seed 004).
+"""The predictions stream's wire contract: what arrives on `sleep.records` (docs/architecture.md "Topics", seed 004).
 
 One message: `{"tenant": ..., "user_id": ..., "kind": "diary|questionnaire|mobile|treatment",
 "date": "YYYY-MM-DD", "data": {...}}`; `data` is the model of its kind below. Clock times are the user's
@@ -166,7 +166,8 @@ class Dated(BaseModel, Generic[T]):
 class DataSnapshot(BaseModel):
     """Everything the debate may use about one user, copied into the prediction request.
 
-    State travels in messages (DESIGN.md): the experts never read DuckDB, so any worker can run a round.
+    State travels in messages (docs/decisions.md "Who owns what state"): the experts never read DuckDB,
+    so any worker can run a round.
     Lists are sorted by date, oldest first; `treatment` is the latest treatment record, if any.
     """
 

@@ -74,7 +74,7 @@ async def archive_user(request: Request, principal: ArchiveAuth, user_id: str, b
 
 @router.post("/admin/users/{user_id}/restore")
 async def restore_user(request: Request, principal: RestoreAuth, user_id: str, body: RestoreBody) -> JSONResponse:
-    """Added beside archive (DESIGN.md): moves the user's archived rows back into the hot tables."""
+    """Added beside archive (docs/decisions.md): moves the user's archived rows back into the hot tables."""
     tenant = principal.tenant_id
     if await in_db(request, user_data.archive_status, tenant, user_id) != "ARCHIVED":
         raise CodError("COD_004", f"아카이브된 데이터가 없습니다: {user_id}")

@@ -1,7 +1,7 @@
 """The calls stream's worker side: a batch consumer (getmany) on `calls.raw`, hosted in the Faust worker.
 
-A per-event Faust agent stops near 4k events/s on this machine (DESIGN.md); this loop reads thousands of
-messages a call, normalizes them in one vectorised pass, and sends Arrow batches per source partition.
+A per-event Faust agent stops near 4k events/s on this machine (docs/architecture.md "Speed"); this loop reads
+thousands of messages a call, normalizes them in one vectorised pass, and sends Arrow batches per source partition.
 Fetching and normalizing the next batch overlaps with the acks of the previous ones: up to MAX_IN_FLIGHT
 batches are sent but not yet committed. At-least-once: a committer task commits offsets in batch order, and
 only once every output of a batch (and of all before it) is acknowledged; a failed send rewinds the consumer

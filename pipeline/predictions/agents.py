@@ -1,7 +1,7 @@
 """The predictions stream's Faust agents: thin — decode, call a pure function, send.
 
-Low-volume streams, so ordinary per-event agents (DESIGN.md): sleep records are validated at entry;
-a prediction request becomes round 1; each round message is one debate round.
+Low-volume streams, so ordinary per-event agents (docs/decisions.md "The hot path"): sleep records are validated
+at entry; a prediction request becomes round 1; each round message is one debate round.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """How the predictions stream's result topics become rows: sleep records, predictions, rounds, analyses.
 
-Every write skips erased users (DESIGN.md: an erasure is forever, even against a replay or a rebuild).
+Every write skips erased users (docs/decisions.md "Erasure and rebuild": an erasure is forever,
+even against a replay or a rebuild).
 """
 
 from __future__ import annotations

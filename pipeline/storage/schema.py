@@ -1,5 +1,5 @@
-"""DuckDB tables. `sys_api_call_histories` is typed exactly as DESIGN.md's contract gives it, so seed 003's
-check queries run verbatim."""
+"""DuckDB tables. `sys_api_call_histories` is typed exactly as docs/architecture.md "DuckDB tables" gives
+it, so seed 003's check queries run verbatim."""
 
 from __future__ import annotations
 

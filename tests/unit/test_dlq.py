@@ -1,4 +1,4 @@
-"""Dead-letter records keep what an operator needs to find and replay the message (DESIGN.md's shape)."""
+"""Dead-letter records keep what an operator needs to find and replay the message (docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -88,7 +88,7 @@ def stale_running(cur: duckdb.DuckDBPyConnection, older_than_s: float) -> list[s
 
 
 def purge_company(cur: duckdb.DuckDBPyConnection, tenant: str) -> dict[str, int]:
-    """`purge`/`force_rebuild`: the calling company's ticket data only (DESIGN.md)."""
+    """`purge`/`force_rebuild`: the calling company's ticket data only (docs/decisions.md "Seed 000 details")."""
     existing = {r[0] for r in cur.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     return {t: int(cur.execute(f"DELETE FROM {t} WHERE tenant = ?", [tenant]).fetchone()[0])
             for t in TICKET_TABLES if t in existing}
