@@ -110,7 +110,10 @@ def _offence(node: dict[str, Any]) -> str | None:
 
 def check_tree(cur: duckdb.DuckDBPyConnection, query: str) -> None:
     """Refuse what a SELECT can hide: DML in a CTE, state-changing or file-reading functions."""
-    tree = json.loads(cur.execute("SELECT json_serialize_sql(?)", [query]).fetchone()[0])
+    try:
+        tree = json.loads(cur.execute("SELECT json_serialize_sql(?)", [query]).fetchone()[0])
+    except RecursionError:  # the parser allows 1,000 levels, each several JSON levels deep
+        raise SqlRefused("the query is nested too deeply to check; flatten it") from None
     if tree.get("error"):
         raise SqlRefused(f"could not check this statement: {tree.get('error_message')}")
     if len(tree.get("statements", [])) != 1:
