@@ -258,6 +258,13 @@ def test_post_sql_still_reads(api, query):
     assert r.json()["columns"] and r.json()["rows"]
 
 
+def test_post_sql_answers_blobs_that_are_not_utf8(api):
+    r = api.post("/v1/sql", json={"query": "SELECT '\\xFF'::BLOB AS b, ['ok'::BLOB, 'a\\xFE'::BLOB] AS l, "
+                                           "123.456::DECIMAL(9,3) AS d"}, headers=api.admin)
+    assert r.status_code == 200, r.text
+    assert r.json()["rows"] == [["\\xff", ["ok", "a\\xfe"], "123.456"]]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
