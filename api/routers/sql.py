@@ -41,4 +41,16 @@ async def run_sql(
         writer.writerow(result.columns)
         writer.writerows(result.rows)
         return PlainTextResponse(buf.getvalue(), media_type="text/csv")
-    return {"columns": result.columns, "types": result.types, "rows": result.rows, "truncated": result.truncated}
+    rows = _text_blobs(result.rows) if any("BLOB" in t for t in result.types) else result.rows
+    return {"columns": result.columns, "types": result.types, "rows": rows, "truncated": result.truncated}
+
+
+def _text_blobs(value: Any) -> Any:
+    """BLOBs as text, `\\xff` where not UTF-8: JSON encoding decodes bytes as UTF-8 and fails (a 500)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    if isinstance(value, list | tuple):
+        return [_text_blobs(v) for v in value]
+    if isinstance(value, dict):
+        return {_text_blobs(k): _text_blobs(v) for k, v in value.items()}
+    return value

@@ -34,9 +34,10 @@ class DatabaseLocked(RuntimeError):
 
 
 def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the file with external access off: SQL from users can read tables, never files or URLs."""
+    """Open the file with external access off and the configuration locked: SQL from users can read tables,
+    never files or URLs, and cannot change a setting (settings are not transactional, a rollback keeps them)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    config: dict[str, str | bool] = {"enable_external_access": False}
+    config: dict[str, str | bool] = {"enable_external_access": False, "lock_configuration": True}
     if not read_only:
         config["checkpoint_threshold"] = WRITER_CHECKPOINT_THRESHOLD
     try:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import duckdb
 import pytest
 
+from pipeline.storage import readonly
 from pipeline.storage.db import connect
 from pipeline.storage.readonly import SqlRefused, check_read_only, run_read_only
+from tests.helpers import wait_for
 
 ROWS = "INSERT INTO sys_api_call_histories (api_call_history_id, path, status_code) VALUES ('a', '/x', 200), " \
        "('b', '/y', 404), ('c', '/z', 500)"
@@ -77,8 +82,10 @@ def test_invalid_sql_is_refused_as_unparseable():
 
 
 def test_files_cannot_be_read_through_sql(con):
-    with pytest.raises(SqlRefused, match="(?i)disabled|permission"):
+    with pytest.raises(SqlRefused, match=r"table function read_csv\(\)"):
         run_read_only(con, "SELECT * FROM read_csv('/etc/passwd')", 100, 10)
+    with pytest.raises(SqlRefused, match="(?i)disabled|permission"):  # no table function: external access is off
+        run_read_only(con, "SELECT * FROM 'passwd.csv'", 100, 10)
 
 
 def test_explain_analyze_cannot_write(con):
@@ -93,3 +100,71 @@ def test_row_cap_truncates_and_says_so(con):
     assert result.truncated
     exact = run_read_only(con, "SELECT * FROM sys_api_call_histories", max_rows=3, timeout_s=10)
     assert len(exact.rows) == 3 and not exact.truncated
+
+
+def test_a_write_that_slips_past_the_checks_is_rolled_back(con, monkeypatch):
+    monkeypatch.setattr(readonly, "check_tree", lambda cur, query: None)
+    result = run_read_only(con, "WITH x AS (DELETE FROM sys_api_call_histories RETURNING *) SELECT count(*) FROM x",
+                           100, 10)
+    assert result.rows == [(3,)]  # the DELETE ran, inside the transaction
+    assert count(con) == 3
+
+
+def test_statement_types_the_client_cannot_name_are_refused(con):
+    with pytest.raises(SqlRefused, match="only read queries"):
+        run_read_only(con, "UPDATE EXTENSIONS", 100, 10)
+
+
+def test_explain_behind_comments_and_with_options(con):
+    assert run_read_only(con, "/* why */ EXPLAIN SELECT 1", 100, 10).rows
+    assert run_read_only(con, "EXPLAIN (FORMAT json) SELECT count(*) FROM sys_api_call_histories", 100, 10).rows
+    for sql in ("EXPLAIN/**/ANALYZE DELETE FROM sys_api_call_histories", "EXPLAIN (ANALYZE) SELECT 1"):
+        with pytest.raises(SqlRefused, match="EXPLAIN ANALYZE executes"):
+            run_read_only(con, sql, 100, 10)
+    assert count(con) == 3
+
+
+def test_a_query_too_deep_to_check_is_refused_not_crashed(con):
+    with pytest.raises(SqlRefused, match="nested too deeply"):
+        run_read_only(con, "SELECT 1" + " + 1" * 700, 100, 10)
+
+
+def test_configuration_is_locked_on_both_connections(tmp_path):
+    path = tmp_path / "streamdesk.duckdb"
+    for read_only in (False, True):
+        con = connect(path, read_only=read_only)
+        with pytest.raises(duckdb.Error, match="locked"):
+            con.execute("SET threads = 1")
+        con.close()
+
+
+def test_the_time_limit_stops_a_long_read_and_ends_its_transaction(con):
+    with pytest.raises(SqlRefused, match="longer than"):
+        run_read_only(con, "SELECT count(*) FROM range(1000000000000)", 100, timeout_s=0.3)
+    assert run_read_only(con, "SELECT count(*) FROM sys_api_call_histories", 10, 10).rows == [(3,)]
+
+
+def test_a_long_read_does_not_block_the_writer(con):
+    """The read's transaction sees a snapshot; the materializer keeps committing beside it."""
+    connections = con.execute("SELECT count FROM duckdb_connection_count()").fetchone()[0]
+    outcome: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            run_read_only(con, "SELECT count(*) FROM sys_api_call_histories, range(1000000000000)", 10, timeout_s=1.5)
+        except SqlRefused as exc:
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    wait_for(lambda: con.execute("SELECT count FROM duckdb_connection_count()").fetchone()[0] > connections, 5,
+             "the read's cursor")
+    writer = con.cursor()
+    started = time.monotonic()
+    writer.execute("BEGIN TRANSACTION")
+    writer.execute("INSERT INTO sys_api_call_histories (api_call_history_id) VALUES ('d')")
+    writer.execute("COMMIT")
+    assert time.monotonic() - started < 1 and reader.is_alive()
+    reader.join(10)
+    assert "longer than" in str(outcome[0])
+    assert count(con) == 4
