@@ -48,7 +48,10 @@ class Settings(BaseSettings):
     worker_heartbeat_s: float = 2.0
     worker_stale_after_s: float = 10.0
 
-    trusted_proxies: list[str] = Field(default_factory=list)  # CIDRs whose X-Forwarded-For we believe
+    trusted_proxies: list[str] = Field(default_factory=list)  # CIDRs whose X-Forwarded-For/X-Tenant-ID we believe
+    # The largest message an entry topic accepts: the decoder, the entry topics' config, and the api's request
+    # body limit all use it; the api splits a batch into messages of at most this size.
+    max_message_bytes: int = Field(default=1 << 20, ge=64 << 10, le=64 << 20)
     recorder_buffer_max: int = 50_000  # facade call events held while the broker is unreachable
     recorder_flush_s: float = 0.05
 
@@ -73,6 +76,11 @@ class Settings(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.data_dir / "streamdesk.duckdb"
+
+    @property
+    def max_transport_bytes(self) -> int:
+        """What producers, consumers and the broker allow per message: internal topics carry more than an entry."""
+        return 4 * self.max_message_bytes
 
     @property
     def models_path(self) -> Path:
