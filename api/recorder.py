@@ -15,12 +15,12 @@ from collections import defaultdict, deque
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import structlog
 from aiokafka import AIOKafkaProducer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.background import BackgroundTask
+from api.limits import send_batches
 from pipeline.broker.kafka import make_producer
 from pipeline.broker.topics import CALLS_RAW
 from pipeline.calls.normalize import MAX_AGENT_ID, trace_id_from_headers
@@ -87,9 +87,10 @@ class CallBuffer:
         by_tenant: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
         for e in batch:
             by_tenant[e["tenant_id"]].append(e)
+        limit = self.settings.max_message_bytes  # 5,000 events can be several MiB: split, never dead-lettered
         try:
-            acks = [await self.producer.send(self.topic, orjson.dumps(evs), key=(t or "").encode())
-                    for t, evs in by_tenant.items()]
+            acks = [ack for t, evs in by_tenant.items()
+                    for ack in await send_batches(self.producer, self.topic, evs, (t or "").encode(), limit)]
             await asyncio.gather(*acks)
             self.sent += len(batch)
         except Exception as exc:  # noqa: BLE001 - any send failure means these events are lost: count them
