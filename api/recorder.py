@@ -1,5 +1,8 @@
 """The facade records its own calls: pure ASGI middleware -> a bounded buffer -> JSON-array batches on calls.raw.
 
+A row's tenant and user come from the verified token, or from X-Tenant-ID/X-User-ID when a TRUSTED_PROXIES
+peer sends them; otherwise they are NULL.
+
 Recording never fails or slows a request: the middleware only appends a dict; a background task sends
 batches. When the broker is unreachable the events are counted as dropped and requests are served as usual.
 """
@@ -149,7 +152,7 @@ class CallRecorderMiddleware:
         route_path = getattr(route, "path", None) or "unmatched"
         HTTP_REQUESTS.labels(scope["method"], route_path, str(resp["status"])).inc()
         HTTP_SECONDS.labels(scope["method"], route_path).observe(elapsed)
-        tenant, user = self._identity(state, h)
+        tenant, user = self._identity(scope, state, h)
         chunked = "chunked" in h.get("transfer-encoding", "").lower()
         req_len = h.get("content-length")
         agent = h.get("x-agent-id") or None
@@ -173,8 +176,8 @@ class CallRecorderMiddleware:
             "created_at": created.isoformat(),
         })
 
-    def _identity(self, state: dict[str, Any], h: dict[str, str]) -> tuple[str | None, str | None]:
-        """Verified claims win over identity headers."""
+    def _identity(self, scope: Scope, state: dict[str, Any], h: dict[str, str]) -> tuple[str | None, str | None]:
+        """Verified claims, else the identity headers of a trusted proxy; anyone else's headers are not believed."""
         principal = state.get("principal")
         if principal is None and h.get("authorization", "").lower().startswith("bearer "):
             try:
@@ -183,6 +186,9 @@ class CallRecorderMiddleware:
                 principal = None
         if principal is not None:
             return principal.tenant_id, principal.user_id
+        peer = scope["client"][0] if scope.get("client") else None
+        if not self._is_trusted(peer or ""):
+            return None, None  # still recorded, under no tenant: an unauthenticated caller names no one
         return h.get("x-tenant-id") or None, h.get("x-user-id") or None
 
     def _client_ip(self, scope: Scope, h: dict[str, str]) -> str | None:
