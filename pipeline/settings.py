@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -135,7 +136,7 @@ def _secret(given: SecretStr | None, data_dir: Path, name: str, generate: Callab
     if given is not None:
         return given.get_secret_value()
     path = data_dir / name
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     if not path.exists():
         tmp = data_dir / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -148,6 +149,14 @@ def _secret(given: SecretStr | None, data_dir: Path, name: str, generate: Callab
         finally:
             tmp.unlink()
     return path.read_text().strip()
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` (and parents) if needed and make it owner-only (0700): it holds secrets and the database."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(PermissionError):  # not ours (a mounted volume's root): its owner decides
+        os.chmod(path, 0o700)
+    return path
 
 
 @lru_cache
