@@ -177,12 +177,15 @@ def test_the_huge_paging_numbers_of_the_report_are_4xx_in_the_route_shape(api):
 
 
 def _int_query_params(client: TestClient) -> list[tuple[str, str]]:
+    """Every integer query parameter of every route; each must declare a maximum."""
     found = []
     for path, ops in client.app.openapi()["paths"].items():
-        for p in ops.get("get", {}).get("parameters", []):
-            types = [p["schema"]] + p["schema"].get("anyOf", [])
-            if p["in"] == "query" and any(t.get("type") == "integer" for t in types):
-                found.append((path, p["name"]))
+        for method, op in ops.items():
+            for p in op.get("parameters", []):
+                ints = [t for t in [p["schema"], *p["schema"].get("anyOf", [])] if t.get("type") == "integer"]
+                if p["in"] == "query" and ints:
+                    assert method == "get" and all("maximum" in t for t in ints), (method, path, p)
+                    found.append((path, p["name"]))
     return found
 
 
