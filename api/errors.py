@@ -6,6 +6,7 @@ error, FastAPI's own included (validation, unknown route, wrong method), takes t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -55,7 +56,7 @@ def _cod(request: Request) -> bool:
 
 
 def _as_cod(request: Request, status: int, message: str, details: Any = None,
-               headers: dict[str, str] | None = None) -> JSONResponse:
+            headers: dict[str, str] | None = None) -> JSONResponse:
     code = _COD_FOR_STATUS.get(status, "COD_005")
     return cod.error_response(request, code, message, details, status if status in _KEEP_STATUS else None, headers)
 
@@ -64,6 +65,33 @@ def _allowed(request: Request, headers: dict[str, str] | None) -> dict[str, str]
     """Allow lists every method of the path (Starlette names only the first route that matched it)."""
     methods = methods_for(request.app, request.url.path)
     return {**(headers or {}), "Allow": ", ".join(sorted(methods))} if methods else headers
+
+
+def shaped_error(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """An HTTP-status error in the route's shape; under seed 004 HTTP's own statuses stay beside COD_001."""
+    if status == 405:
+        headers = _allowed(request, headers)
+    if _cod(request):
+        return _as_cod(request, status, message, headers=headers)
+    return error_response(request, status, _CODES.get(status, "ERROR"), message, headers=headers)
+
+
+MAX_ERRORS = 20  # a hostile body can fail validation a million times; the first few say what is wrong
+MAX_TEXT = 200  # the input itself is never echoed, and a dict key in `loc` or a message is cut to this
+
+
+def clip(value: Any) -> Any:
+    """Strings cut to MAX_TEXT characters; other scalars as they are."""
+    return value[:MAX_TEXT] + "…" if isinstance(value, str) and len(value) > MAX_TEXT else value
+
+
+def validation_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """Where and why, without the input: at most MAX_ERRORS entries (plus a count of the rest)."""
+    out: list[dict[str, Any]] = [{"loc": [clip(p) for p in e.get("loc", ())][:16], "msg": clip(e.get("msg")),
+                                  "type": clip(e.get("type"))} for e in errors[:MAX_ERRORS]]
+    if len(errors) > MAX_ERRORS:
+        out.append({"loc": [], "msg": f"{len(errors) - MAX_ERRORS} more errors not shown", "type": "truncated"})
+    return out
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -79,18 +107,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in exc.errors()]
+        details = validation_details(exc.errors())
         if _cod(request):
             return cod.error_response(request, "COD_001", "요청 데이터 유효성 검증 실패", details)
         return error_response(request, 422, "VALIDATION_ERROR", "request is invalid", details)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        headers = _allowed(request, exc.headers) if exc.status_code == 405 else exc.headers
-        if _cod(request):
-            return _as_cod(request, exc.status_code, str(exc.detail), headers=headers)
-        code = _CODES.get(exc.status_code, "ERROR")
-        return error_response(request, exc.status_code, code, str(exc.detail), headers=headers)
+        return shaped_error(request, exc.status_code, str(exc.detail), exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -16,6 +16,7 @@ from fastapi_offline import FastAPIOffline
 from api.cod import PREFIXES
 from api.errors import install_error_handlers
 from api.ingest_jobs import Jobs
+from api.limits import BodyLimitMiddleware
 from api.predicting import Predictor
 from api.recorder import CallBuffer, CallRecorderMiddleware
 from api.responses import COD_ERRORS, PLATFORM_ERRORS
@@ -130,5 +131,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for prefix in PREFIXES:  # seed 004 names the same routes under both prefixes
         for router in (predictions.router, schedules.router, performance.router, sleep_admin.router, export.router):
             app.include_router(router, prefix=prefix, responses=COD_ERRORS)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_message_bytes)  # inside the recorder: 413s are rows
     app.add_middleware(CallRecorderMiddleware, buffer=buffer, settings=settings)
     return app

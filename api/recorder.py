@@ -1,5 +1,8 @@
 """The facade records its own calls: pure ASGI middleware -> a bounded buffer -> JSON-array batches on calls.raw.
 
+A row's tenant and user come from the verified token, or from X-Tenant-ID/X-User-ID when a TRUSTED_PROXIES
+peer sends them; otherwise they are NULL.
+
 Recording never fails or slows a request: the middleware only appends a dict; a background task sends
 batches. When the broker is unreachable the events are counted as dropped and requests are served as usual.
 """
@@ -15,12 +18,12 @@ from collections import defaultdict, deque
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import structlog
 from aiokafka import AIOKafkaProducer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.background import BackgroundTask
+from api.limits import send_batches
 from pipeline.broker.kafka import make_producer
 from pipeline.broker.topics import CALLS_RAW
 from pipeline.calls.normalize import MAX_AGENT_ID, trace_id_from_headers
@@ -87,9 +90,10 @@ class CallBuffer:
         by_tenant: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
         for e in batch:
             by_tenant[e["tenant_id"]].append(e)
+        limit = self.settings.max_message_bytes  # 5,000 events can be several MiB: split, never dead-lettered
         try:
-            acks = [await self.producer.send(self.topic, orjson.dumps(evs), key=(t or "").encode())
-                    for t, evs in by_tenant.items()]
+            acks = [ack for t, evs in by_tenant.items()
+                    for ack in await send_batches(self.producer, self.topic, evs, (t or "").encode(), limit)]
             await asyncio.gather(*acks)
             self.sent += len(batch)
         except Exception as exc:  # noqa: BLE001 - any send failure means these events are lost: count them
@@ -148,7 +152,7 @@ class CallRecorderMiddleware:
         route_path = getattr(route, "path", None) or "unmatched"
         HTTP_REQUESTS.labels(scope["method"], route_path, str(resp["status"])).inc()
         HTTP_SECONDS.labels(scope["method"], route_path).observe(elapsed)
-        tenant, user = self._identity(state, h)
+        tenant, user = self._identity(scope, state, h)
         chunked = "chunked" in h.get("transfer-encoding", "").lower()
         req_len = h.get("content-length")
         agent = h.get("x-agent-id") or None
@@ -172,8 +176,8 @@ class CallRecorderMiddleware:
             "created_at": created.isoformat(),
         })
 
-    def _identity(self, state: dict[str, Any], h: dict[str, str]) -> tuple[str | None, str | None]:
-        """Verified claims win over identity headers."""
+    def _identity(self, scope: Scope, state: dict[str, Any], h: dict[str, str]) -> tuple[str | None, str | None]:
+        """Verified claims, else the identity headers of a trusted proxy; anyone else's headers are not believed."""
         principal = state.get("principal")
         if principal is None and h.get("authorization", "").lower().startswith("bearer "):
             try:
@@ -182,6 +186,9 @@ class CallRecorderMiddleware:
                 principal = None
         if principal is not None:
             return principal.tenant_id, principal.user_id
+        peer = scope["client"][0] if scope.get("client") else None
+        if not self._is_trusted(peer or ""):
+            return None, None  # still recorded, under no tenant: an unauthenticated caller names no one
         return h.get("x-tenant-id") or None, h.get("x-user-id") or None
 
     def _client_ip(self, scope: Scope, h: dict[str, str]) -> str | None:

@@ -126,7 +126,10 @@ def produce(
     file: Annotated[Path | None, typer.Argument(help="JSON lines file; stdin when omitted")] = None,
     key: Annotated[str | None, typer.Option(help="message key for every line (e.g. a tenant id)")] = None,
 ) -> None:
-    """Produce one message per line (sent as-is: malformed lines reach the topic's DLQ with a reason)."""
+    """Produce one message per line (sent as-is: malformed lines reach the topic's DLQ with a reason).
+
+    A line over STREAMDESK_MAX_MESSAGE_BYTES is not sent (no consumer would read it) and the exit status is 1.
+    """
     from kafka import KafkaProducer
 
     s = _settings()
@@ -136,17 +139,24 @@ def produce(
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     stream = file.open("rb") if file else sys.stdin.buffer
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_request_size=4 * 1024 * 1024)
-    n = 0
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_request_size=s.max_transport_bytes)
+    sent, refused = [], 0
     with stream:
-        for line in stream:
+        for number, line in enumerate(stream, 1):
             line = line.rstrip(b"\r\n")
-            if line:
-                producer.send(s.topic(topic), line, key=key.encode() if key else None)
-                n += 1
+            if len(line) > s.max_message_bytes:
+                err.print(f"[red]line {number}: {len(line)} bytes, over the {s.max_message_bytes}-byte message "
+                          f"limit; not sent[/red]", highlight=False)
+                refused += 1
+            elif line:
+                sent.append(producer.send(s.topic(topic), line, key=key.encode() if key else None))
     producer.flush()
     producer.close()
-    err.print(f"produced {n} message(s) to {s.topic(topic)}", highlight=False)
+    failed = sum(1 for f in sent if f.failed())
+    err.print(f"produced {len(sent) - failed} message(s) to {s.topic(topic)}", highlight=False)
+    if failed or refused:
+        err.print(f"[red]{failed + refused} message(s) not produced[/red]", highlight=False)
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -1,4 +1,5 @@
-"""What an entry topic accepts: UTF-8 JSON, at most 1 MiB a message; what it cannot read is a dead letter."""
+"""What an entry topic accepts: UTF-8 JSON, at most `max_message_bytes` a message (1 MiB unless
+STREAMDESK_MAX_MESSAGE_BYTES says otherwise); what it cannot read is a dead letter."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from typing import Any
 
 import orjson
 
-MAX_VALUE_BYTES = 1 << 20
+from pipeline.settings import get_settings
+
+MAX_VALUE_BYTES = get_settings().max_message_bytes
 
 
 class Invalid(ValueError):
@@ -18,7 +21,7 @@ def decode_json(value: bytes | None, what: str | None = None) -> Any:
     if value is None:
         raise Invalid("empty message (null value)")
     if len(value) > MAX_VALUE_BYTES:
-        raise Invalid(f"message is {len(value)} bytes, over the 1 MiB limit")
+        raise Invalid(f"message is {len(value)} bytes, over the {size_text(MAX_VALUE_BYTES)} limit")
     try:
         parsed = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
@@ -30,3 +33,11 @@ def decode_json(value: bytes | None, what: str | None = None) -> Any:
     if what is not None and not isinstance(parsed, dict | list):
         raise Invalid(f"JSON {type(parsed).__name__} is not {what} or an array of them")
     return parsed
+
+
+def size_text(n: int) -> str:
+    """1048576 -> '1 MiB'; sizes that are not whole KiB/MiB stay in bytes."""
+    for unit, shift in (("MiB", 20), ("KiB", 10)):
+        if n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}"
+    return f"{n} bytes"

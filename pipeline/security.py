@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import jwt
 
 ALGORITHM = "HS256"
+MAX_CLAIM_CHARS = 256
 
 
 class Role(StrEnum):
@@ -51,9 +53,22 @@ def verify_token(key: str, token: str) -> Principal:
         raise TokenError("token signature does not verify") from None
     except jwt.PyJWTError as exc:
         raise TokenError(f"invalid token: {exc}") from None
-    tenant = claims.get("tenant")
-    raw_roles = claims.get("roles") or []
-    if tenant is None or not isinstance(raw_roles, list):
-        raise TokenError("invalid token: needs `tenant` and a `roles` list")
-    roles = frozenset(Role(r) for r in raw_roles if r in Role._value2member_map_)
-    return Principal(str(claims["sub"]), str(tenant), roles)
+    return _principal(claims)
+
+
+def _principal(claims: dict[str, Any]) -> Principal:
+    """The claims as a Principal, or TokenError: a signed token can still carry claims of the wrong type."""
+    sub, tenant, raw_roles = claims.get("sub"), claims.get("tenant"), claims.get("roles", [])
+    if not _ident(sub) or not _ident(tenant):
+        raise TokenError("invalid token: `sub` and `tenant` must be non-empty strings or integers")
+    if not isinstance(raw_roles, list | None) or not all(isinstance(r, str) for r in raw_roles or ()):
+        raise TokenError("invalid token: `roles` must be a list of strings")
+    roles = frozenset(Role(r) for r in raw_roles or () if r in Role._value2member_map_)
+    return Principal(str(sub), str(tenant), roles)
+
+
+def _ident(value: Any) -> bool:
+    """A usable id: a non-empty string or an integer (bool is not one), of a sane length."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, str) and 0 < len(value) <= MAX_CLAIM_CHARS)

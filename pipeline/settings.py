@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -48,7 +49,10 @@ class Settings(BaseSettings):
     worker_heartbeat_s: float = 2.0
     worker_stale_after_s: float = 10.0
 
-    trusted_proxies: list[str] = Field(default_factory=list)  # CIDRs whose X-Forwarded-For we believe
+    trusted_proxies: list[str] = Field(default_factory=list)  # CIDRs whose X-Forwarded-For/X-Tenant-ID we believe
+    # The largest message an entry topic accepts: the decoder, the entry topics' config, and the api's request
+    # body limit all use it; the api splits a batch into messages of at most this size.
+    max_message_bytes: int = Field(default=1 << 20, ge=64 << 10, le=64 << 20)
     recorder_buffer_max: int = 50_000  # facade call events held while the broker is unreachable
     recorder_flush_s: float = 0.05
 
@@ -73,6 +77,11 @@ class Settings(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.data_dir / "streamdesk.duckdb"
+
+    @property
+    def max_transport_bytes(self) -> int:
+        """What producers, consumers and the broker allow per message: internal topics carry more than an entry."""
+        return 4 * self.max_message_bytes
 
     @property
     def models_path(self) -> Path:
@@ -127,7 +136,7 @@ def _secret(given: SecretStr | None, data_dir: Path, name: str, generate: Callab
     if given is not None:
         return given.get_secret_value()
     path = data_dir / name
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     if not path.exists():
         tmp = data_dir / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -140,6 +149,14 @@ def _secret(given: SecretStr | None, data_dir: Path, name: str, generate: Callab
         finally:
             tmp.unlink()
     return path.read_text().strip()
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` (and parents) if needed and make it owner-only (0700): it holds secrets and the database."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(PermissionError):  # not ours (a mounted volume's root): its owner decides
+        os.chmod(path, 0o700)
+    return path
 
 
 @lru_cache

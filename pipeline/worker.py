@@ -51,7 +51,7 @@ def create_faust_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         broker_rebalance_timeout=settings.session_timeout_s,
         topic_partitions=settings.partitions,
-        producer_max_request_size=4 * 1024 * 1024,
+        producer_max_request_size=settings.max_transport_bytes,
     )
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     started = time.time()

@@ -6,13 +6,12 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Body, Depends, Query, Request
-from starlette.concurrency import run_in_threadpool
 
 from api.auth import require_roles
 from api.deps import CursorDep
-from api.errors import ApiError
+from api.errors import MAX_ERRORS, ApiError, clip
+from api.limits import TooLarge, publish_batches
 from pipeline.broker.topics import CALLS_RAW
 from pipeline.calls.normalize import Invalid, normalize_event
 from pipeline.security import Principal, Role
@@ -94,10 +93,33 @@ async def post_call_histories(
     request: Request, principal: Writer,
     body: Annotated[dict[str, Any] | list[dict[str, Any]], Body(description="one event or an array of events")],
 ) -> dict[str, Any]:
-    """For gateways that cannot speak Kafka: validated here, published to calls.raw, materialized as usual."""
+    """For gateways that cannot speak Kafka: validated here, published to calls.raw, materialized as usual.
+
+    The body may be up to STREAMDESK_MAX_MESSAGE_BYTES (413 above); the events are published as as many
+    messages as it takes to keep each within that limit, all acknowledged before the answer: `accepted: N`
+    means N rows will be stored. On 503 some messages may have been published: resend the same ids.
+    """
     events = body if isinstance(body, list) else [body]
     if not events or len(events) > MAX_POST_EVENTS:
         raise ApiError(422, f"send between 1 and {MAX_POST_EVENTS} events")
+    errors = _validate(events, principal)
+    if errors:
+        raise ApiError(422, f"{len(errors)} of {len(events)} events are invalid; none were accepted",
+                       details=[{"index": e["index"], "error": clip(e["error"])} for e in errors[:MAX_ERRORS]])
+    settings = request.app.state.settings
+    producer = await request.app.state.producer()
+    topic = settings.topic(CALLS_RAW)
+    try:
+        await publish_batches(producer, topic, events, principal.tenant_id.encode(), settings.max_message_bytes)
+    except TooLarge as exc:
+        raise ApiError(413, str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - the broker said no: tell the gateway to retry
+        raise ApiError(503, f"could not publish to {topic}: {exc}", headers={"Retry-After": "5"}) from None
+    return {"accepted": len(events), "topic": topic, "ids": [e["api_call_history_id"] for e in events]}
+
+
+def _validate(events: list[dict[str, Any]], principal: Principal) -> list[dict[str, Any]]:
+    """Fills in tenant and id; returns what is wrong with which event."""
     errors = []
     for i, event in enumerate(events):
         tenant = event.get("tenant_id")
@@ -111,13 +133,4 @@ async def post_call_histories(
         except Invalid as exc:
             errors.append({"index": i, "error": str(exc)})
         event.setdefault("api_call_history_id", uuid.uuid4().hex)
-    if errors:
-        raise ApiError(422, f"{len(errors)} of {len(events)} events are invalid; none were accepted", details=errors)
-    producer = await request.app.state.producer()
-    topic = request.app.state.settings.topic(CALLS_RAW)
-    payload = await run_in_threadpool(orjson.dumps, events)
-    try:
-        await producer.send_and_wait(topic, payload, key=principal.tenant_id.encode())
-    except Exception as exc:  # noqa: BLE001 - the broker said no: tell the gateway to retry
-        raise ApiError(503, f"could not publish to {topic}: {exc}", headers={"Retry-After": "5"}) from None
-    return {"accepted": len(events), "topic": topic, "ids": [e["api_call_history_id"] for e in events]}
+    return errors

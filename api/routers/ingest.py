@@ -26,6 +26,7 @@ RawBody = Annotated[dict[str, Any], Body(default_factory=dict, description="coll
 SYNC_TIMEOUT_S = 900.0
 MARK_TIMEOUT_S = 60.0  # a completed run waits this long for its records to be stored and embedded
 CONTROL_WAIT_S = 2.0
+MAX_PAGE = 100_000  # 10 million jobs at the largest page size; bigger numbers would overflow DuckDB's BIGINT
 
 
 def _options(model: type[IngestOptions], body: dict[str, Any]) -> Any:
@@ -96,7 +97,7 @@ async def list_jobs(
     status: Literal["queued", "running", "paused", "completed", "failed", "cancelled"] | None = None,
     platform: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     company_id: Annotated[str | None, Query(description="must be the X-Company-ID (or token tenant)")] = None,
 ) -> dict[str, Any]:
     if company_id is not None and company_id != company:

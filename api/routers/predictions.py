@@ -9,13 +9,14 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-import orjson
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from api.cod import Allowed, CodError, ok, only_self, subject_user, tenant_filter, visible
 from api.deps import in_db
+from api.errors import MAX_ERRORS, validation_details
+from api.limits import TooLarge, publish_batches
 from pipeline.broker.topics import SLEEP_RECORDS
 from pipeline.predictions.voice import RULES_INFO
 from pipeline.storage.queries import predictions as q
@@ -23,6 +24,7 @@ from schemas.predictions import PredictBody
 from schemas.sleep import SleepRecord
 
 router = APIRouter(tags=["predictions (seed 004)"])
+MAX_OFFSET = 1_000_000  # far past any user's history; bigger numbers would overflow DuckDB's BIGINT
 
 PredictAuth = Allowed("predict")
 PredictionAuth = Allowed("prediction")
@@ -52,7 +54,11 @@ async def post_sleep_records(
     request: Request, principal: SleepRecordsAuth,
     body: Annotated[dict[str, Any] | list[dict[str, Any]], Body(description="sleep.records message(s)")],
 ) -> JSONResponse:
-    """Convenience entry (added): publishes to `sleep.records` as a producer would; tenant is the caller's."""
+    """Convenience entry (added): publishes to `sleep.records` as a producer would; tenant is the caller's.
+
+    The body may be up to STREAMDESK_MAX_MESSAGE_BYTES; the records go out as as many messages as keep each
+    within that limit, all acknowledged before `accepted` is answered.
+    """
     records = body if isinstance(body, list) else [body]
     if not 1 <= len(records) <= 1000:
         raise CodError("COD_001", "1-1000개의 기록을 보내세요")
@@ -64,9 +70,13 @@ async def post_sleep_records(
             raise CodError("COD_003", "일반 사용자는 자신의 기록만 보낼 수 있습니다")
         r.setdefault("user_id", principal.user_id)
     _validate_records(records)
+    settings = request.app.state.settings
     producer = await request.app.state.producer()
-    topic = request.app.state.settings.topic(SLEEP_RECORDS)
-    await producer.send_and_wait(topic, orjson.dumps(records), key=principal.user_id.encode())
+    topic = settings.topic(SLEEP_RECORDS)
+    try:
+        await publish_batches(producer, topic, records, principal.user_id.encode(), settings.max_message_bytes)
+    except TooLarge as exc:
+        raise CodError("COD_001", str(exc)) from None
     return ok(request, {"accepted": len(records), "topic": topic}, 202)
 
 
@@ -76,16 +86,16 @@ def _validate_records(records: list[dict[str, Any]]) -> None:
         try:
             SleepRecord.model_validate(r)
         except ValidationError as exc:
-            errors.append({"index": i, "errors": exc.errors(include_url=False, include_context=False)})
+            errors.append({"index": i, "errors": validation_details(exc.errors(include_url=False))})
     if errors:
-        raise CodError("COD_001", "요청 데이터 유효성 검증 실패", orjson.loads(orjson.dumps(errors, default=str)))
+        raise CodError("COD_001", "요청 데이터 유효성 검증 실패", errors[:MAX_ERRORS])
 
 
 @router.get("/predictions/history")
 async def prediction_history(
     request: Request, principal: HistoryAuth,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     start_date: Annotated[datetime | date | None, Query(alias="startDate")] = None,
     end_date: Annotated[datetime | date | None, Query(alias="endDate")] = None,
     status: Literal["ALL", "COMPLETED", "FAILED", "IN_PROGRESS"] = "ALL",

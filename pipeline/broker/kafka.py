@@ -16,7 +16,6 @@ from pipeline.settings import Settings
 log = structlog.get_logger(__name__)
 
 TOPIC_ALREADY_EXISTS = 36
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
 async def cluster_id(bootstrap: str, timeout_s: float = 10.0) -> str:
@@ -40,7 +39,8 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], timeout_s: f
         missing = [s for s in specs if s.name not in existing]
         if not missing:
             return []
-        resp = await admin.create_topics([NewTopic(s.name, s.partitions, 1) for s in missing])
+        new = [NewTopic(s.name, s.partitions, 1, topic_configs=_configs(s)) for s in missing]
+        resp = await admin.create_topics(new)
         for topic, code, *rest in resp.topic_errors:
             if code not in (0, TOPIC_ALREADY_EXISTS):
                 raise KafkaError(f"could not create topic {topic}: error {code} {rest}")
@@ -48,6 +48,11 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], timeout_s: f
         return [s.name for s in missing]
     finally:
         await admin.close()
+
+
+def _configs(spec: TopicSpec) -> dict[str, str]:
+    """Kafka honours `max.message.bytes` per topic (the embedded broker ignores it)."""
+    return {} if spec.max_message_bytes is None else {"max.message.bytes": str(spec.max_message_bytes)}
 
 
 async def delete_topics(bootstrap: str, names: list[str]) -> None:
@@ -85,8 +90,9 @@ def make_producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
     opts: dict[str, object] = {
         "bootstrap_servers": settings.bootstrap(),
         "linger_ms": 5,
-        "max_batch_size": 1024 * 1024,
-        "max_request_size": MAX_MESSAGE_BYTES,
+        # A batch of small messages stays within what an entry topic accepts; one bigger message goes alone.
+        "max_batch_size": min(1 << 20, settings.max_message_bytes),
+        "max_request_size": settings.max_transport_bytes,
         "acks": 1,
         "request_timeout_ms": 10_000,
     }
@@ -103,7 +109,7 @@ def make_consumer(settings: Settings, *topics: str, group: str | None, **overrid
         "session_timeout_ms": int(settings.session_timeout_s * 1000),
         "heartbeat_interval_ms": int(settings.heartbeat_interval_s * 1000),
         "rebalance_timeout_ms": int(settings.session_timeout_s * 1000),
-        "max_partition_fetch_bytes": MAX_MESSAGE_BYTES,
+        "max_partition_fetch_bytes": settings.max_transport_bytes,
         "fetch_max_bytes": 16 * 1024 * 1024,
         "max_poll_records": 5000,
         # The embedded broker answers an idle fetch when the wait runs out, not when data arrives (measured):

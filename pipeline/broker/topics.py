@@ -40,12 +40,18 @@ def dlq(topic: str) -> str:
 class TopicSpec:
     name: str
     partitions: int
+    max_message_bytes: int | None = None  # the topic's `max.message.bytes`; None: the broker's default
+
+
+# Room for a record batch's own framing (header, key, timestamps) around the largest value.
+RECORD_OVERHEAD_BYTES = 16 << 10
 
 
 def pipeline_topics(settings: Settings) -> list[TopicSpec]:
     n = settings.partitions
-    specs = [TopicSpec(settings.topic(t), n) for t in ENTRY_TOPICS]
-    specs += [TopicSpec(settings.topic(dlq(t)), 1) for t in DLQ_TOPICS]
-    specs += [TopicSpec(settings.topic(t), n) for t in INTERNAL_TOPICS]
+    entry, internal = settings.max_message_bytes + RECORD_OVERHEAD_BYTES, settings.max_transport_bytes
+    specs = [TopicSpec(settings.topic(t), n, entry) for t in ENTRY_TOPICS]
+    specs += [TopicSpec(settings.topic(dlq(t)), 1, internal) for t in DLQ_TOPICS]
+    specs += [TopicSpec(settings.topic(t), n, internal) for t in INTERNAL_TOPICS]
     specs += [TopicSpec(settings.topic(HEARTBEATS), 1), TopicSpec(settings.topic(PRIVACY_ERASURES), 1)]
     return specs

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
 
+from pipeline.settings import private_dir
 from pipeline.storage.schema import DDL
 
 T = TypeVar("T")
@@ -36,7 +39,10 @@ class DatabaseLocked(RuntimeError):
 def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the file with external access off and the configuration locked: SQL from users can read tables,
     never files or URLs, and cannot change a setting (settings are not transactional, a rollback keeps them)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
+    # DuckDB creates its file, and a new .wal after every checkpoint, with the process umask: 0077 makes each
+    # of them owner-only (0600) whenever it appears; files made before this get their mode fixed below.
+    os.umask(0o077)
     config: dict[str, str | bool] = {"enable_external_access": False, "lock_configuration": True}
     if not read_only:
         config["checkpoint_threshold"] = WRITER_CHECKPOINT_THRESHOLD
@@ -49,4 +55,11 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     if not read_only:
         for statement in DDL:
             con.execute(statement)
+        _owner_only(path, path.with_name(path.name + ".wal"))
     return con
+
+
+def _owner_only(*files: Path) -> None:
+    for f in files:
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(f, 0o600)

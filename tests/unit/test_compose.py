@@ -68,3 +68,12 @@ def test_compose_services() -> None:
     for name in ("worker", "api"):
         assert _env(services[name])["STREAMDESK_KAFKA_BOOTSTRAP"] == "kafka:9092"
     assert set(_env(services["kafka"])["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+
+
+def test_the_broker_allows_what_the_pipeline_produces_for_the_configured_message_limit() -> None:
+    from pipeline.settings import Settings
+
+    services = _services()
+    limit = int(_env(services["api"])["STREAMDESK_MAX_MESSAGE_BYTES"])
+    expected = Settings(max_message_bytes=limit, _env_file=None).max_transport_bytes
+    assert int(_env(services["kafka"])["KAFKA_MESSAGE_MAX_BYTES"]) == expected

@@ -79,3 +79,11 @@ def test_unknown_roles_are_dropped_not_granted():
     token = jwt.encode({"sub": "u", "tenant": "t", "roles": ["root", "SYSTEM_ADMIN", "regular_user"],
                         "exp": 2**40}, KEY, algorithm="HS256")
     assert verify_token(KEY, token).roles == {Role.REGULAR_USER}
+
+
+@pytest.mark.parametrize("claims", [{"roles": [{}]}, {"roles": [["system_admin"]]}, {"roles": "system_admin"},
+                                    {"tenant": {"id": "t"}}, {"tenant": ""}, {"tenant": True}, {"sub": ""}])
+def test_a_signed_token_with_claims_of_the_wrong_type_is_a_token_error(claims):
+    good = {"sub": "u", "tenant": "t", "roles": ["system_admin"], "exp": 2**40}
+    with pytest.raises(TokenError, match="invalid token"):
+        verify_token(KEY, jwt.encode(good | claims, KEY, algorithm="HS256"))
