@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import duckdb
 
-from pipeline.storage.schema import DDL
+from pipeline.storage.schema import DDL, migrate
 
 T = TypeVar("T")
 
@@ -48,4 +48,5 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     if not read_only:
         for statement in DDL:
             con.execute(statement)
+        migrate(con)
     return con
