@@ -1,8 +1,10 @@
 """Seed 000's credentials: the four headers for creating jobs; company + key (or a token) for everything else.
 
-Credentials come from headers only (the seed's rule). Reads, control and sync-summaries need `X-Company-ID`
-plus either that company's `X-API-Key` — compared with the keyed hash stored when its first job was created —
-or a Bearer token of that tenant (docs/decisions.md "Authorisation"). The key itself is never stored or logged.
+Credentials come from headers only (the seed's rule). Creating a job needs a key the platform confirms
+(api/company_identity.py). Reads, control, metrics, search and sync-summaries need `X-Company-ID` plus either one
+of that company's confirmed keys in `X-API-Key` — compared with the keyed hashes stored when the platform
+confirmed them — or a Bearer token of that tenant (docs/decisions.md "Authorisation"). The key itself is never
+stored or logged.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pydantic import SecretStr
 from api.auth import principal_from_request
 from api.errors import ApiError
 from pipeline.security import TokenError
+from pipeline.storage.db import run_on_cursor
+from pipeline.storage.queries import ingest as q
 
 PLATFORMS = ("freshdesk",)
 DOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.freshdesk\.com$")
@@ -69,19 +73,16 @@ def company_reader(request: Request) -> str:
     key = request.headers.get("X-API-Key", "").strip()
     if company and key and _known_key(request, company, SecretStr(key)):
         return company
-    raise ApiError(401, "send X-Company-ID with that company's X-API-Key (the key its jobs were created with), "
+    raise ApiError(401, "send X-Company-ID with that company's X-API-Key (a key Freshdesk confirmed when one of "
+                        "its jobs was created), "
                         "or Authorization: Bearer <token of that tenant>", code="MISSING_CREDENTIALS",
                    details={"headers": ["X-Company-ID", "X-API-Key"], "or": "Authorization: Bearer"})
 
 
 def _known_key(request: Request, company: str, key: SecretStr) -> bool:
     digest = key_hash(request.app.state.settings.fernet_key(), company, key)
-    cur = request.app.state.db.cursor()
-    try:
-        rows = cur.execute("SELECT key_hash FROM company_keys WHERE tenant = ?", [company]).fetchall()
-    finally:
-        cur.close()
-    return any(hmac.compare_digest(digest, h) for (h,) in rows)
+    hashes = run_on_cursor(request.app.state.db, q.verified_keys, company)  # unconfirmed keys open nothing
+    return any(hmac.compare_digest(digest, h) for h in hashes)
 
 
 def refuse_body_credentials(body: dict) -> None:

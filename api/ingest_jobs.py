@@ -18,8 +18,8 @@ from cryptography.fernet import Fernet
 from starlette.concurrency import run_in_threadpool
 
 from api.background import BackgroundTask
+from api.company_identity import CompanyIdentity, ProvenCredentials
 from api.errors import ApiError
-from api.ingest_auth import Credentials, key_hash
 from pipeline.broker.topics import INGEST_COMMANDS
 from pipeline.settings import Settings
 from pipeline.storage.db import run_on_cursor
@@ -40,11 +40,14 @@ class Jobs:
         self.fernet = Fernet(settings.fernet_key().encode())
         self._task = BackgroundTask("ingest-watchdog")
         self.on_purge: Callable[[str], None] | None = None  # the search index forgets the company's documents
+        self.identity = CompanyIdentity(settings, self.db_call)
 
     async def db_call(self, fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201
         return await run_in_threadpool(lambda: run_on_cursor(self.db, fn, *args, **kwargs))
 
-    async def create(self, creds: Credentials, opts: JobOptions, ignored: dict[str, str]) -> dict[str, Any]:
+    async def create(self, proven: ProvenCredentials, opts: JobOptions, ignored: dict[str, str]) -> dict[str, Any]:
+        """A job for credentials the platform confirmed (`identity.prove`): only then may it purge."""
+        creds = proven.creds
         now = datetime.now(UTC)
         job_id = new_job_id(creds.company, now)
         token = self.fernet.encrypt(creds.api_key.get_secret_value().encode()).decode()
@@ -58,8 +61,6 @@ class Jobs:
                 self.on_purge(creds.company)
         elif opts.incremental:
             cursor = await self.db_call(q.last_cursor, creds.company, creds.domain)
-        digest = key_hash(self.settings.fernet_key(), creds.company, creds.api_key)
-        await self.db_call(q.remember_key, creds.company, creds.platform, creds.domain, digest)
         await self.db_call(q.insert_job, {
             "job_id": job_id, "tenant": creds.company, "platform": creds.platform, "domain": creds.domain,
             "status": "queued", "priority": opts.priority.value, "options": opts.model_dump(mode="json"),

@@ -43,7 +43,7 @@ from predictions import start  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 CLK = os.sysconf("SC_CLK_TCK")
 CLIENT_WINDOW_S = 60.0  # the worker's RateBudget window (budget_for's default); not configurable
-DOMAIN, COMPANY, API_KEY = "bench.freshdesk.com", "bench", "bench-freshdesk-key"
+DOMAIN, COMPANY, API_KEY = "bench.freshdesk.com", "bench", "your_api_key"  # the simulator's default key
 JOB_HEADERS = {"X-Company-ID": COMPANY, "X-Platform": "freshdesk", "X-Domain": DOMAIN, "X-API-Key": API_KEY}
 READ_HEADERS = {"X-Company-ID": COMPANY, "X-API-Key": API_KEY}
 ROWS = (f"SELECT (SELECT count(*) FROM tickets WHERE tenant = '{COMPANY}'), "

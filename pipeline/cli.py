@@ -87,8 +87,9 @@ def simulator(
     tickets: Annotated[int, typer.Option(help="tickets in each simulated account")] = 3000,
     seed: Annotated[int, typer.Option(help="seed of the generated data and of the fault dice")] = 1,
     plan: Annotated[int, typer.Option(help="API credits per minute per account: 50 trial, 200, 400, 700")] = 700,
-    valid_key: Annotated[list[str] | None, typer.Option("--valid-key", help="the only API key accepted; "
-                                                        "repeat for several (default: any key)")] = None,
+    valid_key: Annotated[list[str] | None, typer.Option("--valid-key", help="the only API key every account "
+                                                        "accepts; repeat for several (default: "
+                                                        "STREAMDESK_SIMULATOR_KEYS, else your_api_key)")] = None,
     per_page_max: Annotated[int, typer.Option(help="largest per_page a list accepts")] = 100,
     max_page: Annotated[int, typer.Option(help="last page a list serves (later pages answer 400)")] = 300,
     window_seconds: Annotated[float, typer.Option(help="length of the rate-limit minute (shorter for tests)")] = 60.0,
@@ -98,10 +99,10 @@ def simulator(
 
     import uvicorn
 
-    from pipeline.connectors.freshdesk.simstate import SimulatorConfig
+    from pipeline.connectors.freshdesk.simstate import SimulatorConfig, accepted_keys_text
     from pipeline.connectors.freshdesk.simulator import create_simulator
 
-    _settings()
+    settings = _settings()
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -109,13 +110,15 @@ def simulator(
     if not loopback:
         err.print(f"[red]the simulator listens on loopback only; {host} is not a loopback address[/red]")
         raise typer.Exit(2)
-    config = SimulatorConfig(tickets=tickets, seed=seed, plan=plan, valid_keys=valid_key or None,
-                             per_page_max=per_page_max, max_page=max_page, window_seconds=window_seconds)
+    keys = {"*": valid_key} if valid_key else settings.simulator_keys
+    config = SimulatorConfig(tickets=tickets, seed=seed, plan=plan, keys=keys, per_page_max=per_page_max,
+                             max_page=max_page, window_seconds=window_seconds)
     url = f"http://{host}:{port}"
     out.print(f"Freshdesk simulator (a simulator, not Freshdesk) listening on {url}: {tickets} tickets per "
               f"account, {plan} credits per {window_seconds:g} s. Accounts are chosen by the Host header; point "
-              f"ingest jobs at it with STREAMDESK_FRESHDESK_BASE_URL={url}. Admin: {url}/_simulator/stats. "
-              "Ctrl-C stops it.", highlight=False, soft_wrap=True)
+              f"ingest jobs at it with STREAMDESK_FRESHDESK_BASE_URL={url}. Accepted API keys: "
+              f"{accepted_keys_text(keys)}. Admin: {url}/_simulator/stats. Ctrl-C stops it.",
+              highlight=False, soft_wrap=True)
     uvicorn.run(create_simulator(config), host=host, port=port, log_config=None, access_log=False,
                 proxy_headers=False)
 

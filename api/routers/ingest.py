@@ -1,7 +1,8 @@
 """Seed 000: `/ingest` (run and wait), `/ingest/jobs` (create, list, read), control, and the live stream.
 
-Credentials travel only in headers (api/ingest_auth.py); options only in the JSON body; query parameters on
-the POST routes are ignored and the response lists them under `ignored_query_parameters`.
+Credentials travel only in headers (api/ingest_auth.py), and a job is created only for a key the platform confirmed
+(api/company_identity.py); options only in the JSON body; query parameters on the POST routes are ignored and the
+response lists them under `ignored_query_parameters`.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ async def create_job(request: Request, body: RawBody) -> dict[str, Any]:
     refuse_body_credentials(body)
     creds = credentials(request)
     opts = _options(JobOptions, body)
-    job = await request.app.state.jobs.create(creds, opts, _ignored(request))
+    proven = await request.app.state.jobs.identity.prove(request, creds)  # before anything is done
+    job = await request.app.state.jobs.create(proven, opts, _ignored(request))
     url = f"/ingest/jobs/{job['job_id']}"
     host = request.headers.get("host", f"{request.url.hostname}:{request.url.port}")
     out = {"job_id": job["job_id"], "status": job["status"], "priority": job["priority"],
@@ -240,7 +242,8 @@ async def ingest_now(request: Request, body: RawBody) -> dict[str, Any]:
     creds = credentials(request)
     opts = JobOptions.model_validate(_options(IngestOptions, body).model_dump())
     started = datetime.now(UTC)
-    job = await request.app.state.jobs.create(creds, opts, _ignored(request))
+    proven = await request.app.state.jobs.identity.prove(request, creds)  # before anything is done
+    job = await request.app.state.jobs.create(proven, opts, _ignored(request))
     job = await _until_done(request, creds.company, job["job_id"])
     if job["status"] == "failed":
         status = 401 if "rejected the API key" in (job["error"] or "") else 502

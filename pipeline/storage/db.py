@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import duckdb
 
 from pipeline.settings import private_dir
-from pipeline.storage.schema import DDL
+from pipeline.storage.schema import DDL, migrate
 
 T = TypeVar("T")
 
@@ -56,6 +56,7 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         for statement in DDL:
             con.execute(statement)
         _owner_only(path, path.with_name(path.name + ".wal"))
+        migrate(con)
     return con
 
 

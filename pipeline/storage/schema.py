@@ -1,9 +1,26 @@
 """DuckDB tables. `sys_api_call_histories` is typed exactly as docs/architecture.md "DuckDB tables" gives
-it, so seed 003's check queries run verbatim."""
+it, so seed 003's check queries run verbatim.
+
+`migrate` brings older files up to date. `company_keys` was once keyed by (tenant, platform, domain), one key
+each, stored unverified; DuckDB cannot change a primary key, so the table is rebuilt under the new key and its
+old rows are kept with `verified_at` NULL: they authenticate nothing until the platform confirms the key again
+(the next job created with it), because nobody ever checked them.
+"""
 
 from __future__ import annotations
 
+import duckdb
+
 from pipeline.storage.ticket_tables import TICKET_DDL
+
+# Keys the platform confirmed, hashed (api/company_identity.py); several per domain, so keys can be rotated.
+COMPANY_KEYS = """
+    CREATE TABLE IF NOT EXISTS company_keys (
+        tenant VARCHAR, platform VARCHAR, domain VARCHAR, key_hash VARCHAR, created_at TIMESTAMPTZ,
+        verified_at TIMESTAMPTZ,  -- NULL: never confirmed by the platform; such a key opens nothing
+        PRIMARY KEY (tenant, platform, domain, key_hash)
+    )
+    """
 
 DDL: tuple[str, ...] = (
     """
@@ -157,11 +174,31 @@ DDL: tuple[str, ...] = (
         PRIMARY KEY (job_id, seq, n)
     )
     """,
+    COMPANY_KEYS,
     """
-    CREATE TABLE IF NOT EXISTS company_keys (  -- the first job's key, hashed: later reads prove the same key
-        tenant VARCHAR, platform VARCHAR, domain VARCHAR, key_hash VARCHAR, created_at TIMESTAMPTZ,
+    CREATE TABLE IF NOT EXISTS company_domains (  -- the domains a company's jobs may collect from
+        tenant VARCHAR, platform VARCHAR, domain VARCHAR, bound_at TIMESTAMPTZ, bound_by VARCHAR,
         PRIMARY KEY (tenant, platform, domain)
     )
     """,
     *TICKET_DDL,  # derived from schemas/tickets.py (pipeline/storage/ticket_tables.py)
 )
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> None:
+    """Rebuild a `company_keys` of the old shape (no `verified_at`): create, copy, swap, in one transaction."""
+    columns = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = "
+                                         "'company_keys' AND table_schema = 'main'").fetchall()}
+    if "verified_at" in columns:
+        return
+    con.execute("BEGIN")
+    try:
+        con.execute("ALTER TABLE company_keys RENAME TO company_keys_unverified")
+        con.execute(COMPANY_KEYS)
+        con.execute("INSERT INTO company_keys SELECT tenant, platform, domain, key_hash, created_at, NULL "
+                    "FROM company_keys_unverified")
+        con.execute("DROP TABLE company_keys_unverified")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise

@@ -20,9 +20,9 @@ from tests.integration.conftest import env_for
 
 pytestmark = pytest.mark.integration
 DOMAIN = "acme.freshdesk.com"
-HEADERS = {"X-Company-ID": "acme", "X-Platform": "freshdesk", "X-Domain": DOMAIN, "X-API-Key": "k-acme",
+HEADERS = {"X-Company-ID": "acme", "X-Platform": "freshdesk", "X-Domain": DOMAIN, "X-API-Key": "your_api_key",
            "Content-Type": "application/json"}
-READ = {"X-Company-ID": "acme", "X-API-Key": "k-acme"}
+READ = {"X-Company-ID": "acme", "X-API-Key": "your_api_key"}
 FAULTS = Faults(error_rate=0.03, drop_rate=0.02)  # 5xx and dropped connections on 5 % of calls
 
 

@@ -32,11 +32,12 @@ KEY = "sk-live-NEVER-IN-CLEAR-7f3a9c"
 HEADERS = {"X-Company-ID": "wedosoft", "X-Platform": "freshdesk", "X-Domain": "wedosoft.freshdesk.com",
            "X-API-Key": KEY, "Content-Type": "application/json"}
 READ = {"X-Company-ID": "wedosoft", "X-API-Key": KEY}
-GLOBEX = HEADERS | {"X-Company-ID": "globex", "X-Domain": "globex.freshdesk.com", "X-API-Key": "k-globex"}
+GLOBEX = HEADERS | {"X-Company-ID": "globex", "X-Domain": "globex.freshdesk.com", "X-API-Key": KEY}
 
 
 def _system(broker, tmp_path, tickets: int, plan: int, workers: int = 1, **settings):
-    sim = SimulatorServer(SimulatorConfig(tickets=tickets, plan=plan, seed=3, kb_articles=12)).start()
+    config = SimulatorConfig(tickets=tickets, plan=plan, seed=3, kb_articles=12, keys={"*": [KEY]})
+    sim = SimulatorServer(config).start()
     s = Settings(kafka_bootstrap=broker.bootstrap, data_dir=tmp_path / "data", partitions=2,
                  topic_prefix=f"ing{uuid.uuid4().hex[:8]}.", freshdesk_base_url=sim.base_url, _env_file=None,
                  **settings)
@@ -148,7 +149,7 @@ def test_bad_headers_and_options_get_clear_errors(system):
 
 
 def test_a_rejected_key_is_a_clear_401(broker, tmp_path):
-    sim = SimulatorServer(SimulatorConfig(tickets=5, valid_keys=["the-only-key"])).start()
+    sim = SimulatorServer(SimulatorConfig(tickets=5, keys={"*": ["the-only-key"]})).start()
     s = Settings(kafka_bootstrap=broker.bootstrap, data_dir=tmp_path / "data", partitions=1,
                  topic_prefix=f"ingk{uuid.uuid4().hex[:8]}.", freshdesk_base_url=sim.base_url, _env_file=None)
     asyncio.run(ensure_topics(broker.bootstrap, pipeline_topics(s)))
@@ -331,8 +332,8 @@ def test_seed_examples_without_credentials_get_a_401_naming_the_headers(system):
 
 def test_purge_acts_on_the_calling_company_only(system):
     c = system
-    mine = HEADERS | {"X-Company-ID": "hooli", "X-Domain": "hooli.freshdesk.com", "X-API-Key": "k-hooli"}
-    other = HEADERS | {"X-Company-ID": "initech", "X-Domain": "initech.freshdesk.com", "X-API-Key": "k-initech"}
+    mine = HEADERS | {"X-Company-ID": "hooli", "X-Domain": "hooli.freshdesk.com", "X-API-Key": KEY}
+    other = HEADERS | {"X-Company-ID": "initech", "X-Domain": "initech.freshdesk.com", "X-API-Key": KEY}
     for headers in (mine, other):
         assert c.post("/ingest", json={"max_tickets": 10, "include_kb": False}, headers=headers).status_code == 200
     cur = c.app.state.db.cursor()

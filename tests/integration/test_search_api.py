@@ -21,9 +21,9 @@ from tests.integration.conftest import env_for
 
 pytestmark = pytest.mark.integration
 DOMAIN = "globex.freshdesk.com"
-HEADERS = {"X-Company-ID": "globex", "X-Platform": "freshdesk", "X-Domain": DOMAIN, "X-API-Key": "k-globex",
+HEADERS = {"X-Company-ID": "globex", "X-Platform": "freshdesk", "X-Domain": DOMAIN, "X-API-Key": "your_api_key",
            "Content-Type": "application/json"}
-READ = {"X-Company-ID": "globex", "X-API-Key": "k-globex"}
+READ = {"X-Company-ID": "globex", "X-API-Key": "your_api_key"}
 PARAPHRASE = "purchase never reached the recipient"  # the shipping topic, in words its tickets do not use
 
 
@@ -109,7 +109,7 @@ def test_search_finds_a_ticket_by_meaning_and_by_keyword(searchable):
     assert "shipping" in {_topic(c.sim, h) for h in hybrid["hits"][:3]}
     keyword = c.get("/search", params={"q": "invoice", "mode": "keyword"}, headers=READ).json()
     assert keyword["hits"] and "<mark>" in keyword["hits"][0]["snippet"].lower()
-    assert c.get("/search", params={"q": "invoice"}, headers={"X-Company-ID": "initech", "X-API-Key": "k-globex"}
+    assert c.get("/search", params={"q": "invoice"}, headers={"X-Company-ID": "initech", "X-API-Key": "your_api_key"}
                  ).status_code == 401  # another company cannot search with this one's key
 
 

@@ -41,7 +41,7 @@ def simulator() -> Iterator[Callable[..., SimulatorServer]]:
         server.stop()
 
 
-def connect(server: SimulatorServer, key: str = "any-key", **options: Any) -> FreshdeskClient:
+def connect(server: SimulatorServer, key: str = "your_api_key", **options: Any) -> FreshdeskClient:
     defaults: dict[str, Any] = {"budget": RateBudget(server.config.plan, server.config.window_seconds),
                                 "backoff_s": 0.01, "backoff_max_s": 0.05, "per_page": server.config.per_page_max}
     return FreshdeskClient(options.pop("domain", DOMAIN), SecretStr(key), base_url=server.base_url,
@@ -193,7 +193,7 @@ def test_an_injected_429_is_waited_out_for_its_retry_after(simulator):
 
 
 def test_a_rejected_key_raises_auth_error_that_never_shows_the_key(simulator):
-    server = simulator(valid_keys=["the-right-key"])
+    server = simulator(keys={"*": ["the-right-key"]})
     secret = "sk-wrong-4f9a1c2e77"
 
     async def run() -> FreshdeskClient:
@@ -320,3 +320,19 @@ def test_a_body_longer_than_declared_is_cut_at_the_cap():
 
     got = asyncio.run(run())
     assert got.truncated and len(got.content) == 100_000
+
+
+def test_me_confirms_a_key_and_a_rejected_key_is_asked_once_never_retried(simulator):
+    server = simulator(keys={"*": ["the-right-key"]}, domains=[DOMAIN])
+
+    async def me(key: str, domain: str = DOMAIN) -> dict[str, Any]:
+        async with connect(server, key=key, domain=domain) as client:
+            return await client.me()
+
+    assert asyncio.run(me("the-right-key"))["contact"]["email"] == f"support@{DOMAIN}"
+    server.reset_stats()
+    with pytest.raises(FreshdeskAuthError, match="rejected the API key"):
+        asyncio.run(me("sk-wrong"))
+    assert server.stats()["by_endpoint"]["GET /api/v2/agents/me"] == {"401": 1}
+    with pytest.raises(FreshdeskDomainError, match="no Freshdesk account"):
+        asyncio.run(me("the-right-key", "nobody.freshdesk.com"))

@@ -41,7 +41,8 @@ def run_job(server: SimulatorServer, options: dict[str, Any],
         progress.append(p)
 
     async def run() -> str:
-        job = IngestJob(cmd, SecretStr("any-key"), server.base_url, emit, report, JobControl(), "test", per_page=100)
+        job = IngestJob(cmd, SecretStr("your_api_key"), server.base_url, emit, report, JobControl(), "test",
+                        per_page=100)
         return await job.run()
 
     return asyncio.run(run()), batches, progress

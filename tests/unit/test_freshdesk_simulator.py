@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import socket
 import subprocess
@@ -9,14 +10,18 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from rich.console import Console
 
 from pipeline.connectors.freshdesk.fixtures import Dataset
 from pipeline.connectors.freshdesk.simserver import SimulatorServer
 from pipeline.connectors.freshdesk.simstate import Faults, SimulatorConfig
+from pipeline.settings import Settings
+from pipeline.supervisor import Child, Supervisor
 from tests.helpers import REPO, start_cli, stop_process, wait_for
 
 END = datetime(2026, 1, 1, tzinfo=UTC)
@@ -29,8 +34,8 @@ def start() -> Iterator[Start]:
     """Starts simulators on loopback; returns a client for one account (Host header), stopped after the test."""
     servers: list[SimulatorServer] = []
 
-    def _start(host: str = "acme.freshdesk.com", key: str | None = "any-key", server: SimulatorServer | None = None,
-               **config: object) -> httpx.Client:
+    def _start(host: str = "acme.freshdesk.com", key: str | None = "your_api_key",
+               server: SimulatorServer | None = None, **config: object) -> httpx.Client:
         if server is None:
             server = SimulatorServer(SimulatorConfig(**({"tickets": 40, "end": END, "plan": 10_000} | config)))
             servers.append(server.start())
@@ -129,7 +134,7 @@ def test_only_listed_domains_exist_when_the_simulator_is_given_a_list(start):
 
 
 def test_a_wrong_key_is_refused_with_freshdesks_body_and_costs_no_credit(start):
-    wrong = start(key="wrong", valid_keys=["right"], plan=3)
+    wrong = start(key="wrong", keys={"*": ["right"]}, plan=3)
     for _ in range(4):
         r = wrong.get("/api/v2/tickets", params=ALL)
         assert r.status_code == 401
@@ -165,7 +170,7 @@ def test_random_faults_repeat_exactly_for_the_same_seed(start):
 
 def test_slow_answers_wait_and_dropped_connections_get_no_answer_at_all():
     with SimulatorServer(SimulatorConfig(tickets=5, end=END)) as server:
-        with httpx.Client(base_url=server.base_url, auth=("k", "X")) as c:
+        with httpx.Client(base_url=server.base_url, auth=("your_api_key", "X")) as c:
             server.set_faults(slow_next=1, slow_s=0.3, drop_next=1)
             started = time.monotonic()
             with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):
@@ -257,3 +262,71 @@ def _answers(base: str) -> bool:
         return httpx.get(f"{base}/_simulator/info", timeout=1).status_code == 200
     except httpx.TransportError:
         return False
+
+
+FRESHDESK_401 = {"code": "invalid_credentials", "message": "You have to be logged in to perform this action."}
+
+
+def test_by_default_every_account_accepts_the_seeds_key_only_and_any_other_key_gets_freshdesks_401(start):
+    right = start()  # the seed's placeholder, your_api_key
+    assert right.get("/api/v2/tickets", params=ALL).status_code == 200
+    for wrong in (start(key="any-other-key", server=right.server),
+                  start("globex.freshdesk.com", key="k-globex", server=right.server)):
+        for path in ("/api/v2/tickets", "/api/v2/agents/me", "/api/v2/solutions/categories",
+                     "/api/v2/tickets/1/conversations", "/api/v2/tickets/1"):
+            r = wrong.get(path)
+            assert (r.status_code, r.json()) == (401, FRESHDESK_401), path
+    assert httpx.get(f"{right.server.base_url}/_simulator/stats").status_code == 200  # admin side needs no key
+
+
+def test_agents_me_answers_the_agent_of_the_key_for_that_account(start):
+    acme = start()
+    r = acme.get("/api/v2/agents/me")
+    assert r.status_code == 200 and r.headers["x-ratelimit-used-currentrequest"] == "1"
+    agent = r.json()
+    assert isinstance(agent["id"], int) and agent["type"] == "support_agent" and agent["contact"]["active"]
+    assert agent["contact"]["email"] == "support@acme.freshdesk.com"
+    globex = start("globex.freshdesk.com", server=acme.server).get("/api/v2/agents/me").json()
+    assert globex["id"] != agent["id"] and acme.get("/api/v2/agents/me").json() == agent  # stable per account
+
+
+def test_keys_by_domain_replace_the_default_and_star_covers_the_other_accounts(start):
+    keys = {"acme.freshdesk.com": ["acme-old", "acme-new"], "*": ["shared"]}
+    acme = start(key="acme-new", keys=keys)
+    me = "/api/v2/agents/me"
+    assert acme.get(me).status_code == 200 and start(key="acme-old", server=acme.server).get(me).status_code == 200
+    assert start(key="shared", server=acme.server).get(me).status_code == 401  # acme has its own keys
+    assert start("globex.freshdesk.com", key="shared", server=acme.server).get(me).status_code == 200
+    assert start("globex.freshdesk.com", server=acme.server).get(me).status_code == 401  # your_api_key replaced
+
+
+def test_the_cli_takes_its_keys_from_streamdesk_simulator_keys_and_prints_them(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path / "simulator.log"
+    env = {"STREAMDESK_DATA_DIR": str(tmp_path), "STREAMDESK_SIMULATOR_KEYS": '{"*": ["from-env-key"]}'}
+    proc = start_cli(["simulator", "--port", str(port), "--tickets", "3"], env, log)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _answers(base), 20, "the simulator to listen")
+        assert httpx.get(f"{base}/api/v2/agents/me", auth=("from-env-key", "X")).status_code == 200
+        assert httpx.get(f"{base}/api/v2/agents/me", auth=("your_api_key", "X")).status_code == 401
+    finally:
+        stop_process(proc)
+    assert "Accepted API keys: from-env-key" in " ".join(log.read_text().split())
+
+
+def test_settings_read_simulator_keys_as_json_and_default_to_the_seeds_key(monkeypatch):
+    assert Settings(_env_file=None).simulator_keys == {"*": ["your_api_key"]}
+    monkeypatch.setenv("STREAMDESK_SIMULATOR_KEYS", '{"acme.freshdesk.com": ["k1", "k2"]}')
+    assert Settings(_env_file=None).simulator_keys == {"acme.freshdesk.com": ["k1", "k2"]}
+
+
+def test_the_up_banner_prints_the_key_the_simulator_accepts(tmp_path):
+    out = io.StringIO()
+    sup = Supervisor(Settings(data_dir=tmp_path, _env_file=None), Console(file=out, width=200), simulator=True)
+    sup.simulator_url = "http://127.0.0.1:8001"
+    sup.children = [Child("worker", [], {}, proc=SimpleNamespace(pid=4242))]  # type: ignore[arg-type]
+    sup._banner("127.0.0.1:9092")
+    assert "accepted X-API-Key: your_api_key" in out.getvalue()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 PREFIX = "/api/v2"
-TOP_LEVEL = ("/api/v2/tickets", "/api/v2/solutions/categories")  # a 404 here means no such account
+# a 404 here means no such account
+TOP_LEVEL = ("/api/v2/tickets", "/api/v2/solutions/categories", "/api/v2/agents/me")
 _ONE_TICKET = re.compile(r"^/api/v2/tickets/\d+$")
 
 

@@ -81,6 +81,15 @@ class FreshdeskClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    async def me(self) -> dict[str, Any]:
+        """The agent the key belongs to (`GET /api/v2/agents/me`): proof the key works for this account.
+
+        FreshdeskAuthError (never retried) when the account refuses the key, FreshdeskDomainError when no account
+        answers at the domain, FreshdeskUnavailable when it cannot be reached.
+        """
+        body = (await self._get("/api/v2/agents/me")).json()
+        return body if isinstance(body, dict) else {}
+
     async def iter_tickets(self, updated_since: datetime | None = None, per_page: int | None = None, *,
                            cursor: TicketCursor | None = None,
                            include_description: bool = True) -> AsyncIterator[dict[str, Any]]:

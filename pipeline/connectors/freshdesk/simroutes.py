@@ -13,7 +13,7 @@ from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 
 from pipeline.connectors.freshdesk import timestamps
-from pipeline.connectors.freshdesk.fixtures import Attachment, Dataset, SimTicket
+from pipeline.connectors.freshdesk.fixtures import Attachment, Dataset, SimTicket, domain_seed
 from pipeline.connectors.freshdesk.simstate import Faults, SimulatorState, Stats
 
 ORDER_BY = ("created_at", "due_by", "updated_at", "status")
@@ -202,6 +202,22 @@ async def list_articles(request: Request, sim: SimDep, folder_id: int) -> Respon
     return _page(request, sim, articles, lambda a: a)
 
 
+@api_router.get("/api/v2/agents/me")
+async def agent_me(request: Request, sim: SimDep) -> Response:
+    """The agent whose key authenticated the request: the cheap call that proves a key works for an account."""
+    _check_params(request, set())
+    domain, data = _account(request, sim)
+    agent_id = 19_000_000_000 + domain_seed(sim.config.seed, domain) % 1_000_000_000
+    since = timestamps.to_iso(datetime.fromtimestamp(data.end, UTC) - timedelta(days=400))
+    return _json({"available": True, "occasional": False, "id": agent_id, "ticket_scope": 1, "signature": None,
+                  "group_ids": [], "role_ids": [agent_id + 1], "skill_ids": [], "available_since": None,
+                  "type": "support_agent", "created_at": since, "updated_at": since,
+                  "contact": {"active": True, "email": f"support@{domain}", "job_title": "Support Agent",
+                              "language": "en", "last_login_at": since, "mobile": None,
+                              "name": "Simulated Agent", "phone": None, "time_zone": "Seoul",
+                              "created_at": since, "updated_at": since}})
+
+
 @admin_router.get("/files/{domain}/{attachment_id}/{name}")
 async def attachment_file(sim: SimDep, domain: str, attachment_id: int, name: str, expires: int = 0,
                           signature: str = "") -> Response:
@@ -263,4 +279,4 @@ async def info(sim: SimDep) -> Response:
     return _json({"simulator": "Freshdesk API v2 simulator (not Freshdesk)", "plan": c.plan,
                   "window_seconds": c.window_seconds, "tickets": c.tickets, "per_page_max": c.per_page_max,
                   "max_page": c.max_page, "default_domain": c.default_domain,
-                  "auth": "any key" if c.valid_keys is None else f"{len(c.valid_keys)} valid key(s)"})
+                  "auth": {domain: f"{len(keys)} valid key(s)" for domain, keys in c.keys.items()}})

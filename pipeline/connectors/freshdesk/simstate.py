@@ -19,6 +19,19 @@ from pipeline.connectors.freshdesk.fixtures import Dataset, domain_seed
 
 Action = Literal["drop", "error", "throttle"]
 ADDRESS = re.compile(r"^(localhost|testserver|\d+(\.\d+){3})$")
+DEFAULT_KEY = "your_api_key"  # the seed's placeholder: its curl examples work against the simulator unchanged
+ANY_DOMAIN = "*"
+
+
+def default_keys() -> dict[str, list[str]]:
+    return {ANY_DOMAIN: [DEFAULT_KEY]}
+
+
+def accepted_keys_text(keys: dict[str, list[str]]) -> str:
+    """`your_api_key` (every account), or `acme.freshdesk.com: k1, k2; *: k3`: for the start-up banners."""
+    if set(keys) == {ANY_DOMAIN}:
+        return f"{', '.join(keys[ANY_DOMAIN]) or '(none)'} (every account)"
+    return "; ".join(f"{domain}: {', '.join(k) or '(none)'}" for domain, k in keys.items())
 
 
 class Faults(BaseModel):
@@ -48,7 +61,8 @@ class SimulatorConfig(BaseModel):
     kb_articles: Annotated[int, Field(ge=0)] = 120
     plan: Annotated[int, Field(ge=1)] = 700  # credits per window: Growth 200, Pro 400, Enterprise 700, trial 50
     window_seconds: Annotated[float, Field(gt=0)] = 60.0  # the real "minute"; shorten it for fast tests
-    valid_keys: list[str] | None = None  # None: any non-empty key is accepted
+    # The keys each account accepts, by domain; "*" is for every account not listed. Others get Freshdesk's 401.
+    keys: dict[str, list[str]] = Field(default_factory=default_keys)
     domains: list[str] | None = None  # None: every Host is an account; else other hosts answer 404
     default_domain: str = "simulator.freshdesk.com"  # for requests whose Host is an address (curl to 127.0.0.1)
     per_page_default: Annotated[int, Field(ge=1)] = 30
@@ -173,9 +187,14 @@ class SimulatorState:
         known = self.config.domains
         return known is None or domain in {d.lower() for d in known} or domain == self.config.default_domain
 
-    def key_ok(self, key: str) -> bool:
-        valid = self.config.valid_keys
-        return bool(key) and (valid is None or any(hmac.compare_digest(key, v) for v in valid))
+    def accepted_keys(self, domain: str) -> list[str]:
+        keys = {d.lower(): k for d, k in self.config.keys.items()}
+        return keys.get(domain, keys.get(ANY_DOMAIN, []))
+
+    def key_ok(self, domain: str, key: str) -> bool:
+        # every candidate compared, in constant time each: the answer's timing does not tell which one matched
+        matches = [hmac.compare_digest(key.encode(), v.encode()) for v in self.accepted_keys(domain)]
+        return bool(key) and any(matches)
 
     def dataset(self, domain: str) -> Dataset:
         if domain not in self._datasets:

@@ -4,7 +4,8 @@ Accounts are told apart by the Host header, as Freshdesk's own virtual hosting d
 overridden to `http://127.0.0.1:PORT` sends `Host: acme.freshdesk.com` and gets acme's data, rate budget and
 counters; a request whose Host is an address (plain curl) is for `config.default_domain`. Every API request passes
 a gate before its route: injected faults (delay, dropped connection, 5xx, 429 burst), the account's existence,
-Basic auth, then the account's sliding credit window, whose headers (`X-RateLimit-Total`, `-Remaining`,
+Basic auth (only the account's keys, `config.keys`: by default the seed's `your_api_key`; any other key gets
+Freshdesk's 401 body), then the account's sliding credit window, whose headers (`X-RateLimit-Total`, `-Remaining`,
 `-Used-CurrentRequest`) go on every answer. The gate also counts requests in flight (received, last byte not yet
 sent) and keeps each endpoint's peak, so a test can see how many calls a client really had open at once.
 `/_simulator/...` is the admin side: faults, stats, updates, files.
@@ -102,7 +103,7 @@ class SimulatorApp(FastAPI):
             sim.stats.record(label, domain, "404")
             await _answer(send, 404, NO_ACCOUNT)
             return
-        if not sim.key_ok(_api_key(scope)):
+        if not sim.key_ok(domain, _api_key(scope)):
             sim.stats.record(label, domain, "401")
             await _answer(send, 401, UNAUTHORIZED)
             return

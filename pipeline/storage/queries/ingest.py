@@ -30,7 +30,29 @@ def insert_job(cur: duckdb.DuckDBPyConnection, job: dict[str, Any]) -> None:
 
 
 def remember_key(cur: duckdb.DuckDBPyConnection, tenant: str, platform: str, domain: str, digest: str) -> None:
-    cur.execute("INSERT OR IGNORE INTO company_keys VALUES (?, ?, ?, ?, now())", [tenant, platform, domain, digest])
+    """A key the platform just confirmed, beside the company's earlier keys (rotation: those keep working)."""
+    cur.execute("INSERT INTO company_keys VALUES (?, ?, ?, ?, now(), now()) ON CONFLICT DO UPDATE SET "
+                "verified_at = coalesce(company_keys.verified_at, excluded.verified_at)",
+                [tenant, platform, domain, digest])
+
+
+def verified_keys(cur: duckdb.DuckDBPyConnection, tenant: str, platform: str | None = None,
+                  domain: str | None = None) -> list[str]:
+    """The keyed hashes of the company's confirmed keys (of one domain when given)."""
+    rows = cur.execute("SELECT key_hash FROM company_keys WHERE tenant = ? AND verified_at IS NOT NULL "
+                       "AND (? IS NULL OR platform = ?) AND (? IS NULL OR domain = ?)",
+                       [tenant, platform, platform, domain, domain]).fetchall()
+    return [h for (h,) in rows]
+
+
+def bound_domains(cur: duckdb.DuckDBPyConnection, tenant: str, platform: str) -> list[str]:
+    rows = cur.execute("SELECT domain FROM company_domains WHERE tenant = ? AND platform = ? ORDER BY bound_at",
+                       [tenant, platform]).fetchall()
+    return [d for (d,) in rows]
+
+
+def bind_domain(cur: duckdb.DuckDBPyConnection, tenant: str, platform: str, domain: str, by: str) -> None:
+    cur.execute("INSERT OR IGNORE INTO company_domains VALUES (?, ?, ?, now(), ?)", [tenant, platform, domain, by])
 
 
 def get_job(cur: duckdb.DuckDBPyConnection, job_id: str, tenant: str) -> dict[str, Any] | None:
