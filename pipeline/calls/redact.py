@@ -105,8 +105,11 @@ def redact_query(query: str) -> str:
 
 
 # Outside JSON: `key=value` pairs and `"key": value` pairs, as far as broken text lets them be seen.
-_TEXT_PARAM = re.compile(r"([^\s&;?=#\"'{},:/]+)=([^\s&;#\"',}]+)")
-_TEXT_FIELD = re.compile(r"\"((?:[^\"\\]|\\.){1,200})\"\s*:\s*(\"(?:[^\"\\]|\\.)*\"?|[^\s,}\]]+)")
+# Linear on any input (these run on rejected messages up to 1 MiB): a key starts at the text's start or after a
+# delimiter, a quoted name at a quote with no backslash before it, and no quantifier gives back what it took;
+# otherwise a long run without `=`, or of `\"`, would be scanned again from each of its characters.
+_TEXT_PARAM = re.compile(r"(?<![^\s&;?#\"'{},:/])([^\s&;?=#\"'{},:/]++)=([^\s&;#\"',}]++)")
+_TEXT_FIELD = re.compile(r"(?<!\\)\"((?:[^\"\\]|\\.){1,200}+)\"\s*+:\s*+(\"(?:[^\"\\]|\\.)*+\"?|[^\s,{}\[\]\"]++)")
 
 
 def redact_json(value: object) -> object:
@@ -134,9 +137,9 @@ def redact_bytes(value: bytes | None) -> bytes | None:
         return value
     try:
         doc = orjson.loads(value)
-    except orjson.JSONDecodeError:
+        clean = redact_json(doc)
+        return value if clean == doc else orjson.dumps(clean)
+    except (orjson.JSONDecodeError, RecursionError, TypeError):  # not JSON, or nested past what we can walk
         text = value.decode("utf-8", "surrogateescape")
         redacted = redact_text(text)
         return value if redacted == text else redacted.encode("utf-8", "surrogateescape")
-    clean = redact_json(doc)
-    return value if clean == doc else orjson.dumps(clean)
