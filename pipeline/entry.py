@@ -30,3 +30,13 @@ def decode_json(value: bytes | None, what: str | None = None) -> Any:
     if what is not None and not isinstance(parsed, dict | list):
         raise Invalid(f"JSON {type(parsed).__name__} is not {what} or an array of them")
     return parsed
+
+
+def element_bytes(obj: Any) -> bytes | None:
+    """A rejected batch element as JSON for its dead letter; None if it nests too deeply to write back."""
+    try:
+        return orjson.dumps(obj)
+    except TypeError:
+        # orjson reads 1024 levels but writes 254: raising here would stop the stream on one hostile message.
+        # The letter's offset and index still point at the element in the source topic.
+        return None
