@@ -87,7 +87,7 @@ def redact_query(query: str) -> str:
     """Replace sensitive parameter values with REDACTED; keep order, separators and other bytes."""
     if "=" not in query:
         return query
-    parts = _SEPARATOR.split(query)  # [param, sep, param, sep, ..., param]
+    parts = _SEPARATOR.split(query)  # [param, sep, param, sep, ..., param]: a separator is a piece without `=`
     out: list[str] = []
     i = 0
     while i < len(parts):
@@ -97,10 +97,12 @@ def redact_query(query: str) -> str:
             while end + 1 < len(parts) and parts[end + 1] and "=" not in parts[end + 1]:
                 value += parts[end] + parts[end + 1]
                 end += 2
-        out.append(f"{key}={REDACTED}" if value and sep and is_sensitive_key(key) else "".join(parts[i:end]))
-        if end < len(parts):
-            out.append(parts[end])  # the separator after this parameter
-        i = end + 1
+            if value:
+                out.append(f"{key}={REDACTED}")
+                i = end
+                continue
+        out.append(parts[i])
+        i = end
     return "".join(out)
 
 
