@@ -50,10 +50,11 @@ SENSITIVE_SUFFIXES: frozenset[tuple[str, ...]] = _phrases(
     "AWSAccessKeyId", "Signature", "sig", "X-Amz-Credential", "X-Amz-Security-Token", "X-Goog-Credential",
     # OAuth 2.0 / OIDC and bearer material (access_token, refresh_token, id_token, auth_token, csrf_token, ...)
     "token", "jwt", "client_secret", "client_assertion", "code_verifier", "authorization", "cookie",
-    # credentials as gateways and log scrubbers (Envoy, Kong, Datadog, Sentry) name them
+    # Sentry's default scrubbed fields (password, secret, passwd, api_key, credentials, private_key, session_key, ...)
     "secret", "password", "passwd", "passphrase", "pwd", "credential", "credentials",
-    "api_key", "private_key", "secret_key", "access_key", "signing_key", "session_key", "subscription_key",
-    "sessionid", "session_id",
+    "api_key", "private_key", "secret_key", "access_key", "signing_key", "session_key",
+    # API gateways' own credentials in URLs (Azure API Management's subscription-key) and session cookies' names
+    "subscription_key", "sessionid", "session_id",
 )
 SENSITIVE_WHOLE: frozenset[tuple[str, ...]] = _phrases("key", "auth", "session")
 SENSITIVE_INSIDE: frozenset[str] = frozenset({"password", "passwd", "passphrase", "apikey"})
