@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+from pipeline.calls.redact import redact_bytes
+
 MAX_KEPT_BYTES = 64 * 1024
 
 
@@ -28,7 +30,10 @@ class DeadLetter:
     @classmethod
     def of(cls, error: str, topic: str, partition: int, offset: int, index: int | None,
            value: bytes | None) -> DeadLetter:
-        return cls(error, topic, partition, offset, index, value, int(time.time() * 1000))
+        """A letter stamped now, its value with credentials redacted (see `redact_bytes`)."""
+        # Secrets never sit in a topic or in DuckDB in clear; the exact bytes stay at the source coordinates
+        # (topic, partition, offset) for a replay, until the source topic's retention ends.
+        return cls(error, topic, partition, offset, index, redact_bytes(value), int(time.time() * 1000))
 
     @classmethod
     def not_a(cls, model: type, exc: Any, m: Any) -> DeadLetter:
@@ -37,7 +42,7 @@ class DeadLetter:
                       None, m.value)
 
     def to_json(self) -> bytes:
-        """The DLQ record of docs/architecture.md; a value over 64 KiB keeps its head plus its size and sha256."""
+        """The DLQ record (docs/architecture.md); a value over 64 KiB keeps its head, its (redacted) size, sha256."""
         doc: dict[str, Any] = {
             "error": self.error,
             "topic": self.topic,

@@ -41,3 +41,13 @@ def size_text(n: int) -> str:
         if n % (1 << shift) == 0:
             return f"{n >> shift} {unit}"
     return f"{n} bytes"
+
+
+def element_bytes(obj: Any) -> bytes | None:
+    """A rejected batch element as JSON for its dead letter; None if it nests too deeply to write back."""
+    try:
+        return orjson.dumps(obj)
+    except TypeError:
+        # orjson reads 1024 levels but writes 254: raising here would stop the stream on one hostile message.
+        # The letter's offset and index still point at the element in the source topic.
+        return None

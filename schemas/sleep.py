@@ -141,8 +141,12 @@ class SleepRecord(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _data_of_kind(cls, raw: object) -> object:
-        if isinstance(raw, dict) and isinstance(raw.get("data"), dict) and raw.get("kind") in KIND_MODELS:
-            raw = {**raw, "data": KIND_MODELS[raw["kind"]].model_validate(raw["data"])}
+        if not isinstance(raw, dict):
+            return raw
+        kind = raw.get("kind")
+        # A kind that is a list or an object is unhashable: `in` would raise TypeError, which pydantic passes on.
+        if isinstance(kind, str) and kind in KIND_MODELS and isinstance(raw.get("data"), dict):
+            raw = {**raw, "data": KIND_MODELS[kind].model_validate(raw["data"])}
         return raw
 
     @model_validator(mode="after")

@@ -26,7 +26,7 @@ from pipeline.calls.normalize import (
     normalize_messages,
     redact_cached,
 )
-from pipeline.calls.redact import SENSITIVE_KEYS
+from pipeline.calls.redact import TRIGGERS
 from pipeline.dlq import DeadLetter
 from pipeline.entry import MAX_VALUE_BYTES
 
@@ -47,9 +47,9 @@ _MAX_DEPTH_BYTES = 2000  # orjson refuses nesting past 1024 levels; Arrow does n
 # ISO 8601 as datetime.fromisoformat and Arrow's cast both read it, to the microsecond; the rest goes exact.
 _ISO = (r"^(?:19|2\d)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])[T ](?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d"
         r"(?:\.\d{1,6})?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)?$")
-# A query string can only change under redaction if it names a sensitive key, or needs unquoting or Unicode
-# lower-casing to do so; the others are left as they are without a Python call.
-_MAY_REDACT = "(?i)" + "|".join(re.escape(k) for k in sorted(SENSITIVE_KEYS)) + r"|%|\+|[^\x00-\x7f]"
+# A query string can only change under redaction if it holds a trigger word of a sensitive key, or needs
+# unquoting or Unicode lower-casing to do so; the others are left as they are without a Python call.
+_MAY_REDACT = "(?i)" + "|".join(re.escape(k) for k in sorted(TRIGGERS)) + r"|%|\+|[^\x00-\x7f]"
 _NULL_TEXT = pa.scalar(None, pa.string())
 
 

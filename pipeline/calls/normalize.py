@@ -16,12 +16,11 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-import orjson
 from pydantic import ValidationError
 
 from pipeline.calls.redact import redact_query
 from pipeline.dlq import DeadLetter
-from pipeline.entry import Invalid, decode_json
+from pipeline.entry import Invalid, decode_json, element_bytes
 from schemas.calls import CallEvent
 
 MAX_AGENT_ID = 100
@@ -64,7 +63,7 @@ def normalize_messages(
             try:
                 rec = normalize_event(obj, msg.timestamp_ms)
             except Invalid as exc:
-                raw = value if not batch else orjson.dumps(obj)
+                raw = value if not batch else element_bytes(obj)
                 dead.append(DeadLetter.of(_explain(obj, str(exc)), topic, msg.partition, msg.offset, index, raw))
                 continue
             if rec["api_call_history_id"] is None:

@@ -6,12 +6,11 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 
 from pipeline.calls.normalize import Message
 from pipeline.dlq import DeadLetter
-from pipeline.entry import decode_json
+from pipeline.entry import decode_json, element_bytes
 from schemas.sleep import SleepRecord
 
 
@@ -49,8 +48,8 @@ def validate_messages(topic: str, messages: Iterable[Message]) -> tuple[list[dic
                 rows.append(to_row(SleepRecord.model_validate(obj), msg.timestamp_ms))
             except ValidationError as exc:
                 dead.append(DeadLetter.of(_reason(exc), topic, msg.partition, msg.offset, i if batch else None,
-                                          orjson.dumps(obj) if batch else msg.value))
+                                          element_bytes(obj) if batch else msg.value))
             except ValueError as exc:
                 dead.append(DeadLetter.of(str(exc), topic, msg.partition, msg.offset, i if batch else None,
-                                          orjson.dumps(obj) if batch else msg.value))
+                                          element_bytes(obj) if batch else msg.value))
     return rows, dead

@@ -9,6 +9,7 @@ import orjson
 import pyarrow as pa
 from aiokafka.structs import ConsumerRecord
 
+from pipeline.calls.redact import redact_bytes
 from pipeline.ids import derived_id
 
 SCHEMA = pa.schema([
@@ -25,7 +26,8 @@ def dlq_rows(msgs: Sequence[ConsumerRecord], cluster_id: str) -> tuple[pa.Table,
     for m in msgs:
         try:
             d = orjson.loads(m.value)
-            value = base64.b64decode(d["value_b64"]) if d.get("value_b64") else None
+            # Letters are redacted when written; again here for ones written before that, or by other producers.
+            value = redact_bytes(base64.b64decode(d["value_b64"])) if d.get("value_b64") else None
             rows.append({
                 "dead_letter_id": derived_id(cluster_id, d["topic"], d["partition"], d["offset"], d.get("index")),
                 "dlq_topic": m.topic, "error": str(d["error"]), "topic": d["topic"], "partition": d["partition"],
@@ -39,11 +41,11 @@ def dlq_rows(msgs: Sequence[ConsumerRecord], cluster_id: str) -> tuple[pa.Table,
 
 
 def rejected_rows(rejected: Sequence[tuple[ConsumerRecord, str]], cluster_id: str) -> pa.Table:
-    """Messages on internal topics that no sink could read: kept whole, never silently skipped."""
+    """Messages on internal topics that no sink could read: kept whole (credentials redacted), never skipped."""
     rows = [{
         "dead_letter_id": derived_id(cluster_id, m.topic, m.partition, m.offset, None), "dlq_topic": None,
         "error": reason, "topic": m.topic, "partition": m.partition, "offset": m.offset, "index": None,
-        "rejected_at": m.timestamp, "value": m.value, "size": len(m.value) if m.value is not None else None,
-        "sha256": None,
+        "rejected_at": m.timestamp, "value": redact_bytes(m.value),
+        "size": len(m.value) if m.value is not None else None, "sha256": None,
     } for m, reason in rejected]
     return pa.Table.from_pylist(rows, schema=SCHEMA)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from pipeline.calls.normalize import Message
 from pipeline.dlq import DeadLetter
-from pipeline.entry import decode_json
+from pipeline.entry import decode_json, element_bytes
 from pipeline.tickets import fields as f
 from pipeline.tickets.attachments import Rejects, attachment_values, embedded_attachments
 from pipeline.tickets.html import HtmlText, html_to_texts, normalize_text, strip_quoted_text
@@ -57,7 +57,7 @@ def normalize_messages(topic: str, messages: Iterable[Message]) -> tuple[Tables,
         batch = isinstance(parsed, list)
         for i, obj in enumerate(parsed if batch else (parsed,)):
             index = i if batch else None
-            raw_value = orjson.dumps(obj) if batch else msg.value
+            raw_value = element_bytes(obj) if batch else msg.value
             try:
                 rows, rejects = normalize_record(obj)
             except f.Invalid as exc:
@@ -122,7 +122,10 @@ def _row(model: type[BaseModel], base: dict[str, Any], values: dict[str, Any]) -
 
 def _dlq_value(obj: Any, raw: bytes | None) -> bytes | None:
     """The rejected bytes as they came, unless they carry a credential: a dead letter must not copy it."""
-    return orjson.dumps(f.scrub(obj)) if obj is not None and f.has_secret(obj) else raw
+    try:
+        return orjson.dumps(f.scrub(obj)) if obj is not None and f.has_secret(obj) else raw
+    except (RecursionError, TypeError):  # nested too deeply to walk or write back: DeadLetter.of redacts the text
+        return raw
 
 
 def _texts(html: Any, plain: Any, what: str) -> HtmlText:

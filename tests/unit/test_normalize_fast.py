@@ -29,9 +29,14 @@ VARIANTS: dict[str, list[Any]] = {
     "method": ["GET", "post", "", "G3T", "GÉT", "A" * 16, "A" * 17, None, 5, True, MISSING],
     "path": ["/a", "/api/x?page=1&api_key=s3cr3t", "/a?", "/a??b=1", "?x", "a/b", "", "/ü/x?key=1",
              "http://gw.example.com:8080/api?page=1", "https://gw.example.com", "http://[::1/api", "/p?%74oken=s",
-             "/line\nbreak?token=1", None, 1, MISSING],
+             "/line\nbreak?token=1", "/p?a=1;Auth_Token=x", "/p?user[password]=x", None, 1, MISSING],
     "query_string": [None, "", "?", "?page=1", "page=1", "api_key=x&b=2", "TOKEN=abc&size=10", "%6Bey=1", "a+b=1",
-                     "\u212aey=s", "ключ=1&token=x", "sig", "x=1&password=", "cursor=EiebzKwhCmEFNVaN", 5, MISSING],
+                     "\u212aey=s", "ключ=1&token=x", "sig", "x=1&password=", "cursor=EiebzKwhCmEFNVaN",
+                     "a=1;token=x", "user[password]=p&page=2", "a[b][Token]=t", "user.password=p;b=1",
+                     "credentials.secret=s", "X-API-Key=k", "X_Api_Key=k;b=2", "AUTH_TOKEN=t", "userPassword=p",
+                     "PassWord=p", "api%5Fkey=k", "user%5Bpassword%5D=p", "password=ab;cd&e=1", "token[]=a&token[]=b",
+                     "sort_key=a&keyword=b&monkey=c&max_tokens=9", "Ocp-Apim-Subscription-Key=k",
+                     "user.Session_Id=s", "auth=a;credentials=c", "passphrase=p&client_assertion=x", 5, MISSING],
     "status_code": [200, 100, 599, 99, 600, "200", True, 200.0, 2**63, -1, None, MISSING],
     "latency_ms": [0, 35, -1, 35.5, 2.5, 2**63 - 1, 2**63, 2**64 - 1, "fast", True, None, MISSING],
     "request_size_bytes": [0, 18, -1, 1.5, 2**63, "18", False, None, MISSING],
@@ -200,6 +205,8 @@ def test_common_case_never_reaches_the_exact_path(monkeypatch):
         event = base_event(rng)
         if i % 7 == 0:
             event |= {"user_agent": "", "created_at": None, "query_string": "?a=1&api_key=k"}
+        if i % 13 == 0:
+            event |= {"query_string": "a=1;X-API-Key=k&user[password]=p&user.session_id=s"}
         if i % 11 == 0:
             event |= {"path": "/api/users?page=1&size=10", "extra": {"x": [1, 2]}, "api_call_history_id": "gw-1"}
         values.append(orjson.dumps(event))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.calls.redact import redact_query
+from pipeline.calls.redact import TRIGGERS, is_sensitive_key, redact_query
 
 SECRET_KEYS = ["api_key", "token", "access_token", "password", "signature", "sig", "X-Amz-Signature",
                "AWSAccessKeyId"]
@@ -37,7 +37,43 @@ def test_every_occurrence_is_redacted_and_values_containing_equals_signs_too():
 
 
 @pytest.mark.parametrize("query", ["token=", "token", "token&page=1", "page=1&&size=10", "page=1&size=10",
-                                   "tokens=abc&my_token=abc&sig_alg=HS256", "q=token%3Dabc"])
+                                   "tokens=abc&max_tokens=9&sig_alg=HS256", "q=token%3Dabc", "token=&&page=1"])
 def test_left_byte_for_byte(query):
     # Empty values and bare keys carry no secret; other keys (even ones containing a secret's name) are kept.
     assert redact_query(query) == query
+
+
+# Gateway headers sent as params, compounds, PHP/Rails and dotted keys: an exact-match list stored most in clear.
+SPELLINGS = ["X-API-Key", "x_api_key", "XApiKey", "X_Api_Key", "auth_token", "csrf_token", "user[password]",
+                 "a[b][token]", "token[]", "password[0]", "user.password", "credentials.secret", "userPassword",
+                 "PassWord", "new_password2", "user%5Bpassword%5D", "Ocp-Apim-Subscription-Key", "SessionID",
+                 "session_id", "AWSACCESSKEYID", "private_key", "client_assertion", "credentials", "auth"]
+
+
+@pytest.mark.parametrize("key", SPELLINGS)
+def test_compound_bracketed_and_dotted_secret_keys_are_redacted(key):
+    assert redact_query(f"page=1&{key}=s3cr3t&size=10") == f"page=1&{key}=REDACTED&size=10"
+
+
+def test_semicolons_separate_parameters_like_ampersands():
+    assert redact_query("a=1;token=x;b=2") == "a=1;token=REDACTED;b=2"
+    assert redact_query("a=1&api_key=x;b=2&sig=y") == "a=1&api_key=REDACTED;b=2&sig=REDACTED"
+
+
+def test_pieces_without_equals_after_a_secret_are_the_rest_of_it():
+    # An unescaped `;` or `&` inside a password must not leave its tail in clear.
+    assert redact_query("password=ab;cd&ef&page=2") == "password=REDACTED&page=2"
+
+
+@pytest.mark.parametrize("key", ["page", "size", "sort", "code", "keyword", "monkey", "tokenizer", "max_tokens",
+                                 "tokens", "sort_key", "token_type", "sig_alg", "session_start", "author",
+                                 "Key-Pair-Id", "user[name]", "design", "passenger"])
+def test_ordinary_analytics_keys_are_kept(key):
+    assert redact_query(f"{key}=value") == f"{key}=value"
+
+
+@pytest.mark.parametrize("key", SPELLINGS + SECRET_KEYS)
+def test_every_secret_key_holds_a_trigger_the_fast_path_looks_for(key):
+    # fast.py's pre-filter only sends strings holding a trigger (or `%`) through redact_query.
+    assert is_sensitive_key(key)
+    assert "%" in key or any(t in key.lower() for t in TRIGGERS)
