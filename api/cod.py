@@ -7,14 +7,13 @@ are the table in docs/decisions.md ("Seed 004 codes").
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from pipeline.security import Principal, Role, TokenError, verify_token
+from pipeline.security import Principal, Role
 
 PREFIXES = ("/v1/sol-cod", "/v1/sleep-quality-cod")
 VERSION = "1.0"
@@ -60,7 +59,7 @@ def error_response(request: Request, code: str, message: str, details: Any = Non
     return JSONResponse(body, status_code=status or STATUS[code], headers=headers or None)
 
 
-# --- authentication and the access matrix ---------------------------------------------------------------
+# --- the access matrix (enforced by api/security.matrix) ----------------------------------------
 
 A, I, M, S, R = (Role.SYSTEM_ADMIN, Role.IAM_ADMIN, Role.MEDICAL_PROFESSIONAL, Role.SERVICE_ACCOUNT,  # noqa: E741 - the matrix reads as the seed prints it
                  Role.REGULAR_USER)
@@ -88,38 +87,6 @@ MATRIX: dict[str, tuple[frozenset[Role], str]] = {
     "admin_restore": (frozenset({A, I}), "COD_003"),
     "sleep_records": (ALL, "COD_003"),
 }
-
-
-def authenticate(request: Request) -> Principal:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if not header:
-        raise CodError("COD_002", "인증 토큰이 없습니다 (Authorization: Bearer <token>)")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise CodError("COD_002", "Authorization 헤더는 `Bearer <token>` 형식이어야 합니다")
-    try:
-        principal = verify_token(request.app.state.settings.jwt_key(), token.strip())
-    except TokenError as exc:
-        raise CodError("COD_002", f"사용자 인증 실패: {exc}") from None
-    request.state.principal = principal
-    return principal
-
-
-def allow(route: str) -> Callable[[Request], Principal]:
-    roles, code = MATRIX[route]
-
-    def check(request: Request) -> Principal:
-        principal = authenticate(request)
-        if not principal.roles & roles:
-            raise CodError(code, f"권한 부족: 이 API는 {', '.join(sorted(r.value for r in roles))} 역할만 사용할 수"
-                                 f" 있습니다", {"requiredRoles": sorted(r.value for r in roles)})
-        return principal
-
-    return check
-
-
-def Allowed(route: str) -> Any:  # noqa: N802 - reads as a type in route signatures
-    return Annotated[Principal, Depends(allow(route))]
 
 
 def only_self(principal: Principal) -> bool:

@@ -18,8 +18,8 @@ from cryptography.fernet import Fernet
 from starlette.concurrency import run_in_threadpool
 
 from api.background import BackgroundTask
-from api.company_identity import CompanyIdentity, ProvenCredentials
 from api.errors import ApiError
+from api.security.company_identity import CompanyIdentity, ProvenCredentials
 from pipeline.broker.topics import INGEST_COMMANDS
 from pipeline.settings import Settings
 from pipeline.storage.db import run_on_cursor

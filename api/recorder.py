@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.background import BackgroundTask
 from api.limits import send_batches
+from api.security.bearer import bearer_token
 from pipeline.broker.kafka import make_producer
 from pipeline.broker.topics import CALLS_RAW
 from pipeline.calls.normalize import MAX_AGENT_ID, trace_id_from_headers
@@ -179,9 +180,10 @@ class CallRecorderMiddleware:
     def _identity(self, scope: Scope, state: dict[str, Any], h: dict[str, str]) -> tuple[str | None, str | None]:
         """Verified claims, else the identity headers of a trusted proxy; anyone else's headers are not believed."""
         principal = state.get("principal")
-        if principal is None and h.get("authorization", "").lower().startswith("bearer "):
+        if principal is None:
             try:
-                principal = verify_token(self.settings.jwt_key(), h["authorization"][7:].strip())
+                token = bearer_token(h.get("authorization"))
+                principal = verify_token(self.settings.jwt_key(), token) if token else None
             except TokenError:
                 principal = None
         if principal is not None:

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 
-from api.auth import require_roles
 from api.deps import CursorDep
 from api.errors import MAX_ERRORS, ApiError, clip
 from api.limits import TooLarge, publish_batches
+from api.security import bearer
 from pipeline.broker.topics import CALLS_RAW
 from pipeline.calls.normalize import Invalid, normalize_event
 from pipeline.security import Principal, Role
@@ -20,8 +20,8 @@ from schemas.calls import Accepted, CallHistoriesPublic, CallHistoryPublic
 
 router = APIRouter(prefix="/v1/call-histories", tags=["call histories"])
 
-Reader = Annotated[Principal, Depends(require_roles(Role.SYSTEM_ADMIN, Role.IAM_ADMIN, Role.SERVICE_ACCOUNT))]
-Writer = Annotated[Principal, Depends(require_roles(Role.SYSTEM_ADMIN, Role.SERVICE_ACCOUNT))]
+Reader = bearer(Role.SYSTEM_ADMIN, Role.IAM_ADMIN, Role.SERVICE_ACCOUNT)
+Writer = bearer(Role.SYSTEM_ADMIN, Role.SERVICE_ACCOUNT)
 MAX_POST_EVENTS = 10_000
 
 

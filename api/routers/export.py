@@ -16,14 +16,15 @@ import structlog
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from api.cod import Allowed, CodError, ok
+from api.cod import CodError, ok
 from api.deps import in_db
 from api.routers.predictions import prediction_public, z
+from api.security import matrix
 from pipeline.storage.queries import predictions as q
 
 log = structlog.get_logger(__name__)
 router = APIRouter(tags=["data export (seed 004)"])
-ExportAuth = Allowed("data_export")
+ExportAuth = matrix("data_export")
 TTL = timedelta(hours=24)
 Format = Literal["JSON", "CSV"]
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
+from api.security import public
 from pipeline.metrics import WORKER_EVENTS
 
 router = APIRouter(tags=["operations"])
@@ -31,8 +32,11 @@ def _workers(request: Request) -> list[dict[str, Any]]:
             for w, h, p, ts, c in rows]
 
 
-@router.get("/health", responses={503: {"description": "some part is down: the same report, `status: degraded`",
-                                         "content": {"application/json": {"schema": {"type": "object"}}}}})
+DEGRADED = {503: {"description": "some part is down: the same report, `status: degraded`",
+                  "content": {"application/json": {"schema": {"type": "object"}}}}}
+
+
+@router.get("/health", dependencies=[public("liveness, for load balancers and `streamdesk up`")], responses=DEGRADED)
 async def health(request: Request, response: Response) -> dict[str, Any]:
     state = request.app.state
     broker = await state.broker_health()
@@ -54,7 +58,8 @@ async def health(request: Request, response: Response) -> dict[str, Any]:
             "materializer": materializer, "recorder": {"sent": state.calls.sent, "buffered": len(state.calls.events)}}
 
 
-@router.get("/metrics", include_in_schema=False)
+@router.get("/metrics", include_in_schema=False,
+            dependencies=[public("Prometheus scrapes it; counters only, no tenant data")])
 async def metrics(request: Request) -> Response:
     for w in await run_in_threadpool(_workers, request):
         for c in w["counters"]:

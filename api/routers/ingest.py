@@ -12,17 +12,18 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Body, Query, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError
-from api.ingest_auth import company_reader, credentials, refuse_body_credentials
+from api.security import CompanyReader, CompanyStream, ProvenCompany, public
+from api.security.company_keys import refuse_body_credentials
 from pipeline.storage.queries import ingest as q
 from schemas.ingest import TERMINAL, IngestOptions, JobOptions, Priority
 
 router = APIRouter(tags=["ingest (seed 000)"])
-Company = Annotated[str, Depends(company_reader)]
+Company = CompanyReader
 RawBody = Annotated[dict[str, Any], Body(default_factory=dict, description="collection options only")]
 SYNC_TIMEOUT_S = 900.0
 MARK_TIMEOUT_S = 60.0  # a completed run waits this long for its records to be stored and embedded
@@ -70,12 +71,10 @@ def job_summary(job: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.post("/ingest/jobs", status_code=202)
-async def create_job(request: Request, body: RawBody) -> dict[str, Any]:
-    """Creates a job (`queued`); with `auto_start` a worker picks it up at once."""
-    refuse_body_credentials(body)
-    creds = credentials(request)
+async def create_job(request: Request, proven: ProvenCompany, body: RawBody) -> dict[str, Any]:
+    """Creates a job (`queued`) for a company whose key the platform confirmed; with `auto_start` a worker picks
+    it up at once."""
     opts = _options(JobOptions, body)
-    proven = await request.app.state.jobs.identity.prove(request, creds)  # before anything is done
     job = await request.app.state.jobs.create(proven, opts, _ignored(request))
     url = f"/ingest/jobs/{job['job_id']}"
     host = request.headers.get("host", f"{request.url.hostname}:{request.url.port}")
@@ -209,12 +208,10 @@ def _message(action: str, status: str, done: int, total: int | None) -> str:
 
 
 @router.websocket("/ingest/jobs/{job_id}/stream")
-async def stream_job(ws: WebSocket, job_id: str) -> None:
+async def stream_job(ws: WebSocket, job_id: str, company: CompanyStream) -> None:
     """Pushes the job's state whenever it changes, until it finishes (the seed's planned live stream)."""
-    try:
-        company = company_reader(ws)  # type: ignore[arg-type] - the same headers (or a token) as the GET
-    except ApiError as exc:
-        await ws.close(code=4401, reason=exc.message[:120])
+    if company is None:  # the same headers (or a token) as the GET
+        await ws.close(code=4401, reason="send X-Company-ID with its X-API-Key, or Authorization: Bearer <token>")
         return
     await ws.accept()
     jobs, last = ws.app.state.jobs, None
@@ -236,13 +233,11 @@ async def stream_job(ws: WebSocket, job_id: str) -> None:
 
 
 @router.post("/ingest")
-async def ingest_now(request: Request, body: RawBody) -> dict[str, Any]:
+async def ingest_now(request: Request, proven: ProvenCompany, body: RawBody) -> dict[str, Any]:
     """Runs a collection and answers when it is done (the seed's synchronous route; small runs)."""
-    refuse_body_credentials(body)
-    creds = credentials(request)
+    creds = proven.creds
     opts = JobOptions.model_validate(_options(IngestOptions, body).model_dump())
     started = datetime.now(UTC)
-    proven = await request.app.state.jobs.identity.prove(request, creds)  # before anything is done
     job = await request.app.state.jobs.create(proven, opts, _ignored(request))
     job = await _until_done(request, creds.company, job["job_id"])
     if job["status"] == "failed":
@@ -301,7 +296,8 @@ def _table_counts(cur, company: str) -> dict[str, int]:  # noqa: ANN001
             for t in ("tickets", "conversations", "integrated_objects", "kb_articles") if t in existing}
 
 
-@router.get("/ingest", include_in_schema=False)
+@router.get("/ingest", include_in_schema=False,
+            dependencies=[public("answers a GET with what to do instead; runs nothing")])
 async def ingest_get(request: Request) -> None:
     """The seed's first pitfall: GET with query parameters. Nothing runs; the answer says what to do instead."""
     ignored = sorted(request.query_params)

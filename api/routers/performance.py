@@ -9,14 +9,15 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.cod import Allowed, ok, tenant_filter
+from api.cod import ok, tenant_filter
 from api.routers.predictions import z
+from api.security import matrix
 from pipeline.storage.queries import performance as perf
 from schemas.debate import AgentType
 
 router = APIRouter(tags=["performance (seed 004)"])
-OverviewAuth = Allowed("performance_overview")
-AgentsAuth = Allowed("performance_agents")
+OverviewAuth = matrix("performance_overview")
+AgentsAuth = matrix("performance_agents")
 Period = Literal["1d", "7d", "30d"]
 SLOW_MS = 1000  # our own target: POST predict -> COMPLETED p95 under 1 s
 

@@ -13,10 +13,11 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from api.cod import Allowed, CodError, ok, only_self, subject_user, tenant_filter, visible
+from api.cod import CodError, ok, only_self, subject_user, tenant_filter, visible
 from api.deps import in_db
 from api.errors import MAX_ERRORS, validation_details
 from api.limits import TooLarge, publish_batches
+from api.security import matrix
 from pipeline.broker.topics import SLEEP_RECORDS
 from pipeline.predictions.voice import RULES_INFO
 from pipeline.storage.queries import predictions as q
@@ -26,13 +27,13 @@ from schemas.sleep import SleepRecord
 router = APIRouter(tags=["predictions (seed 004)"])
 MAX_OFFSET = 1_000_000  # far past any user's history; bigger numbers would overflow DuckDB's BIGINT
 
-PredictAuth = Allowed("predict")
-PredictionAuth = Allowed("prediction")
-HistoryAuth = Allowed("history")
-DebateAuth = Allowed("debate")
-AnalysisAuth = Allowed("analysis")
-RecommendationsAuth = Allowed("recommendations")
-SleepRecordsAuth = Allowed("sleep_records")
+PredictAuth = matrix("predict")
+PredictionAuth = matrix("prediction")
+HistoryAuth = matrix("history")
+DebateAuth = matrix("debate")
+AnalysisAuth = matrix("analysis")
+RecommendationsAuth = matrix("recommendations")
+SleepRecordsAuth = matrix("sleep_records")
 
 
 def z(v: datetime | None) -> str | None:

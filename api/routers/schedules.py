@@ -8,16 +8,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from api.cod import Allowed, CodError, ok, subject_user, visible
+from api.cod import CodError, ok, subject_user, visible
 from api.deps import in_db
 from api.routers.predictions import z
+from api.security import matrix
 from pipeline.storage.queries import schedules as sq
 from schemas.predictions import ScheduleUpdateBody
 
 router = APIRouter(tags=["schedules (seed 004)"])
-CurrentAuth = Allowed("schedule_current")
-UpdateAuth = Allowed("schedule_update")
-DeleteAuth = Allowed("schedule_delete")
+CurrentAuth = matrix("schedule_current")
+UpdateAuth = matrix("schedule_update")
+DeleteAuth = matrix("schedule_delete")
 
 
 def public(s: dict[str, Any]) -> dict[str, Any]:

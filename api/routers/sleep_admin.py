@@ -13,9 +13,10 @@ import structlog
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from api.cod import Allowed, CodError, ok, tenant_filter
+from api.cod import CodError, ok, tenant_filter
 from api.deps import in_db
 from api.routers.predictions import prediction_public, z
+from api.security import matrix
 from pipeline.broker.topics import PRIVACY_ERASURES
 from pipeline.storage.queries import predictions as q
 from pipeline.storage.queries import user_data
@@ -23,10 +24,10 @@ from schemas.predictions import ArchiveBody, EraseBody, RestoreBody
 
 log = structlog.get_logger(__name__)
 router = APIRouter(tags=["data management (seed 004)"])
-UserPredictionsAuth = Allowed("admin_user_predictions")
-ArchiveAuth = Allowed("admin_archive")
-RestoreAuth = Allowed("admin_restore")
-DeleteAuth = Allowed("admin_delete")
+UserPredictionsAuth = matrix("admin_user_predictions")
+ArchiveAuth = matrix("admin_archive")
+RestoreAuth = matrix("admin_restore")
+DeleteAuth = matrix("admin_delete")
 CODE_TTL = timedelta(minutes=10)
 
 

@@ -20,9 +20,9 @@ from typing import Any
 import structlog
 from fastapi import Request
 
-from api.auth import principal_from_request
 from api.errors import ApiError
-from api.ingest_auth import Credentials, key_hash
+from api.security.bearer import optional_principal
+from api.security.company_keys import Credentials, key_hash
 from pipeline.connectors.freshdesk.client import FreshdeskClient
 from pipeline.connectors.freshdesk.errors import (
     FreshdeskAuthError,
@@ -30,7 +30,7 @@ from pipeline.connectors.freshdesk.errors import (
     FreshdeskError,
     FreshdeskUnavailable,
 )
-from pipeline.security import Principal, Role, TokenError
+from pipeline.security import Principal, Role
 from pipeline.settings import Settings
 from pipeline.storage.queries import ingest as q
 
@@ -57,7 +57,7 @@ class CompanyIdentity:
         self._bind = asyncio.Lock()  # one api process: the first binding of a company happens once
 
     async def prove(self, request: Request, creds: Credentials) -> ProvenCredentials:
-        admin = _admin_of(request, creds.company, self.settings.jwt_key())
+        admin = _admin_of(request, creds.company)
         await self._check_domain(creds, admin)  # refused before anyone asks Freshdesk anything
         digest = key_hash(self.settings.fernet_key(), creds.company, creds.api_key)
         if not await self._known(digest, creds):
@@ -128,12 +128,9 @@ def _refusal(creds: Credentials, exc: FreshdeskError) -> ApiError:
                     code="PLATFORM_ERROR", details={"domain": domain})
 
 
-def _admin_of(request: Request, company: str, jwt_key: str) -> Principal | None:
+def _admin_of(request: Request, company: str) -> Principal | None:
     """The Bearer token's principal when it is an iam_admin or system_admin of this company's tenant."""
-    try:
-        principal = principal_from_request(request, jwt_key)
-    except TokenError as exc:
-        raise ApiError(401, f"bad bearer token: {exc}", code="UNAUTHORIZED") from None
+    principal = optional_principal(request)
     if principal is None or principal.tenant_id != company or not principal.has(*ADMIN_ROLES):
         return None
     return principal

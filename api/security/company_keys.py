@@ -1,10 +1,9 @@
-"""Seed 000's credentials: the four headers for creating jobs; company + key (or a token) for everything else.
+"""Seed 000's company credentials: the four headers for creating jobs; company + key (or a token) for the rest.
 
 Credentials come from headers only (the seed's rule). Creating a job needs a key the platform confirms
-(api/company_identity.py). Reads, control, metrics, search and sync-summaries need `X-Company-ID` plus either one
-of that company's confirmed keys in `X-API-Key` — compared with the keyed hashes stored when the platform
-confirmed them — or a Bearer token of that tenant (docs/decisions.md "Authorisation"). The key itself is never
-stored or logged.
+(company_identity.py). Reads, control, metrics, search and sync-summaries need `X-Company-ID` plus either one of
+that company's confirmed keys in `X-API-Key` — compared with the keyed hashes stored when the platform confirmed
+them — or a Bearer token of that tenant (docs/decisions.md "Authorisation"). The key is never stored or logged.
 """
 
 from __future__ import annotations
@@ -14,12 +13,11 @@ import hmac
 import re
 from dataclasses import dataclass
 
-from fastapi import Request
 from pydantic import SecretStr
+from starlette.requests import HTTPConnection, Request
 
-from api.auth import principal_from_request
 from api.errors import ApiError
-from pipeline.security import TokenError
+from api.security.bearer import optional_principal
 from pipeline.storage.db import run_on_cursor
 from pipeline.storage.queries import ingest as q
 
@@ -60,18 +58,14 @@ def credentials(request: Request) -> Credentials:
     return Credentials(h["X-Company-ID"].strip(), platform, domain, SecretStr(h["X-API-Key"].strip()))
 
 
-def company_reader(request: Request) -> str:
+def company_of(conn: HTTPConnection) -> str:
     """The company a read or control request may act for; 401 naming the headers when it proves nothing."""
-    company = request.headers.get("X-Company-ID", "").strip()
-    try:
-        principal = principal_from_request(request, request.app.state.settings.jwt_key())
-    except TokenError as exc:
-        raise ApiError(401, f"bad bearer token: {exc}", code="UNAUTHORIZED") from None
+    company = conn.headers.get("X-Company-ID", "").strip()
+    principal = optional_principal(conn)
     if principal is not None and (not company or company == principal.tenant_id):
-        request.state.principal = principal
         return principal.tenant_id
-    key = request.headers.get("X-API-Key", "").strip()
-    if company and key and _known_key(request, company, SecretStr(key)):
+    key = conn.headers.get("X-API-Key", "").strip()
+    if company and key and _known_key(conn, company, SecretStr(key)):
         return company
     raise ApiError(401, "send X-Company-ID with that company's X-API-Key (a key Freshdesk confirmed when one of "
                         "its jobs was created), "
@@ -79,9 +73,9 @@ def company_reader(request: Request) -> str:
                    details={"headers": ["X-Company-ID", "X-API-Key"], "or": "Authorization: Bearer"})
 
 
-def _known_key(request: Request, company: str, key: SecretStr) -> bool:
-    digest = key_hash(request.app.state.settings.fernet_key(), company, key)
-    hashes = run_on_cursor(request.app.state.db, q.verified_keys, company)  # unconfirmed keys open nothing
+def _known_key(conn: HTTPConnection, company: str, key: SecretStr) -> bool:
+    digest = key_hash(conn.app.state.settings.fernet_key(), company, key)
+    hashes = run_on_cursor(conn.app.state.db, q.verified_keys, company)  # unconfirmed keys open nothing
     return any(hmac.compare_digest(digest, h) for h in hashes)
 
 

@@ -1,0 +1,71 @@
+"""The api's one way to publish: one producer, every send bounded in time, every failure one `PublishFailed`.
+
+A route that publishes answers within `publish_timeout_s` whatever the broker does: a dead broker is a 503
+(with Retry-After) in the route's error shape, never a hang. A send that timed out may still land later; the
+records it carries have deterministic keys, so a client's retry is at-least-once, never a silent loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+
+from pipeline.broker.kafka import make_producer
+from pipeline.settings import Settings
+
+RETRY_AFTER_S = 5
+
+
+class PublishFailed(Exception):
+    """The broker did not take the message in time; `api/errors.py` answers 503 in the route's shape."""
+
+    def __init__(self, topic: str, reason: str) -> None:
+        super().__init__(f"could not publish to {topic}: {reason}")
+        self.topic = topic
+        self.reason = reason
+
+
+class Publisher:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> tuple[int, int]:
+        """Publish one message to a pipeline topic (by its unprefixed name); returns (partition, offset)."""
+        return (await self.send_many(topic, [(key, value)]))[0]
+
+    async def send_many(self, topic: str, messages: Sequence[tuple[bytes | None, bytes]]) -> list[tuple[int, int]]:
+        """Publish messages in order; all are acknowledged, or PublishFailed within the time limit."""
+        name = self.settings.topic(topic)
+        try:
+            return await asyncio.wait_for(self._send(name, messages), self.settings.publish_timeout_s)
+        except TimeoutError:
+            raise PublishFailed(name, f"the broker did not answer within {self.settings.publish_timeout_s:g} s") \
+                from None
+        except Exception as exc:  # noqa: BLE001 - any client or broker error is the same answer to the caller
+            raise PublishFailed(name, str(exc) or type(exc).__name__) from None
+
+    async def _send(self, topic: str, messages: Sequence[tuple[bytes | None, bytes]]) -> list[tuple[int, int]]:
+        producer = await self._started()
+        futures = [await producer.send(topic, value, key=key) for key, value in messages]
+        landed = await asyncio.gather(*futures)
+        return [(md.partition, md.offset) for md in landed]
+
+    async def _started(self) -> AIOKafkaProducer:
+        async with self._lock:
+            if self._producer is None:
+                producer = make_producer(self.settings)
+                try:
+                    await producer.start()
+                except BaseException:
+                    await producer.stop()
+                    raise
+                self._producer = producer
+        return self._producer
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
