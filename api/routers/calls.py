@@ -83,8 +83,8 @@ def call_history_stats(
 
 @router.get("/{call_id}", response_model=CallHistoryPublic)
 def get_call_history(call_id: str, principal: Reader, cur: CursorDep) -> dict[str, Any]:
-    row = get_call(cur, call_id)
-    if row is None or (not principal.has(Role.SYSTEM_ADMIN) and row["tenant_id"] != principal.tenant_id):
+    row = get_call(cur, call_id, None if principal.has(Role.SYSTEM_ADMIN) else principal.tenant_id)
+    if row is None:
         raise ApiError(404, f"no call history {call_id}")  # another tenant's record does not exist for you
     return row
 

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import duckdb
 
+from pipeline.storage.migrations import migrate
 from pipeline.storage.schema import DDL
 
 T = TypeVar("T")
@@ -48,4 +49,5 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     if not read_only:
         for statement in DDL:
             con.execute(statement)
+        migrate(con)
     return con

@@ -8,8 +8,8 @@ from pipeline.storage.ticket_tables import TICKET_DDL
 DDL: tuple[str, ...] = (
     """
     CREATE TABLE IF NOT EXISTS sys_api_call_histories (
-        api_call_history_id VARCHAR PRIMARY KEY,
-        tenant_id VARCHAR,
+        api_call_history_id VARCHAR,
+        tenant_id VARCHAR DEFAULT '',  -- '' when the event names no tenant: a key column cannot be NULL
         user_id VARCHAR,
         agent_id VARCHAR(100),
         method VARCHAR,
@@ -24,7 +24,9 @@ DDL: tuple[str, ...] = (
         trace_id VARCHAR,
         error_code VARCHAR,
         source VARCHAR,
-        created_at TIMESTAMPTZ
+        created_at TIMESTAMPTZ,
+        -- Ids are caller-supplied or derived: keyed per tenant, one tenant's id can never hide another's row.
+        PRIMARY KEY (tenant_id, api_call_history_id)
     )
     """,
     """
@@ -101,17 +103,19 @@ DDL: tuple[str, ...] = (
     """,
     """
     CREATE TABLE IF NOT EXISTS prediction_schedules (
-        schedule_id VARCHAR PRIMARY KEY, tenant VARCHAR, user_id VARCHAR, bedtime_goal TIMESTAMPTZ,
+        schedule_id VARCHAR, tenant VARCHAR, user_id VARCHAR, bedtime_goal TIMESTAMPTZ,
         scheduled_trigger_time TIMESTAMPTZ, status VARCHAR, retry_count INTEGER, next_execution TIMESTAMPTZ,
         timezone VARCHAR, reason VARCHAR, last_prediction_id VARCHAR, last_error VARCHAR,
-        created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ
+        created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ,
+        PRIMARY KEY (tenant, schedule_id)  -- ids name a user: another tenant's same user id is another row
     )
     """,
     """
     CREATE TABLE IF NOT EXISTS data_exports (
-        export_id VARCHAR PRIMARY KEY, tenant VARCHAR, user_id VARCHAR, status VARCHAR, format VARCHAR,
+        export_id VARCHAR, tenant VARCHAR, user_id VARCHAR, status VARCHAR, format VARCHAR,
         include_raw BOOLEAN, created_at TIMESTAMPTZ, completed_at TIMESTAMPTZ, expires_at TIMESTAMPTZ,
-        content BLOB, error VARCHAR
+        content BLOB, error VARCHAR,
+        PRIMARY KEY (tenant, export_id)  -- ids name a user: another tenant's same user id is another row
     )
     """,
     """
