@@ -34,7 +34,8 @@ def _workers(request: Request) -> list[dict[str, Any]]:
 @router.get("/health")
 async def health(request: Request, response: Response) -> dict[str, Any]:
     state = request.app.state
-    broker = await state.broker_health()
+    # Unauthenticated: no cluster id, which seeds every derived call id (pipeline/ids.py).
+    broker = {k: v for k, v in (await state.broker_health()).items() if k != "cluster_id"}
     try:
         await run_in_threadpool(lambda: state.db.cursor().execute("SELECT 1").fetchone())
         duck = {"ok": True, "path": str(state.settings.db_path)}
