@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import orjson
@@ -17,6 +17,7 @@ from pipeline.security import Role
 from pipeline.storage.db import connect
 from pipeline.storage.materializer import Materializer
 from pipeline.storage.migrations import primary_key
+from pipeline.storage.queries import schedules as sq
 from pipeline.storage.sinks import platform_sinks
 from tests.helpers import call_event, start_cli, stop_process, wait_for
 from tests.integration.conftest import env_for
@@ -66,6 +67,21 @@ def test_two_tenants_schedules_for_one_user_id_never_meet(api):
     assert [(sid, status) for sid, status, _ in rows] == [(a_sid, "SCHEDULED")]
     mine = api.get(f"{P}/schedules/current?userId={user}", headers=admin_a).json()["data"]
     assert mine["scheduleId"] == a_sid and mine["status"] == "SCHEDULED"
+
+
+def test_a_schedule_made_twice_at_once_is_one_schedule_not_an_error(tmp_path):
+    """The scheduler loop and GET …/schedules/current may both create a user's next schedule: the second gets
+    the first's row (before: a duplicate-key error, a 500)."""
+    con = connect(tmp_path / "s.duckdb")
+    bedtime, lead = datetime(2030, 1, 1, 23, tzinfo=UTC), timedelta(hours=1)
+    first = sq.create(con.cursor(), "t", "u", bedtime, lead, "UTC", "TREATMENT_BEDTIME_GOAL")
+    second = sq.create(con.cursor(), "t", "u", bedtime, lead, "UTC", "NEXT_NIGHT")
+    other = sq.create(con.cursor(), "t2", "u", bedtime, lead, "UTC", "NEXT_NIGHT")
+    assert second["schedule_id"] == first["schedule_id"] and second["reason"] == "TREATMENT_BEDTIME_GOAL"
+    assert other["schedule_id"] != first["schedule_id"]
+    assert con.execute("SELECT tenant, count(*) FROM prediction_schedules GROUP BY ALL ORDER BY 1").fetchall() == [
+        ("t", 1), ("t2", 1)]
+    con.close()
 
 
 def test_health_does_not_tell_strangers_the_cluster_id(api, broker):

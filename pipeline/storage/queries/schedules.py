@@ -70,15 +70,16 @@ def active_for(cur: duckdb.DuckDBPyConnection, tenant: str, user_id: str) -> dic
 
 def create(cur: duckdb.DuckDBPyConnection, tenant: str, user_id: str, bedtime: datetime, lead: timedelta,
            timezone: str, reason: str) -> dict[str, Any]:
+    """The schedule for this bedtime as stored: if the scheduler loop or a concurrent request made it first, theirs."""
     now = datetime.now(UTC)
     trigger = bedtime - lead
     row = {"schedule_id": schedule_id(tenant, user_id, bedtime), "tenant": tenant, "user_id": user_id,
            "bedtime_goal": bedtime, "scheduled_trigger_time": trigger, "status": "SCHEDULED", "retry_count": 0,
            "next_execution": trigger, "timezone": timezone, "reason": reason, "last_prediction_id": None,
            "last_error": None, "created_at": now, "updated_at": now}
-    cur.execute(f"INSERT INTO prediction_schedules ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
-                [row[c] for c in COLUMNS])
-    return row
+    cur.execute(f"INSERT OR IGNORE INTO prediction_schedules ({', '.join(COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(COLUMNS))})", [row[c] for c in COLUMNS])
+    return get(cur, tenant, row["schedule_id"]) or row
 
 
 def set_status(cur: duckdb.DuckDBPyConnection, tenant: str, sid: str, status: str, **fields: Any) -> None:
