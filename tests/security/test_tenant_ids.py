@@ -91,6 +91,27 @@ def test_health_does_not_tell_strangers_the_cluster_id(api, broker):
     assert broker.cluster_id not in r.text
 
 
+def test_the_same_call_id_posted_by_two_tenants_is_two_rows_each_read_by_its_tenant(api):
+    """POST /v1/call-histories with an id another tenant used first: stored, and GET by id finds one's own row."""
+    call_id = "shared-post-1"
+    for tenant in ("ids-post-a", "ids-post-b"):
+        event = call_event(0, tenant_id=tenant, api_call_history_id=call_id, path=f"/{tenant}")
+        r = api.post("/v1/call-histories", json=event, headers=auth(api, Role.SERVICE_ACCOUNT, "svc", tenant))
+        assert r.status_code == 202 and r.json()["ids"] == [call_id], r.text
+
+    def stored() -> bool:
+        return api.app.state.db.cursor().execute("SELECT count(*) FROM sys_api_call_histories WHERE "
+                                                 "api_call_history_id = ?", [call_id]).fetchone()[0] >= 2
+
+    wait_for(stored, 20, "both tenants' rows")
+    for tenant in ("ids-post-a", "ids-post-b"):
+        r = api.get(f"/v1/call-histories/{call_id}", headers=auth(api, Role.IAM_ADMIN, "adm", tenant))
+        assert r.status_code == 200 and (r.json()["tenant_id"], r.json()["path"]) == (tenant, f"/{tenant}")
+    admin = auth(api, Role.SYSTEM_ADMIN, "root", "ids-post-a")
+    r = api.get(f"/v1/call-histories/{call_id}?tenant_id=ids-post-b", headers=admin)
+    assert r.status_code == 200 and r.json()["tenant_id"] == "ids-post-b"
+
+
 def _send(settings, values: list[bytes]) -> None:
     """In order, all to partition 0: the test knows each message's offset."""
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, max_in_flight_requests_per_connection=1)
