@@ -68,7 +68,7 @@ class Scheduler:
         now = datetime.now(UTC)
         for tenant, user, treatment in self._in_db(sq.users_needing_schedule):
             bedtime = sq.next_bedtime(treatment, now, self.lead)
-            if bedtime is not None and self._in_db(sq.get, sq.schedule_id(user, bedtime)) is None:
+            if bedtime is not None and self._in_db(sq.get, tenant, sq.schedule_id(tenant, user, bedtime)) is None:
                 self._in_db(sq.create, tenant, user, bedtime, self.lead, treatment.timezone, "TREATMENT_BEDTIME_GOAL")
                 log.info("schedule_created", tenant=tenant, user_id=user, bedtime=bedtime.isoformat())
 
@@ -76,7 +76,8 @@ class Scheduler:
         sid = s["schedule_id"]
         treatment = await run_in_threadpool(self._in_db, sq.latest_treatment, s["tenant"], s["user_id"])
         if treatment is not None and treatment.paused:
-            await run_in_threadpool(lambda: self._in_db(sq.set_status, sid, "PAUSED", last_error="COD_S004"))
+            await run_in_threadpool(lambda: self._in_db(sq.set_status, s["tenant"], sid, "PAUSED",
+                                                        last_error="COD_S004"))
             return
         try:
             data = await self.predictor.start(s["tenant"], s["user_id"], TriggerType.AUTO_SCHEDULE, "scheduler",
@@ -85,7 +86,7 @@ class Scheduler:
             await run_in_threadpool(self._failed, s, f"{exc.code}: {exc.message}")
             return
         self.triggered += 1
-        await run_in_threadpool(lambda: self._in_db(sq.set_status, sid, "TRIGGERED",
+        await run_in_threadpool(lambda: self._in_db(sq.set_status, s["tenant"], sid, "TRIGGERED",
                                                     last_prediction_id=data["predictionId"]))
         log.info("schedule_triggered", schedule_id=sid, prediction_id=data["predictionId"])
         await run_in_threadpool(self._next_night, s)
@@ -93,16 +94,17 @@ class Scheduler:
     def _failed(self, s: dict, error: str) -> None:
         retries = s["retry_count"] + 1
         if retries > self.settings.schedule_max_retries:
-            self._in_db(sq.set_status, s["schedule_id"], "FAILED", retry_count=retries - 1, last_error=error)
+            self._in_db(sq.set_status, s["tenant"], s["schedule_id"], "FAILED", retry_count=retries - 1,
+                        last_error=error)
             log.warning("schedule_failed", schedule_id=s["schedule_id"], error=error)
             self._next_night(s)
             return
         retry_at = datetime.now(UTC) + timedelta(seconds=self.settings.schedule_retry_s)
-        self._in_db(sq.set_status, s["schedule_id"], "RETRYING", retry_count=retries, next_execution=retry_at,
-                    last_error=error)
+        self._in_db(sq.set_status, s["tenant"], s["schedule_id"], "RETRYING", retry_count=retries,
+                    next_execution=retry_at, last_error=error)
         log.info("schedule_retry", schedule_id=s["schedule_id"], retry=retries, at=retry_at.isoformat(), error=error)
 
     def _next_night(self, s: dict) -> None:
         bedtime = s["bedtime_goal"] + timedelta(days=1)
-        if self._in_db(sq.get, sq.schedule_id(s["user_id"], bedtime)) is None:
+        if self._in_db(sq.get, s["tenant"], sq.schedule_id(s["tenant"], s["user_id"], bedtime)) is None:
             self._in_db(sq.create, s["tenant"], s["user_id"], bedtime, self.lead, s["timezone"], "NEXT_NIGHT")

@@ -70,10 +70,12 @@ def _build(cur: duckdb.DuckDBPyConnection, export_id: str, tenant: str, user_id:
     try:
         content = render(collect(cur, tenant, user_id, raw), fmt)
         cur.execute("UPDATE data_exports SET status = 'COMPLETED', content = ?, completed_at = now(), "
-                    "expires_at = ? WHERE export_id = ?", [content, datetime.now(UTC) + TTL, export_id])
+                    "expires_at = ? WHERE tenant = ? AND export_id = ?", [content, datetime.now(UTC) + TTL, tenant,
+                                                                          export_id])
     except Exception as exc:  # noqa: BLE001 - the export fails visibly, never silently
         log.exception("export_failed", export_id=export_id)
-        cur.execute("UPDATE data_exports SET status = 'FAILED', error = ? WHERE export_id = ?", [str(exc), export_id])
+        cur.execute("UPDATE data_exports SET status = 'FAILED', error = ? WHERE tenant = ? AND export_id = ?",
+                    [str(exc), tenant, export_id])
 
 
 def public(row: tuple, prefix: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from api.cod import CodError, ok, subject_user, visible
+from api.cod import CodError, ok, subject_user, tenant_filter, visible
 from api.deps import in_db
 from api.routers.predictions import z
 from api.security import matrix
@@ -60,15 +60,15 @@ def _reschedule(cur, tenant: str, body: ScheduleUpdateBody, lead: timedelta) -> 
         raise CodError("COD_001", f"newBedtimeGoal은 트리거 시간({lead.total_seconds() / 60:.0f}분 전)이 "
                                   "미래가 되어야 합니다")
     active = sq.active_for(cur, tenant, body.user_id)
-    duplicate = sq.get(cur, sq.schedule_id(body.user_id, bedtime))
+    duplicate = sq.get(cur, tenant, sq.schedule_id(tenant, body.user_id, bedtime))
     if (active or duplicate) and not body.force_reschedule:
         existing = (active or duplicate)["schedule_id"]
         raise CodError("COD_S003", "중복 스케줄 생성 시도: 기존 스케줄이 있습니다 (forceReschedule: true로 교체)",
                        {"existingScheduleId": existing})
     for old in {s["schedule_id"] for s in (active, duplicate) if s}:
-        sq.set_status(cur, old, "CANCELLED", reason=f"REPLACED: {body.reason}")
+        sq.set_status(cur, tenant, old, "CANCELLED", reason=f"REPLACED: {body.reason}")
     if duplicate:
-        cur.execute("DELETE FROM prediction_schedules WHERE schedule_id = ?", [duplicate["schedule_id"]])
+        sq.delete(cur, tenant, duplicate["schedule_id"])
     timezone = treatment.timezone if treatment else "UTC"
     return {**sq.create(cur, tenant, body.user_id, bedtime, lead, timezone, body.reason),
             "previous": active["schedule_id"] if active else None}
@@ -82,12 +82,12 @@ async def update_schedule(request: Request, principal: UpdateAuth, body: Schedul
 
 
 def _cancel(cur, principal, sid: str) -> dict[str, Any]:  # noqa: ANN001
-    s = sq.get(cur, sid)
+    s = sq.get(cur, tenant_filter(principal), sid)
     if s is None or not visible(principal, s["tenant"], s["user_id"]):
         raise CodError("COD_004", f"스케줄을 찾을 수 없습니다: {sid}")
     if s["status"] in sq.ACTIVE:
-        sq.set_status(cur, sid, "CANCELLED", reason="CANCELLED_BY_ADMIN")
-    return sq.get(cur, sid)
+        sq.set_status(cur, s["tenant"], sid, "CANCELLED", reason="CANCELLED_BY_ADMIN")
+    return sq.get(cur, s["tenant"], sid)
 
 
 @router.delete("/schedules/{schedule_id}")

@@ -11,7 +11,8 @@ from typing import Any, TypeVar
 import duckdb
 
 from pipeline.settings import private_dir
-from pipeline.storage.schema import DDL, migrate
+from pipeline.storage.migrations import migrate
+from pipeline.storage.schema import DDL
 
 T = TypeVar("T")
 

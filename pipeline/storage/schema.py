@@ -1,15 +1,8 @@
 """DuckDB tables. `sys_api_call_histories` is typed exactly as docs/architecture.md "DuckDB tables" gives
 it, so seed 003's check queries run verbatim.
-
-`migrate` brings older files up to date. `company_keys` was once keyed by (tenant, platform, domain), one key
-each, stored unverified; DuckDB cannot change a primary key, so the table is rebuilt under the new key and its
-old rows are kept with `verified_at` NULL: they authenticate nothing until the platform confirms the key again
-(the next job created with it), because nobody ever checked them.
 """
 
 from __future__ import annotations
-
-import duckdb
 
 from pipeline.storage.ticket_tables import TICKET_DDL
 
@@ -25,8 +18,8 @@ COMPANY_KEYS = """
 DDL: tuple[str, ...] = (
     """
     CREATE TABLE IF NOT EXISTS sys_api_call_histories (
-        api_call_history_id VARCHAR PRIMARY KEY,
-        tenant_id VARCHAR,
+        api_call_history_id VARCHAR,
+        tenant_id VARCHAR DEFAULT '',  -- '' when the event names no tenant: a key column cannot be NULL
         user_id VARCHAR,
         agent_id VARCHAR(100),
         method VARCHAR,
@@ -41,7 +34,9 @@ DDL: tuple[str, ...] = (
         trace_id VARCHAR,
         error_code VARCHAR,
         source VARCHAR,
-        created_at TIMESTAMPTZ
+        created_at TIMESTAMPTZ,
+        -- Ids are caller-supplied or derived: keyed per tenant, one tenant's id can never hide another's row.
+        PRIMARY KEY (tenant_id, api_call_history_id)
     )
     """,
     """
@@ -118,17 +113,19 @@ DDL: tuple[str, ...] = (
     """,
     """
     CREATE TABLE IF NOT EXISTS prediction_schedules (
-        schedule_id VARCHAR PRIMARY KEY, tenant VARCHAR, user_id VARCHAR, bedtime_goal TIMESTAMPTZ,
+        schedule_id VARCHAR, tenant VARCHAR, user_id VARCHAR, bedtime_goal TIMESTAMPTZ,
         scheduled_trigger_time TIMESTAMPTZ, status VARCHAR, retry_count INTEGER, next_execution TIMESTAMPTZ,
         timezone VARCHAR, reason VARCHAR, last_prediction_id VARCHAR, last_error VARCHAR,
-        created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ
+        created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ,
+        PRIMARY KEY (tenant, schedule_id)  -- ids name a user: another tenant's same user id is another row
     )
     """,
     """
     CREATE TABLE IF NOT EXISTS data_exports (
-        export_id VARCHAR PRIMARY KEY, tenant VARCHAR, user_id VARCHAR, status VARCHAR, format VARCHAR,
+        export_id VARCHAR, tenant VARCHAR, user_id VARCHAR, status VARCHAR, format VARCHAR,
         include_raw BOOLEAN, created_at TIMESTAMPTZ, completed_at TIMESTAMPTZ, expires_at TIMESTAMPTZ,
-        content BLOB, error VARCHAR
+        content BLOB, error VARCHAR,
+        PRIMARY KEY (tenant, export_id)  -- ids name a user: another tenant's same user id is another row
     )
     """,
     """
@@ -183,22 +180,3 @@ DDL: tuple[str, ...] = (
     """,
     *TICKET_DDL,  # derived from schemas/tickets.py (pipeline/storage/ticket_tables.py)
 )
-
-
-def migrate(con: duckdb.DuckDBPyConnection) -> None:
-    """Rebuild a `company_keys` of the old shape (no `verified_at`): create, copy, swap, in one transaction."""
-    columns = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = "
-                                         "'company_keys' AND table_schema = 'main'").fetchall()}
-    if "verified_at" in columns:
-        return
-    con.execute("BEGIN")
-    try:
-        con.execute("ALTER TABLE company_keys RENAME TO company_keys_unverified")
-        con.execute(COMPANY_KEYS)
-        con.execute("INSERT INTO company_keys SELECT tenant, platform, domain, key_hash, created_at, NULL "
-                    "FROM company_keys_unverified")
-        con.execute("DROP TABLE company_keys_unverified")
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 from aiokafka.structs import ConsumerRecord
 
 from pipeline.broker.topics import (
@@ -37,7 +38,16 @@ def build_calls(msgs: Sequence[ConsumerRecord], ctx: Context) -> Built:
         except (pa.ArrowInvalid, TypeError) as exc:
             rejected.append((m, f"not an Arrow batch of call records: {exc}"))
     table = pa.concat_tables(tables) if tables else CALLS_SCHEMA.empty_table()
-    return Built(table, rejected)
+    return Built(keyed_by_tenant(table), rejected)
+
+
+def keyed_by_tenant(table: pa.Table) -> pa.Table:
+    """An event without a tenant is stored under '' (the key is (tenant_id, id), and key columns are not NULL)."""
+    i = table.schema.get_field_index("tenant_id")
+    tenants = table.column(i)
+    if not tenants.null_count:
+        return table
+    return table.set_column(i, table.schema.field(i), pc.fill_null(tenants, ""))
 
 
 def build_dead_letters(msgs: Sequence[ConsumerRecord], ctx: Context) -> Built:

@@ -79,9 +79,11 @@ def list_calls(cur: duckdb.DuckDBPyConnection, f: CallFilters, limit: int,
     return items, nxt
 
 
-def get_call(cur: duckdb.DuckDBPyConnection, call_id: str) -> dict[str, Any] | None:
-    row = cur.execute(f"SELECT {', '.join(COLUMNS)} FROM sys_api_call_histories WHERE api_call_history_id = ?",
-                      [call_id]).fetchone()
+def get_call(cur: duckdb.DuckDBPyConnection, call_id: str, tenant: str | None) -> dict[str, Any] | None:
+    """One row by id within `tenant` (ids are unique per tenant only); None: any tenant's, the first by tenant."""
+    scope, params = ("", [call_id]) if tenant is None else (" AND tenant_id = ?", [call_id, tenant])
+    row = cur.execute(f"SELECT {', '.join(COLUMNS)} FROM sys_api_call_histories WHERE api_call_history_id = ?"
+                      f"{scope} ORDER BY tenant_id LIMIT 1", params).fetchone()
     return dict(zip(COLUMNS, row, strict=True)) if row else None
 
 

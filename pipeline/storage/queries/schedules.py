@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,9 +18,14 @@ COLUMNS = ("schedule_id", "tenant", "user_id", "bedtime_goal", "scheduled_trigge
 ACTIVE = ("SCHEDULED", "RETRYING")
 
 
-def schedule_id(user_id: str, bedtime: datetime) -> str:
-    """Seed-shaped (`sched_202508312200_user123`): one schedule per user and bedtime, so a repeat is a conflict."""
-    return f"sched_{bedtime.astimezone(UTC):%Y%m%d%H%M}_{re.sub(r'[^A-Za-z0-9_-]', '-', user_id)[:40]}"
+def schedule_id(tenant: str, user_id: str, bedtime: datetime) -> str:
+    """Seed-shaped with a tenant tag (`sched_202508312200_user123_1a2b3c4d`): one per (tenant, user, bedtime).
+
+    The tag hashes the tenant and the exact user id, so the same user id in two tenants (or two user ids that
+    read alike once made safe for an id) give two ids; rows are keyed and looked up by (tenant, id) besides.
+    """
+    tag = hashlib.blake2b(f"{tenant}\x1f{user_id}".encode(), digest_size=4).hexdigest()
+    return f"sched_{bedtime.astimezone(UTC):%Y%m%d%H%M}_{re.sub(r'[^A-Za-z0-9_-]', '-', user_id)[:40]}_{tag}"
 
 
 def next_bedtime(treatment: TreatmentCycle, now: datetime, lead: timedelta) -> datetime | None:
@@ -47,8 +53,12 @@ def _fetch(cur: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> lis
     return [dict(zip(COLUMNS, r, strict=True)) for r in rows]
 
 
-def get(cur: duckdb.DuckDBPyConnection, sid: str) -> dict[str, Any] | None:
-    rows = _fetch(cur, "schedule_id = ?", [sid])
+def get(cur: duckdb.DuckDBPyConnection, tenant: str | None, sid: str) -> dict[str, Any] | None:
+    """The tenant's schedule with this id; tenant None (system_admin) finds it in any tenant."""
+    if tenant is None:
+        rows = _fetch(cur, "schedule_id = ? ORDER BY tenant LIMIT 1", [sid])
+    else:
+        rows = _fetch(cur, "tenant = ? AND schedule_id = ?", [tenant, sid])
     return rows[0] if rows else None
 
 
@@ -60,20 +70,26 @@ def active_for(cur: duckdb.DuckDBPyConnection, tenant: str, user_id: str) -> dic
 
 def create(cur: duckdb.DuckDBPyConnection, tenant: str, user_id: str, bedtime: datetime, lead: timedelta,
            timezone: str, reason: str) -> dict[str, Any]:
+    """The schedule for this bedtime as stored: if the scheduler loop or a concurrent request made it first, theirs."""
     now = datetime.now(UTC)
     trigger = bedtime - lead
-    row = {"schedule_id": schedule_id(user_id, bedtime), "tenant": tenant, "user_id": user_id,
+    row = {"schedule_id": schedule_id(tenant, user_id, bedtime), "tenant": tenant, "user_id": user_id,
            "bedtime_goal": bedtime, "scheduled_trigger_time": trigger, "status": "SCHEDULED", "retry_count": 0,
            "next_execution": trigger, "timezone": timezone, "reason": reason, "last_prediction_id": None,
            "last_error": None, "created_at": now, "updated_at": now}
-    cur.execute(f"INSERT INTO prediction_schedules ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
-                [row[c] for c in COLUMNS])
-    return row
+    cur.execute(f"INSERT OR IGNORE INTO prediction_schedules ({', '.join(COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(COLUMNS))})", [row[c] for c in COLUMNS])
+    return get(cur, tenant, row["schedule_id"]) or row
 
 
-def set_status(cur: duckdb.DuckDBPyConnection, sid: str, status: str, **fields: Any) -> None:
+def set_status(cur: duckdb.DuckDBPyConnection, tenant: str, sid: str, status: str, **fields: Any) -> None:
     sets = ", ".join(["status = ?", "updated_at = now()", *(f"{k} = ?" for k in fields)])
-    cur.execute(f"UPDATE prediction_schedules SET {sets} WHERE schedule_id = ?", [status, *fields.values(), sid])
+    cur.execute(f"UPDATE prediction_schedules SET {sets} WHERE tenant = ? AND schedule_id = ?",
+                [status, *fields.values(), tenant, sid])
+
+
+def delete(cur: duckdb.DuckDBPyConnection, tenant: str, sid: str) -> None:
+    cur.execute("DELETE FROM prediction_schedules WHERE tenant = ? AND schedule_id = ?", [tenant, sid])
 
 
 def due(cur: duckdb.DuckDBPyConnection, now: datetime) -> list[dict[str, Any]]:
