@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from api.ingest_auth import key_hash
 from api.main import create_app
+from api.security.company_keys import key_hash
 from pipeline.broker.kafka import ensure_topics
 from pipeline.broker.topics import pipeline_topics
 from pipeline.connectors.freshdesk.simserver import SimulatorServer
