@@ -9,20 +9,25 @@ import os
 import signal
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
 
-from pipeline.broker.topics import SLEEP_RECORDS
+from api.scheduler import TIMEOUT_GRACE_S
+from pipeline.broker.topics import INGEST_PROGRESS, PREDICTIONS_RESULTS, SLEEP_RECORDS
 from pipeline.connectors.freshdesk.simstate import SimulatorConfig, SimulatorState
 from pipeline.predictions.cohort import generate_cohort
 from pipeline.security import Role, mint_token
 from pipeline.settings import Settings
+from schemas.ingest import TERMINAL, JobProgress
+from schemas.predictions import PREDICTION_TIMEOUT_S, PredictionEvent
 from tests.helpers import start_cli, stop_process, wait_for
 from tests.integration.conftest import env_for
 
@@ -158,6 +163,48 @@ def test_kill_9_of_the_api_mid_ingest_job_loses_and_duplicates_nothing(stack):
     _assert_exactly_once(s, job_id)
 
 
+def _published(s: Stack, topic: str) -> list[bytes]:
+    """Every message on one of the test's topics, as the worker published it (read while the api is down)."""
+    consumer = KafkaConsumer(s.settings.topic(topic), bootstrap_servers=s.settings.kafka_bootstrap,
+                             auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=1000)
+    try:
+        return [m.value for m in consumer]
+    finally:
+        consumer.close()
+
+
+def _settled_on_topic(s: Stack, job_id: str) -> JobProgress | None:
+    events = [JobProgress.model_validate_json(v) for v in _published(s, INGEST_PROGRESS)]
+    return next((p for p in events if p.job_id == job_id and p.status in TERMINAL), None)
+
+
+def _freshdesk_calls(s: Stack) -> int:
+    stats = httpx.get(f"{s.env['STREAMDESK_FRESHDESK_BASE_URL']}/_simulator/stats", timeout=10).json()
+    return stats["domains"][DOMAIN]["requests"]
+
+
+def test_an_api_down_past_the_end_of_a_job_does_not_run_the_job_again(stack):
+    s = stack
+    _start_ingest_stack(s)
+    job_id = _create_job(s)
+    _progressed(s, job_id, 20)
+    s.kill("api")
+    done = wait_for(lambda: _settled_on_topic(s, job_id), 60, "the worker to finish the job", interval_s=0.5)
+    assert done.status == "completed"
+    stale = float(s.env["STREAMDESK_INGEST_STALE_AFTER_S"])
+    # Its last progress in DuckDB is now older than the watchdog's limit, though the job is done.
+    wait_for(lambda: (datetime.now(UTC) - done.at).total_seconds() > stale + 1, stale + 5, "the job to look stale")
+    calls = _freshdesk_calls(s)
+    s.start("api")
+    started = time.monotonic()
+    wait_for(s.answers, 60, "the restarted api to answer", interval_s=0.2)
+    _assert_exactly_once(s, job_id)
+    # The watchdog looks every 2 s: give it two looks at the finished job before judging.
+    wait_for(lambda: time.monotonic() - started > 5, 10, "two watchdog passes")
+    assert _freshdesk_calls(s) == calls  # the finished job was not re-issued against Freshdesk
+    assert "ingest_job_stale_reissued" not in (s.tmp / "api.log").read_text()
+
+
 def test_kill_9_of_the_worker_then_of_the_api_mid_ingest_job_loses_and_duplicates_nothing(stack):
     s = stack
     _start_ingest_stack(s)
@@ -234,3 +281,27 @@ def test_kill_9_of_the_api_while_20_debates_run_finishes_each_once(predictions_s
         token = mint_token(s.settings.jwt_key(), s.users[pids.index(pid)], TENANT, [Role.REGULAR_USER])
         r = httpx.get(f"{s.base}/v1/sol-cod/predictions/{pid}", headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 200 and r.json()["data"]["status"] == "COMPLETED", r.text
+
+
+def test_debates_that_finish_while_the_api_is_down_past_the_timeout_are_completed_not_failed(predictions_stack):
+    s = predictions_stack
+    worker = s.procs["worker"]
+    os.kill(worker.pid, signal.SIGSTOP)  # every debate is still to run when the api dies: all 20 rows IN_PROGRESS
+    try:
+        pids = [_predict(s, u) for u in s.users]
+        asked = datetime.now(UTC)
+        s.kill("api")
+    finally:
+        os.kill(worker.pid, signal.SIGCONT)  # the worker debates and publishes the results while the api is down
+    finished = lambda: {e.prediction_id for v in _published(s, PREDICTIONS_RESULTS)  # noqa: E731
+                        if (e := PredictionEvent.model_validate_json(v)).kind == "completed"}
+    wait_for(lambda: finished() >= set(pids), 30, "the worker to finish every debate", interval_s=0.5)
+    # Down longer than a prediction may take: the rows in DuckDB still say IN_PROGRESS, the topic says done.
+    limit = PREDICTION_TIMEOUT_S + TIMEOUT_GRACE_S + 1
+    wait_for(lambda: (datetime.now(UTC) - asked).total_seconds() > limit, limit + 5, "the timeout to pass")
+    s.start("api")
+    wait_for(s.answers, 60, "the restarted api to answer", interval_s=0.2)
+    _assert_every_debate_finished_once(s, pids)
+    restarted = (s.tmp / "api.log").read_text().split('"api_started"', 2)[-1]
+    # The timeout sweep neither failed them nor raced the materializer's writes over them (DuckDB conflicts).
+    assert '"predictions_timed_out"' not in restarted and '"scheduler_tick_failed"' not in restarted
