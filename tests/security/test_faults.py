@@ -55,6 +55,7 @@ class Stack:
         self.env = env_for(settings) | {"STREAMDESK_API_PORT": str(self.port)} | env
         self.base = f"http://127.0.0.1:{self.port}"
         self.procs: dict[str, subprocess.Popen] = {}
+        self.users: list[str] = []  # the seeded sleep-data users (predictions_stack)
         self.admin = {"Authorization": f"Bearer {mint_token(settings.jwt_key(), 'admin', TENANT, [Role.SYSTEM_ADMIN])}"}
 
     def start(self, name: str, *args: str) -> None:
