@@ -96,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.producer = runtime.producer
         app.state.broker_health = runtime.broker_health
         app.state.predictor = Predictor(settings, db, runtime.producer)
-        scheduler = Scheduler(settings, db, app.state.predictor)
+        scheduler = Scheduler(settings, db, app.state.predictor, ready=materializer.started_caught_up.is_set)
         app.state.scheduler = scheduler
         app.state.jobs = Jobs(settings, db, runtime.producer)
         app.state.jobs.start_watchdog()

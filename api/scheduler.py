@@ -1,7 +1,8 @@
 """The api's trigger loop: AUTO_SCHEDULE predictions at each schedule's trigger time, retries, timeouts.
 
 Schedules live in DuckDB, so they live in the api (docs/decisions.md "Who owns what state"). Each tick:
-1. IN_PROGRESS predictions past 25 s (plus a grace for the result to be materialized) fail with COD_P002;
+1. IN_PROGRESS predictions past 25 s (plus a grace for the result to be materialized) fail with COD_P002,
+   once the materializer has read what was published while the api was down (`ready`);
 2. users whose treatment record has a bedtime goal get a schedule;
 3. due schedules trigger a prediction; a refusal (too little data, one already running, broker down) is
    retried every `schedule_retry_s` up to `schedule_max_retries` times; after success or the last failure
@@ -11,6 +12,7 @@ Schedules live in DuckDB, so they live in the api (docs/decisions.md "Who owns w
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import duckdb
@@ -31,8 +33,10 @@ TIMEOUT_GRACE_S = 2.0
 
 
 class Scheduler:
-    def __init__(self, settings: Settings, db: duckdb.DuckDBPyConnection, predictor: Predictor) -> None:
+    def __init__(self, settings: Settings, db: duckdb.DuckDBPyConnection, predictor: Predictor,
+                 ready: Callable[[], bool] = lambda: True) -> None:
         self.settings = settings
+        self.ready = ready
         self.db = db
         self.predictor = predictor
         self.lead = timedelta(seconds=settings.schedule_lead_s)
@@ -62,7 +66,10 @@ class Scheduler:
         return run_on_cursor(self.db, fn, *args, **kwargs)
 
     def _housekeeping(self) -> None:
-        timed_out = self._in_db(pq.sweep_timed_out, PREDICTION_TIMEOUT_S + TIMEOUT_GRACE_S, "COD_P002")
+        # Before that, a debate that completed while the api was down still reads IN_PROGRESS here, and a
+        # FAILED row is final: its COMPLETED event, read a moment later, could no longer settle it.
+        timed_out = self._in_db(pq.sweep_timed_out, PREDICTION_TIMEOUT_S + TIMEOUT_GRACE_S, "COD_P002") \
+            if self.ready() else []
         if timed_out:
             log.warning("predictions_timed_out", count=len(timed_out), first=timed_out[0])
         now = datetime.now(UTC)

@@ -105,7 +105,8 @@ class Materializer:
         self.cluster_id: str | None = None
         self.last_batch_at: float | None = None
         self.rows_written = 0
-        self.caught_up = threading.Event()
+        self.caught_up = threading.Event()  # set on every idle poll (a test clears it to wait for the next)
+        self.started_caught_up = threading.Event()  # everything on the topics when it started is in DuckDB
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: str | None = None
@@ -149,6 +150,7 @@ class Materializer:
                     await consumer.seek_to_beginning(tp)
             log.info("materializer_started", cluster_id=self.cluster_id, partitions=len(tps), resumed=len(stored))
             self.error = None
+            ends = await consumer.end_offsets(tps)
             while not self._stop.is_set():
                 got = await consumer.getmany(timeout_ms=100, max_records=20_000)
                 if got:
@@ -156,6 +158,8 @@ class Materializer:
                     self._update_lag(consumer, got)
                 else:
                     self.caught_up.set()
+                if not self.started_caught_up.is_set() and (not got or await _reached(consumer, ends)):
+                    self.started_caught_up.set()
         finally:
             await consumer.stop()
 
@@ -274,6 +278,11 @@ class Materializer:
             high = consumer.highwater(tp)
             if high is not None:
                 CONSUMER_LAG.labels(tp.topic, tp.partition).set(max(0, high - (msgs[-1].offset + 1)))
+
+
+async def _reached(consumer: Any, ends: dict[TopicPartition, int]) -> bool:
+    """Whether the consumer has read up to these offsets on every partition (a busy stream never idles)."""
+    return all([await consumer.position(tp) >= end for tp, end in ends.items()])
 
 
 def _targets(built: list[tuple[Sink, Built]]) -> list[tuple[str, int, str | None]]:
