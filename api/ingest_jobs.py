@@ -18,7 +18,7 @@ from cryptography.fernet import Fernet
 from starlette.concurrency import run_in_threadpool
 
 from api.background import BackgroundTask
-from api.errors import ApiError
+from api.publish import Publisher
 from api.security.company_identity import CompanyIdentity, ProvenCredentials
 from pipeline.broker.topics import INGEST_COMMANDS
 from pipeline.settings import Settings
@@ -35,8 +35,8 @@ def new_job_id(company: str, now: datetime) -> str:
 
 
 class Jobs:
-    def __init__(self, settings: Settings, db: duckdb.DuckDBPyConnection, producer) -> None:  # noqa: ANN001
-        self.settings, self.db, self.producer = settings, db, producer
+    def __init__(self, settings: Settings, db: duckdb.DuckDBPyConnection, publisher: Publisher) -> None:
+        self.settings, self.db, self.publisher = settings, db, publisher
         self.fernet = Fernet(settings.fernet_key().encode())
         self._task = BackgroundTask("ingest-watchdog")
         self.on_purge: Callable[[str], None] | None = None  # the search index forgets the company's documents
@@ -72,12 +72,7 @@ class Jobs:
         return await self.db_call(q.get_job, job_id, creds.company)
 
     async def send(self, cmd: JobCommand) -> None:
-        topic = self.settings.topic(INGEST_COMMANDS)
-        try:
-            producer = await self.producer()
-            await producer.send_and_wait(topic, cmd.model_dump_json().encode(), key=cmd.domain.encode())
-        except Exception as exc:  # noqa: BLE001 - the broker said no: the caller gets a clear 503
-            raise ApiError(503, f"could not publish to {topic}: {exc}", headers={"Retry-After": "5"}) from None
+        await self.publisher.send(INGEST_COMMANDS, cmd.model_dump_json().encode(), cmd.domain.encode())
 
     async def resume_command(self, job: dict[str, Any], action: str, reason: str | None = None) -> JobCommand:
         """A command that can (re)start the job anywhere: its options, encrypted key and last cursor."""

@@ -83,10 +83,3 @@ async def send_batches(producer: AIOKafkaProducer, topic: str, items: list[Any],
     payloads = await asyncio.to_thread(lambda: list(json_batches(items, limit)))
     return [await producer.send(topic, p, key=key) for p in payloads]
 
-
-async def publish_batches(producer: AIOKafkaProducer, topic: str, items: list[Any], key: bytes,
-                          limit: int) -> int:
-    """Every item published as JSON arrays within `limit`, all acknowledged; returns the messages sent."""
-    acks = await send_batches(producer, topic, items, key, limit)
-    await asyncio.gather(*acks)
-    return len(acks)

@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
@@ -18,6 +17,7 @@ from api.errors import install_error_handlers
 from api.ingest_jobs import Jobs
 from api.limits import BodyLimitMiddleware
 from api.predicting import Predictor
+from api.publish import Publisher
 from api.recorder import CallBuffer, CallRecorderMiddleware
 from api.responses import COD_ERRORS, PLATFORM_ERRORS
 from api.routers import (
@@ -35,7 +35,7 @@ from api.routers import (
 )
 from api.scheduler import Scheduler
 from api.search_service import SearchService
-from pipeline.broker.kafka import cluster_id, make_producer
+from pipeline.broker.kafka import cluster_id
 from pipeline.logging import configure_logging
 from pipeline.settings import Settings, get_settings
 from pipeline.storage.db import connect
@@ -45,38 +45,24 @@ from pipeline.storage.sinks import platform_sinks
 log = structlog.get_logger(__name__)
 
 
-class ApiRuntime:
-    """What the routes share: one producer (made on first use), a cached broker health check."""
+class BrokerHealth:
+    """The broker's liveness for /health, asked at most every 2 s (the routes publish through api/publish.py)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._producer: AIOKafkaProducer | None = None
-        self._lock = asyncio.Lock()
         self._health: tuple[float, dict[str, Any]] | None = None
 
-    async def producer(self) -> AIOKafkaProducer:
-        async with self._lock:
-            if self._producer is None:
-                p = make_producer(self.settings)
-                await asyncio.wait_for(p.start(), 10)
-                self._producer = p
-        return self._producer
-
-    async def broker_health(self) -> dict[str, Any]:
+    async def __call__(self) -> dict[str, Any]:
         if self._health and time.monotonic() - self._health[0] < 2.0:
             return self._health[1]
         try:
             bootstrap = self.settings.bootstrap()
-            cid = await asyncio.wait_for(cluster_id(bootstrap, timeout_s=2.0), 3.0)
+            cid = await asyncio.wait_for(cluster_id(bootstrap, timeout_s=1.0), 1.5)  # /health answers in < 2 s
             result: dict[str, Any] = {"ok": True, "bootstrap": bootstrap, "cluster_id": cid}
         except Exception as exc:  # noqa: BLE001
             result = {"ok": False, "error": str(exc) or type(exc).__name__}
         self._health = (time.monotonic(), result)
         return result
-
-    async def close(self) -> None:
-        if self._producer:
-            await self._producer.stop()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -88,19 +74,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = connect(settings.db_path)
         materializer = Materializer(settings, db, platform_sinks(settings))
-        runtime = ApiRuntime(settings)
         app.state.settings = settings
         app.state.db = db
         app.state.materializer = materializer
         app.state.calls = buffer
-        app.state.producer = runtime.producer
-        app.state.broker_health = runtime.broker_health
-        app.state.predictor = Predictor(settings, db, runtime.producer)
+        publisher = Publisher(settings)
+        app.state.publisher = publisher
+        app.state.broker_health = BrokerHealth(settings)
+        app.state.predictor = Predictor(settings, db, publisher)
         scheduler = Scheduler(settings, db, app.state.predictor, ready=materializer.started_caught_up.is_set)
         app.state.scheduler = scheduler
-        app.state.jobs = Jobs(settings, db, runtime.producer)
+        app.state.jobs = Jobs(settings, db, publisher)
         app.state.jobs.start_watchdog()
-        app.state.search = SearchService(settings, db, runtime.producer)
+        app.state.search = SearchService(settings, db, publisher)
         app.state.jobs.on_purge = app.state.search.forget
         app.state.search.start()
         app.state.background = set()  # tasks the api started (data exports), held so they are not collected
@@ -115,7 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.jobs.stop()
             await app.state.search.stop()
             await buffer.stop()
-            await runtime.close()
+            await publisher.close()
             await asyncio.to_thread(materializer.stop)
             db.close()
 

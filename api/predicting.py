@@ -10,16 +10,15 @@ import asyncio
 import re
 import secrets
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
 import structlog
-from aiokafka import AIOKafkaProducer
 from starlette.concurrency import run_in_threadpool
 
 from api.cod import CodError
+from api.publish import Publisher, PublishFailed
 from pipeline.broker.topics import PREDICTIONS_REQUESTS
 from pipeline.predictions.features import build_snapshot, completeness
 from pipeline.settings import Settings
@@ -50,10 +49,10 @@ class Predictor:
     """One per api process; serializes the check-then-insert per user so two requests cannot both pass."""
 
     def __init__(self, settings: Settings, db: duckdb.DuckDBPyConnection,
-                 producer: Callable[[], Awaitable[AIOKafkaProducer]]) -> None:
+                 publisher: Publisher) -> None:
         self.settings = settings
         self.db = db
-        self.producer = producer
+        self.publisher = publisher
         self._locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def start(self, tenant: str, user_id: str, trigger: TriggerType, requested_by: str,
@@ -105,14 +104,12 @@ class Predictor:
             cur.close()
 
     async def _publish(self, request: PredictionRequest) -> None:
-        topic = self.settings.topic(PREDICTIONS_REQUESTS)
         try:
-            producer = await self.producer()
-            await producer.send_and_wait(topic, request.model_dump_json().encode(), key=request.user_id.encode())
-        except Exception as exc:  # noqa: BLE001 - no broker: the prediction cannot run; say so, keep the row honest
-            await run_in_threadpool(self._fail, request.prediction_id, f"could not publish to {topic}: {exc}")
-            raise CodError("COD_005", "예측 요청을 전달하지 못했습니다 (브로커 연결 실패); "
-                                      "잠시 후 재시도하세요") from None
+            await self.publisher.send(PREDICTIONS_REQUESTS, request.model_dump_json().encode(),
+                                      request.user_id.encode())
+        except PublishFailed as exc:  # no broker: the prediction cannot run; say so (503), keep the row honest
+            await run_in_threadpool(self._fail, request.prediction_id, exc.message)
+            raise
         log.info("prediction_requested", prediction_id=request.prediction_id, user_id=request.user_id,
                  trigger=request.trigger_type.value, sleep_days=request.completeness.sleep_days)
 

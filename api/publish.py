@@ -9,22 +9,25 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from api.errors import ApiError
+from api.limits import json_batches
 from pipeline.broker.kafka import make_producer
 from pipeline.settings import Settings
 
 RETRY_AFTER_S = 5
 
 
-class PublishFailed(Exception):
-    """The broker did not take the message in time; `api/errors.py` answers 503 in the route's shape."""
+class PublishFailed(ApiError):
+    """The broker did not take the message in time: 503 with Retry-After, in the route's shape."""
 
     def __init__(self, topic: str, reason: str) -> None:
-        super().__init__(f"could not publish to {topic}: {reason}")
+        super().__init__(503, f"could not publish to {topic}: {reason}; retry shortly",
+                         code="BROKER_UNAVAILABLE", headers={"Retry-After": str(RETRY_AFTER_S)})
         self.topic = topic
-        self.reason = reason
 
 
 class Publisher:
@@ -47,6 +50,13 @@ class Publisher:
                 from None
         except Exception as exc:  # noqa: BLE001 - any client or broker error is the same answer to the caller
             raise PublishFailed(name, str(exc) or type(exc).__name__) from None
+
+    async def send_json_batches(self, topic: str, items: list[Any], key: bytes) -> int:
+        """Items published as JSON arrays of at most `max_message_bytes` each, all acknowledged; TooLarge if one
+        item cannot fit alone. Returns the number of messages."""
+        payloads = await asyncio.to_thread(lambda: list(json_batches(items, self.settings.max_message_bytes)))
+        await self.send_many(topic, [(key, p) for p in payloads])
+        return len(payloads)
 
     async def _send(self, topic: str, messages: Sequence[tuple[bytes | None, bytes]]) -> list[tuple[int, int]]:
         producer = await self._started()

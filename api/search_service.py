@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,11 +24,11 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import structlog
-from aiokafka import AIOKafkaProducer
 from starlette.concurrency import run_in_threadpool
 
 from api.background import BackgroundTask
 from api.errors import ApiError
+from api.publish import Publisher
 from pipeline.broker.topics import EMBED_REQUESTS
 from pipeline.search import Doc, Embedder, SearchIndex, embedder_for
 from pipeline.search.vectors import embed_text
@@ -50,8 +49,8 @@ PENDING = """
 
 class SearchService:
     def __init__(self, settings: Settings, db: duckdb.DuckDBPyConnection,
-                 producer: Callable[[], Awaitable[AIOKafkaProducer]] | None = None) -> None:
-        self.settings, self.db, self.producer = settings, db, producer
+                 publisher: Publisher | None = None) -> None:
+        self.settings, self.db, self.publisher = settings, db, publisher
         self._embedder: Embedder | None = None
         self._lock = threading.Lock()
         self._index_lock = threading.Lock()  # one refresh at a time: the loop and sync-summaries
@@ -158,19 +157,11 @@ class SearchService:
         """Publish the objects to embed; returns where each request landed (partition, offset)."""
         if not objects:
             return []
-        if self.producer is None:
-            raise RuntimeError("this SearchService cannot publish (no producer)")
-        topic = self.settings.topic(EMBED_REQUESTS)
-        try:
-            producer = await self.producer()
-            sends = [await producer.send(topic, orjson.dumps({"force": force,
-                                                               "objects": objects[i:i + REQUEST_OBJECTS]}),
-                                         key=objects[i]["tenant"].encode())
-                     for i in range(0, len(objects), REQUEST_OBJECTS)]
-            landed = await asyncio.gather(*sends)
-        except Exception as exc:  # noqa: BLE001 - the broker said no: the caller gets a clear 503
-            raise ApiError(503, f"could not publish to {topic}: {exc}", headers={"Retry-After": "5"}) from None
-        return [(md.partition, md.offset) for md in landed]
+        if self.publisher is None:
+            raise RuntimeError("this SearchService cannot publish (no publisher)")
+        return await self.publisher.send_many(EMBED_REQUESTS, [
+            (objects[i]["tenant"].encode(), orjson.dumps({"force": force, "objects": objects[i:i + REQUEST_OBJECTS]}))
+            for i in range(0, len(objects), REQUEST_OBJECTS)])
 
     def start(self) -> None:
         self._task.start(self._run())

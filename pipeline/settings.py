@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     # The largest message an entry topic accepts: the decoder, the entry topics' config, and the api's request
     # body limit all use it; the api splits a batch into messages of at most this size.
     max_message_bytes: int = Field(default=1 << 20, ge=64 << 10, le=64 << 20)
+    # A route that publishes answers within this, whatever the broker does (a dead broker is a 503, not a hang).
+    publish_timeout_s: float = Field(default=1.5, gt=0, le=60)
     recorder_buffer_max: int = 50_000  # facade call events held while the broker is unreachable
     recorder_flush_s: float = 0.05
 

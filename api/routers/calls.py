@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 
 from api.deps import CursorDep
 from api.errors import MAX_ERRORS, ApiError, clip
-from api.limits import TooLarge, publish_batches
+from api.limits import TooLarge
 from api.security import bearer
 from pipeline.broker.topics import CALLS_RAW
 from pipeline.calls.normalize import Invalid, normalize_event
@@ -109,16 +109,12 @@ async def post_call_histories(
     if errors:
         raise ApiError(422, f"{len(errors)} of {len(events)} events are invalid; none were accepted",
                        details=[{"index": e["index"], "error": clip(e["error"])} for e in errors[:MAX_ERRORS]])
-    settings = request.app.state.settings
-    producer = await request.app.state.producer()
-    topic = settings.topic(CALLS_RAW)
     try:
-        await publish_batches(producer, topic, events, principal.tenant_id.encode(), settings.max_message_bytes)
+        await request.app.state.publisher.send_json_batches(CALLS_RAW, events, principal.tenant_id.encode())
     except TooLarge as exc:
         raise ApiError(413, str(exc)) from None
-    except Exception as exc:  # noqa: BLE001 - the broker said no: tell the gateway to retry
-        raise ApiError(503, f"could not publish to {topic}: {exc}", headers={"Retry-After": "5"}) from None
-    return {"accepted": len(events), "topic": topic, "ids": [e["api_call_history_id"] for e in events]}
+    return {"accepted": len(events), "topic": request.app.state.settings.topic(CALLS_RAW),
+            "ids": [e["api_call_history_id"] for e in events]}
 
 
 def _validate(events: list[dict[str, Any]], principal: Principal) -> list[dict[str, Any]]:

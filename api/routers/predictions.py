@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from api.cod import CodError, ok, only_self, subject_user, tenant_filter, visible
 from api.deps import in_db
 from api.errors import MAX_ERRORS, validation_details
-from api.limits import TooLarge, publish_batches
+from api.limits import TooLarge
 from api.security import matrix
 from pipeline.broker.topics import SLEEP_RECORDS
 from pipeline.predictions.voice import RULES_INFO
@@ -71,14 +71,11 @@ async def post_sleep_records(
             raise CodError("COD_003", "일반 사용자는 자신의 기록만 보낼 수 있습니다")
         r.setdefault("user_id", principal.user_id)
     _validate_records(records)
-    settings = request.app.state.settings
-    producer = await request.app.state.producer()
-    topic = settings.topic(SLEEP_RECORDS)
     try:
-        await publish_batches(producer, topic, records, principal.user_id.encode(), settings.max_message_bytes)
+        await request.app.state.publisher.send_json_batches(SLEEP_RECORDS, records, principal.user_id.encode())
     except TooLarge as exc:
         raise CodError("COD_001", str(exc)) from None
-    return ok(request, {"accepted": len(records), "topic": topic}, 202)
+    return ok(request, {"accepted": len(records), "topic": request.app.state.settings.topic(SLEEP_RECORDS)}, 202)
 
 
 def _validate_records(records: list[dict[str, Any]]) -> None:

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from api.cod import CodError, ok, tenant_filter
 from api.deps import in_db
+from api.publish import PublishFailed
 from api.routers.predictions import prediction_public, z
 from api.security import matrix
 from pipeline.broker.topics import PRIVACY_ERASURES
@@ -130,10 +131,8 @@ async def erase_user(request: Request, principal: DeleteAuth, user_id: str, body
 
 async def _announce_erasure(request: Request, tenant: str, user_id: str) -> None:
     """`privacy.erasures` lets every replica and a rebuild skip this user forever; best effort, the row stays."""
+    value = orjson.dumps({"tenant": tenant, "user_id": user_id, "erased_at": datetime.now(UTC).isoformat()})
     try:
-        producer = await request.app.state.producer()
-        topic = request.app.state.settings.topic(PRIVACY_ERASURES)
-        value = orjson.dumps({"tenant": tenant, "user_id": user_id, "erased_at": datetime.now(UTC).isoformat()})
-        await producer.send_and_wait(topic, value, key=f"{tenant}/{user_id}".encode())
-    except Exception as exc:  # noqa: BLE001
+        await request.app.state.publisher.send(PRIVACY_ERASURES, value, f"{tenant}/{user_id}".encode())
+    except PublishFailed as exc:
         log.error("erasure_not_announced", tenant=tenant, user_id=user_id, error=str(exc))

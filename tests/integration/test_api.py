@@ -144,7 +144,9 @@ def test_the_facade_records_its_own_calls(api):
 
     row = wait_for(lambda: find("4bf92f3577b34da6a3ce929d0e0e4736"), 30, "the 404 recorded")[0]
     assert row["status_code"] == 404 and row["agent_id"] == "agent_rec"
-    assert row["tenant_id"] is None  # an unauthenticated caller's X-Tenant-ID is believed only from a trusted proxy
+    # An unauthenticated caller's X-Tenant-ID is believed only from a trusted proxy: the row has no tenant ('',
+    # since the tenant is part of the row's key).
+    assert row["tenant_id"] == ""
     assert row["query_string"] == "api_key=REDACTED&page=2"
     assert row["user_agent"] == "rec-test" and row["source"] == "STREAMDESK"
     assert row["ip_address"] is None  # the test transport has no IP peer: NULL, not a value the DLQ would reject

@@ -3,11 +3,14 @@ the scheduler triggering AUTO_SCHEDULE predictions and retrying."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, date, datetime, timedelta
 
 import orjson
 import pytest
 
+from api.publish import Publisher
+from pipeline.broker.embedded import free_port
 from pipeline.broker.topics import PREDICTIONS_REQUESTS
 from pipeline.predictions.features import completeness
 from pipeline.security import Role
@@ -91,14 +94,14 @@ def test_cod_p005_one_prediction_at_a_time_unless_forced(api, cohort):
 
 
 def test_cod_005_when_the_request_cannot_be_published(api, cohort, monkeypatch):
-    async def no_broker():
-        raise ConnectionError("broker down")
-
-    monkeypatch.setattr(api.app.state.predictor, "producer", no_broker)
+    nobody = Publisher(api.settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{free_port()}"}))
+    monkeypatch.setattr(api.app.state.predictor, "publisher", nobody)  # a broker nobody answers at
     user = cohort[0].user_id
+    started = time.monotonic()
     r = api.post(f"{P}/predict", json={"userId": user, "options": {"forceExecution": True}},
                  headers=auth(api, Role.REGULAR_USER, user))
-    code_of(r, 500, "COD_005")
+    code_of(r, 503, "COD_005")  # the seed's code for a system error; HTTP says it is worth a retry
+    assert r.headers["Retry-After"] and time.monotonic() - started < api.settings.publish_timeout_s + 1.5
     monkeypatch.undo()
     cur = api.app.state.db.cursor()
     row = cur.execute("SELECT status, error_code FROM predictions WHERE user_id = ? ORDER BY created_at DESC LIMIT 1",
@@ -127,8 +130,7 @@ def test_cod_p003_a_debate_that_cannot_proceed_fails(api):
         "VALUES ('pred_ghost', ?, 'ghost', 'IN_PROGRESS', now(), 'MANUAL_REQUEST', 'debate_ghost')", [TENANT])
 
     async def publish() -> None:
-        producer = await api.app.state.producer()
-        await producer.send_and_wait(api.settings.topic(PREDICTIONS_REQUESTS), req.model_dump_json().encode())
+        await api.app.state.publisher.send(PREDICTIONS_REQUESTS, req.model_dump_json().encode())
 
     api.portal.call(publish)
     d = settle(api, "ghost", "pred_ghost")
@@ -230,11 +232,8 @@ def test_cod_d001_and_d002_when_the_move_fails(api):
 def test_erasure_needs_a_confirmation_then_removes_the_user_everywhere_for_good(api):
     send_records(api, "leaver", 3)
     bad = {"user_id": "leaver", "kind": "diary", "date": "2026-11-09", "data": {"bedtime": "99:99"}}
-    producer_topic = api.settings.topic("sleep.records")
-
     async def send_bad() -> None:
-        producer = await api.app.state.producer()
-        await producer.send_and_wait(producer_topic, orjson.dumps({"tenant": TENANT, **bad}))
+        await api.app.state.publisher.send("sleep.records", orjson.dumps({"tenant": TENANT, **bad}))
 
     api.portal.call(send_bad)
     cur = api.app.state.db.cursor()

@@ -105,9 +105,8 @@ def test_a_replayed_round_message_is_recorded_once(api, cohort):
     message = (second or first_round(request)).model_dump_json().encode()
 
     async def replay() -> None:
-        producer = await api.app.state.producer()
         for _ in range(2):
-            await producer.send_and_wait(api.settings.topic(PREDICTIONS_ROUNDS), message, key=session.encode())
+            await api.app.state.publisher.send(PREDICTIONS_ROUNDS, message, session.encode())
 
     results = api.settings.topic(PREDICTIONS_RESULTS)
 
