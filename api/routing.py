@@ -18,9 +18,16 @@ def routes(app: Any) -> Iterator[Any]:
 
 
 def methods_for(app: Any, path: str) -> set[str]:
-    """The methods some route serves at this concrete path."""
-    return {m for r in routes(app) if getattr(r, "methods", None) and getattr(r, "path_regex", None) is not None
-            and r.path_regex.match(path) for m in r.methods}
+    """The methods of the path as OpenAPI reads it: the most concrete templates that match win
+    (`/schedules/current` is its own path, not a `/schedules/{schedule_id}`)."""
+    matching = [r for r in routes(app) if getattr(r, "methods", None) and getattr(r, "path_regex", None) is not None
+                and r.path_regex.match(path)]
+    if not matching:
+        return set()
+    documented = [r for r in matching if getattr(r, "include_in_schema", True)]
+    matching = documented or matching  # a hidden route beside documented ones only explains a wrong call
+    fewest = min(path_of(r).count("{") for r in matching)
+    return {m for r in matching if path_of(r).count("{") == fewest for m in r.methods}
 
 
 def path_of(route: Any) -> str:

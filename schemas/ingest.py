@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.strict import Flag
+
 JobStatus = Literal["queued", "running", "paused", "completed", "failed", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 Count = Annotated[int, Field(ge=0)]
@@ -31,11 +33,11 @@ class IngestOptions(BaseModel):
     """`POST /ingest` body (seed 000 §1). Credentials are headers only; unknown fields are refused."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    incremental: bool = True
-    purge: bool = False
-    process_attachments: bool = False
-    force_rebuild: bool = False
-    include_kb: bool = True
+    incremental: Flag = True
+    purge: Flag = False
+    process_attachments: Flag = False
+    force_rebuild: Flag = False
+    include_kb: Flag = True
     max_tickets: Count | None = Field(default=None, description="null = no limit, 0 = none")
     max_articles: Count | None = Field(default=None, description="null = no limit, 0 = none")
 
@@ -46,7 +48,7 @@ class JobOptions(IngestOptions):
     batch_size: Annotated[int, Field(ge=1, le=200)] = 50
     max_retries: Annotated[int, Field(ge=0, le=10)] = 3
     parallel_workers: Annotated[int, Field(ge=1, le=8)] = 4
-    auto_start: bool = True
+    auto_start: Flag = True
     priority: Priority = Priority.NORMAL
 
 

@@ -19,6 +19,7 @@ from pydantic.alias_generators import to_camel
 
 from schemas.debate import DataCompleteness, DebateOutcome, QualityMetrics, RecommendationSet, RoundRecord
 from schemas.sleep import DataSnapshot
+from schemas.strict import Flag
 
 PREDICTION_TIMEOUT_S = 25.0  # seed 004: COD_P002 past 25 s
 
@@ -59,13 +60,13 @@ class DateRange(_Body):
 
 
 class AnalysisScope(_Body):
-    include_treatment_cycle_data: bool = True
-    include_questionnaire_data: bool = True
+    include_treatment_cycle_data: Flag = True
+    include_questionnaire_data: Flag = True
     custom_date_range: DateRange | None = None
 
 
 class PredictOptions(_Body):
-    force_execution: bool = False
+    force_execution: Flag = False
     priority: Priority = Priority.NORMAL
 
 

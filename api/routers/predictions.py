@@ -6,7 +6,7 @@ another user's) resource answers COD_004, exactly as one that does not exist.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request
@@ -23,6 +23,7 @@ from pipeline.predictions.voice import RULES_INFO
 from pipeline.storage.queries import predictions as q
 from schemas.predictions import PredictBody
 from schemas.sleep import SleepRecord
+from schemas.strict import IsoDate, IsoDateTime
 
 router = APIRouter(tags=["predictions (seed 004)"])
 MAX_OFFSET = 1_000_000  # far past any user's history; bigger numbers would overflow DuckDB's BIGINT
@@ -94,8 +95,8 @@ async def prediction_history(
     request: Request, principal: HistoryAuth,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-    start_date: Annotated[datetime | date | None, Query(alias="startDate")] = None,
-    end_date: Annotated[datetime | date | None, Query(alias="endDate")] = None,
+    start_date: Annotated[IsoDateTime | IsoDate | None, Query(alias="startDate")] = None,
+    end_date: Annotated[IsoDateTime | IsoDate | None, Query(alias="endDate")] = None,
     status: Literal["ALL", "COMPLETED", "FAILED", "IN_PROGRESS"] = "ALL",
     user_id: Annotated[str | None, Query(alias="userId", description="staff only; default: yourself")] = None,
 ) -> JSONResponse:

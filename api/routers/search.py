@@ -16,14 +16,15 @@ from api.errors import ApiError
 from api.routers.ingest import Company
 from pipeline.search import search as hybrid_search
 from pipeline.search.errors import SearchError
+from schemas.strict import Flag
 
 router = APIRouter(tags=["search (seed 000)"])
 
 
 class SyncOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    force_rebuild: bool = False
-    incremental_only: bool = True
+    force_rebuild: Flag = False
+    incremental_only: Flag = True
     embedding_model: str | None = Field(default=None, description="informational: the configured model is used")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import duckdb
@@ -22,6 +22,7 @@ from pipeline.broker.topics import PRIVACY_ERASURES
 from pipeline.storage.queries import predictions as q
 from pipeline.storage.queries import user_data
 from schemas.predictions import ArchiveBody, EraseBody, RestoreBody
+from schemas.strict import IsoDate, IsoDateTime
 
 log = structlog.get_logger(__name__)
 router = APIRouter(tags=["data management (seed 004)"])
@@ -44,8 +45,8 @@ def _details(cur: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> dict[str, A
 async def user_predictions(
     request: Request, principal: UserPredictionsAuth, user_id: str,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    start_date: Annotated[datetime | date | None, Query(alias="startDate")] = None,
-    end_date: Annotated[datetime | date | None, Query(alias="endDate")] = None,
+    start_date: Annotated[IsoDateTime | IsoDate | None, Query(alias="startDate")] = None,
+    end_date: Annotated[IsoDateTime | IsoDate | None, Query(alias="endDate")] = None,
     include_details: Annotated[bool, Query(alias="includeDetails")] = False,
 ) -> JSONResponse:
     def read(cur: duckdb.DuckDBPyConnection) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,6 +24,24 @@ T = TypeVar("T")
 # The price: after a crash the next open replays up to 256 MB of WAL (~750k rows, ~2 s here; 162 MB took
 # 1.3 s) and the .wal file holds that much on disk. A clean close, or `CHECKPOINT`, folds it in at once.
 WRITER_CHECKPOINT_THRESHOLD = "256MB"
+
+
+def retry_conflicts(fn: Callable[..., T], attempts: int = 5) -> Callable[..., T]:
+    """Run a write transaction again when it lost DuckDB's optimistic-concurrency race with another writer (the
+    materializer writes the same tables all the time); the loser rolled back, so running it again is safe."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> T:
+        for attempt in range(attempts):
+            try:
+                return fn(*args, **kwargs)
+            except duckdb.TransactionException as exc:
+                if "conflict" not in str(exc).lower() or attempt == attempts - 1:
+                    raise
+                time.sleep(0.02 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    return run
 
 
 def run_on_cursor(con: duckdb.DuckDBPyConnection, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 
 import duckdb
 
+from pipeline.storage.db import retry_conflicts
+
 # Hot tables holding a user's data, with the columns naming tenant and user.
 USER_TABLES: dict[str, tuple[str, str]] = {
     "sleep_records": ("tenant", "user_id"),
@@ -38,6 +40,7 @@ def _move(cur: duckdb.DuckDBPyConnection, src: str, dst: str, tenant: str, user_
     return int(n)
 
 
+@retry_conflicts
 def archive(cur: duckdb.DuckDBPyConnection, tenant: str, user_id: str, reason: str, policy: str,
             archive_date: object) -> dict[str, int]:
     """Move the user's rows out of the hot tables; returns rows moved per table (all in one transaction)."""
@@ -60,6 +63,7 @@ def archive_status(cur: duckdb.DuckDBPyConnection, tenant: str, user_id: str) ->
     return row[0] if row else None
 
 
+@retry_conflicts
 def restore(cur: duckdb.DuckDBPyConnection, tenant: str, user_id: str) -> dict[str, int]:
     """Move archived rows back; rows that arrived meanwhile (same key) win, the archived copy is dropped."""
     cur.begin()
@@ -79,6 +83,7 @@ def restore(cur: duckdb.DuckDBPyConnection, tenant: str, user_id: str) -> dict[s
     return moved
 
 
+@retry_conflicts
 def erase(cur: duckdb.DuckDBPyConnection, tenant: str, user_id: str, reason: str, by: str) -> dict[str, int]:
     """Delete every row of the user, everywhere, and remember the erasure (one transaction)."""
     cur.begin()
