@@ -27,7 +27,7 @@ from api.limits import send_batches
 from api.security.bearer import bearer_token
 from pipeline.broker.kafka import make_producer
 from pipeline.broker.topics import CALLS_RAW
-from pipeline.calls.normalize import MAX_AGENT_ID, trace_id_from_headers
+from pipeline.calls.normalize import MAX_AGENT_ID, redact_cached, trace_id_from_headers
 from pipeline.metrics import CALL_EVENTS_DROPPED, HTTP_REQUESTS, HTTP_SECONDS
 from pipeline.security import TokenError, verify_token
 from pipeline.settings import BrokerNotConfigured, Settings
@@ -164,7 +164,7 @@ class CallRecorderMiddleware:
             "agent_id": agent[:MAX_AGENT_ID] if agent else None,
             "method": scope["method"],
             "path": scope["path"],
-            "query_string": scope.get("query_string", b"").decode("latin-1") or None,
+            "query_string": redact_cached(scope.get("query_string", b"").decode("latin-1")) or None,
             "status_code": resp["status"],
             "latency_ms": round(elapsed * 1000),
             "request_size_bytes": None if chunked or not (req_len or "").isdigit() else int(req_len),

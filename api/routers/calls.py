@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -14,9 +13,11 @@ from api.limits import TooLarge
 from api.security import bearer
 from pipeline.broker.topics import CALLS_RAW
 from pipeline.calls.normalize import Invalid, normalize_event
+from pipeline.calls.redact import redact_json
 from pipeline.security import Principal, Role
 from pipeline.storage.queries.calls import BadCursor, Bucket, CallFilters, call_stats, get_call, list_calls
 from schemas.calls import Accepted, CallHistoriesPublic, CallHistoryPublic
+from schemas.strict import IsoDateTime
 
 router = APIRouter(prefix="/v1/call-histories", tags=["call histories"])
 
@@ -44,8 +45,8 @@ def _filters(
     method: str | None = None,
     status_min: Annotated[int | None, Query(ge=100, le=599)] = None,
     status_max: Annotated[int | None, Query(ge=100, le=599)] = None,
-    since: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
-    until: Annotated[datetime | None, Query(description="ISO 8601, exclusive")] = None,
+    since: Annotated[IsoDateTime | None, Query(description="ISO 8601, inclusive")] = None,
+    until: Annotated[IsoDateTime | None, Query(description="ISO 8601, exclusive")] = None,
 ) -> CallFilters:
     if status_min is not None and status_max is not None and status_min > status_max:
         raise ApiError(422, "status_min must not be greater than status_max")
@@ -110,7 +111,9 @@ async def post_call_histories(
         raise ApiError(422, f"{len(errors)} of {len(events)} events are invalid; none were accepted",
                        details=[{"index": e["index"], "error": clip(e["error"])} for e in errors[:MAX_ERRORS]])
     try:
-        await request.app.state.publisher.send_json_batches(CALLS_RAW, events, principal.tenant_id.encode())
+        # Redacted before they leave the api: calls.raw never holds a secret this route was given.
+        published = [redact_json(e) for e in events]
+        await request.app.state.publisher.send_json_batches(CALLS_RAW, published, principal.tenant_id.encode())
     except TooLarge as exc:
         raise ApiError(413, str(exc)) from None
     return {"accepted": len(events), "topic": request.app.state.settings.topic(CALLS_RAW),

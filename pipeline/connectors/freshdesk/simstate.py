@@ -28,10 +28,16 @@ def default_keys() -> dict[str, list[str]]:
 
 
 def accepted_keys_text(keys: dict[str, list[str]]) -> str:
-    """`your_api_key` (every account), or `acme.freshdesk.com: k1, k2; *: k3`: for the start-up banners."""
+    """`your_api_key` (every account), or `acme.freshdesk.com: k1…; *: k3…`: for the start-up banners.
+
+    The seed's placeholder is printed as it is; a key someone configured is a secret of theirs, so a log shows
+    only its first two characters and its length."""
+    def shown(ks: list[str]) -> str:
+        return ", ".join(k if k == DEFAULT_KEY else f"{k[:2]}… ({len(k)} characters)" for k in ks) or "(none)"
+
     if set(keys) == {ANY_DOMAIN}:
-        return f"{', '.join(keys[ANY_DOMAIN]) or '(none)'} (every account)"
-    return "; ".join(f"{domain}: {', '.join(k) or '(none)'}" for domain, k in keys.items())
+        return f"{shown(keys[ANY_DOMAIN])} (every account)"
+    return "; ".join(f"{domain}: {shown(k)}" for domain, k in keys.items())
 
 
 class Faults(BaseModel):
