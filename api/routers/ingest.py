@@ -1,8 +1,8 @@
 """Seed 000: `/ingest` (run and wait), `/ingest/jobs` (create, list, read), control, and the live stream.
 
-Credentials travel only in headers (api/ingest_auth.py), and a job is created only for a key the platform confirmed
-(api/company_identity.py); options only in the JSON body; query parameters on the POST routes are ignored and the
-response lists them under `ignored_query_parameters`.
+Credentials travel only in headers, and a job is created only for a key the platform confirmed (api/security/);
+options only in the JSON body; query parameters on the POST routes are ignored and the response lists them under
+`ignored_query_parameters`.
 """
 
 from __future__ import annotations

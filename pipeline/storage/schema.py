@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pipeline.storage.ticket_tables import TICKET_DDL
 
-# Keys the platform confirmed, hashed (api/company_identity.py); several per domain, so keys can be rotated.
+# Keys the platform confirmed, hashed (api/security/company_identity.py); several per domain, so keys can be rotated.
 COMPANY_KEYS = """
     CREATE TABLE IF NOT EXISTS company_keys (
         tenant VARCHAR, platform VARCHAR, domain VARCHAR, key_hash VARCHAR, created_at TIMESTAMPTZ,
