@@ -190,6 +190,7 @@ def _freshdesk_calls(s: Stack) -> int:
     return stats["domains"][DOMAIN]["requests"]
 
 
+@pytest.mark.soak  # a guard (it passed before the fix too); `pytest -m soak` runs it
 def test_an_api_down_past_the_end_of_a_job_does_not_run_the_job_again(stack):
     s = stack
     _start_ingest_stack(s)
@@ -212,6 +213,7 @@ def test_an_api_down_past_the_end_of_a_job_does_not_run_the_job_again(stack):
     assert "ingest_job_stale_reissued" not in (s.tmp / "api.log").read_text()
 
 
+@pytest.mark.soak  # the longer variant of the api-kill test above; `pytest -m soak` runs it
 def test_kill_9_of_the_worker_then_of_the_api_mid_ingest_job_loses_and_duplicates_nothing(stack):
     s = stack
     _start_ingest_stack(s)
