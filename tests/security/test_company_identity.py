@@ -158,3 +158,26 @@ def test_freshdesk_unreachable_is_a_503_and_nothing_is_done(system):
         assert _rows(c, "outage")["ingest_jobs"] == 0 and _reads(c, "outage", KEY) == 401
     finally:
         c.sim.clear_faults()
+
+
+def test_another_tenants_token_reads_and_steers_nothing_of_the_company(system):
+    """Every seed-000 read and control route, with tenant B's admin token naming the victim's company (or naming
+    none): 401 or an empty answer of B's own, and the victim's jobs and tickets are untouched."""
+    c = system
+    before = _rows(c)
+    job = c.get("/ingest/jobs", headers={"X-Company-ID": "victim", "X-API-Key": KEY}).json()["jobs"][0]["job_id"]
+    other = _token(c, "evilcorp", Role.IAM_ADMIN)
+    naming_victim = other | {"X-Company-ID": "victim"}
+    for method, url, body in (("GET", "/ingest/jobs", None), ("GET", f"/ingest/jobs/{job}", None),
+                              ("GET", "/ingest/metrics", None), ("GET", "/search?q=order", None),
+                              ("POST", f"/ingest/jobs/{job}/control", {"action": "cancel"}),
+                              ("POST", "/ingest/sync-summaries", {"sync_options": {"force_rebuild": True}})):
+        r = c.request(method, url, json=body, headers=naming_victim)
+        assert r.status_code == 401 and r.json()["error"]["code"] == "MISSING_CREDENTIALS", (url, r.text)
+    own = c.get("/ingest/jobs", headers=other).json()  # the token's own tenant: none of the victim's jobs
+    assert own["jobs"] == [] and own["pagination"]["total"] == 0
+    assert c.get(f"/ingest/jobs/{job}", headers=other).status_code == 404  # another company's job does not exist
+    hits = c.get("/search?q=order", headers=other).json()
+    assert hits["total"] == 0 and hits["hits"] == []
+    assert c.get("/ingest/jobs?company_id=victim", headers=other).status_code == 403
+    assert _rows(c) == before
