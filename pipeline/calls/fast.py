@@ -78,7 +78,12 @@ def normalize_batch(topic: str, batch: Batch, make_id: IdFn) -> tuple[pa.Table, 
     tables: list[pa.Table] = []
     positions: list[int] = []
     for start in range(0, len(candidates), CHUNK):
-        got = _fast_chunk(batch, candidates[start:start + CHUNK], make_id)
+        try:
+            got = _fast_chunk(batch, candidates[start:start + CHUNK], make_id)
+        except pa.ArrowException:
+            # The fast path is only a shortcut: whatever Arrow cannot handle (`{"": [null, null]}` made
+            # combine_chunks fail) goes the exact way, message by message, rather than stopping the stream.
+            got = None
         if got is not None:
             tables.append(got[0])
             positions += got[1]

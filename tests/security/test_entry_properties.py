@@ -28,7 +28,9 @@ from tests.unit.test_normalize_fast import base_event, both_paths
 from tests.unit.test_sleep_records import rec as sleep_record
 from tests.unit.test_tickets_normalize import conversation, env, ticket
 
-PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Derandomized: the same examples on every run, so CI is deterministic; an example a random run once found is
+# pinned below with @example (set derandomize=False by hand to explore new ones).
+PROPERTY = settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 HEAVY = settings(PROPERTY, max_examples=120)  # each example runs both calls paths over several messages
 PARTITION, OFFSET, TS_MS = 2, 4242, 1_764_064_800_000
 make_id = SourceIds("cluster-p", "calls.raw")
@@ -79,6 +81,7 @@ CALLS_SEEDS = [base_event(random.Random(i)) for i in range(3)]
 @HEAVY
 @given(st.lists(messages(CALLS_SEEDS), min_size=1, max_size=4))
 @example([b"[" * 300 + b"]" * 300])
+@example([b'{"":[null,null]}'])  # found in CI: Arrow's combine_chunks failed on it and stopped the fast path
 def test_calls_raw_every_message_is_rows_or_one_letter_each_on_both_paths(values: list[bytes | None]) -> None:
     for value in values:
         records, dead = normalize_messages("calls.raw", [Message(PARTITION, OFFSET, TS_MS, value)], make_id)
