@@ -37,11 +37,23 @@ def _fuzz(live, tmp_path: Path, token: str) -> dict:
     return json.loads(report.read_text()) | {"stdout": out.stdout}
 
 
+def _cancel_fuzzed_jobs(live) -> None:
+    """The fuzzer starts full collections (3,000 tickets at the simulator's rate limit): stop them, so the shared
+    system's worker is free for the tests that follow."""
+    for status in ("running", "queued", "paused"):
+        jobs = live.request("GET", f"/ingest/jobs?status={status}&limit=100", headers=COMPANY).json()["jobs"]
+        for job in jobs:
+            live.request("POST", f"/ingest/jobs/{job['job_id']}/control", headers=COMPANY, json={"action": "cancel"})
+
+
 def test_no_route_answers_a_server_error_or_anything_its_schema_does_not_document(live, tmp_path):
     token = live.token("fuzzer", "fuzzco", "system_admin")
     bind = live.request("POST", "/ingest/jobs", headers=COMPANY, json={"max_tickets": 5, "include_kb": False})
     assert bind.status_code == 202, bind.text  # the company's key is verified and bound before fuzzing
-    result = _fuzz(live, tmp_path, token)
+    try:
+        result = _fuzz(live, tmp_path, token)
+    finally:
+        _cancel_fuzzed_jobs(live)
     failures = {f["code"]: f for f in result["failures"]}
     summary = {c: (f["title"], f["count"], f["operations"][:5]) for c, f in failures.items()}
     print(json.dumps({"test_cases": result["test_cases"], "failures": summary}, indent=1, ensure_ascii=False))
