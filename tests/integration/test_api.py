@@ -3,36 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 
-from api.main import create_app
 from pipeline.security import Role, mint_token
-from tests.helpers import call_event, start_cli, stop_process, wait_for
-from tests.integration.conftest import env_for
+from tests.helpers import call_event, wait_for
+from tests.integration.conftest import api_on
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def api(broker, tmp_path_factory):
-    import asyncio
-    import uuid
-
-    from pipeline.broker.kafka import ensure_topics
-    from pipeline.broker.topics import pipeline_topics
-    from pipeline.settings import Settings
-
-    tmp = tmp_path_factory.mktemp("api")
-    s = Settings(kafka_bootstrap=broker.bootstrap, data_dir=tmp / "data", partitions=2,
-                 topic_prefix=f"api{uuid.uuid4().hex[:8]}.", _env_file=None)
-    asyncio.run(ensure_topics(broker.bootstrap, pipeline_topics(s)))
-    worker = start_cli(["worker"], env_for(s), tmp / "worker.log")
-    try:
-        with TestClient(create_app(s)) as client:
-            client.settings = s
-            yield client
-    finally:
-        stop_process(worker)
+    with api_on(broker.bootstrap, tmp_path_factory.mktemp("api"), "api") as client:
+        yield client
 
 
 def _auth(client, role: Role, tenant: str = "1", user: str = "u1") -> dict[str, str]:

@@ -4,7 +4,6 @@ would echo the input, the data directory's modes, and forged identity headers.""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import stat
 import subprocess
@@ -19,13 +18,9 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from api.main import create_app
-from pipeline.broker.kafka import ensure_topics
-from pipeline.broker.topics import pipeline_topics
 from pipeline.security import Role, mint_token
-from pipeline.settings import Settings
-from tests.helpers import REPO, call_event, start_cli, stop_process, wait_for
-from tests.integration.conftest import env_for
+from tests.helpers import REPO, call_event, wait_for
+from tests.integration.conftest import api_on, env_for
 
 pytestmark = pytest.mark.integration
 MiB = 1 << 20
@@ -36,17 +31,9 @@ SMALL = 16 * 1024  # an error answer bigger than this echoes the input
 
 @pytest.fixture(scope="module")
 def api(broker, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("hostile")
-    s = Settings(kafka_bootstrap=broker.bootstrap, data_dir=tmp / "data", partitions=2,
-                 topic_prefix=f"hostile{uuid.uuid4().hex[:8]}.", trusted_proxies=["10.9.8.0/24"], _env_file=None)
-    asyncio.run(ensure_topics(broker.bootstrap, pipeline_topics(s)))
-    worker = start_cli(["worker"], env_for(s), tmp / "worker.log")
-    try:
-        with TestClient(create_app(s)) as client:
-            client.settings = s
-            yield client
-    finally:
-        stop_process(worker)
+    with api_on(broker.bootstrap, tmp_path_factory.mktemp("hostile"), "hostile",
+                trusted_proxies=["10.9.8.0/24"]) as client:
+        yield client
 
 
 def _auth(client: TestClient, role: Role, tenant: str = "t1", user: str = "u1") -> dict[str, str]:

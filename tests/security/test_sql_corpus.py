@@ -4,25 +4,22 @@ setting, no sequence, no catalog object and no file changes; on the file (`run_r
 
 from __future__ import annotations
 
-import asyncio
 import io
 import socket
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
-from fastapi.testclient import TestClient
 from rich.console import Console
 
-from api.main import create_app
 from pipeline.security import Role, mint_token
 from pipeline.sqlcli import run_sql
 from pipeline.storage.db import connect
 from pipeline.storage.readonly import SqlRefused, run_read_only
 from tests.e2e.test_up import SEED_QUERIES
+from tests.integration.conftest import api_on
 
 pytestmark = pytest.mark.integration
 
@@ -213,15 +210,9 @@ def test_run_read_only_still_reads(on_file, query):
 
 @pytest.fixture(scope="module")
 def api(broker, tmp_path_factory):
-    from pipeline.broker.kafka import ensure_topics
-    from pipeline.broker.topics import pipeline_topics
-    from pipeline.settings import Settings
-
     root = tmp_path_factory.mktemp("sqlapi")
-    s = Settings(kafka_bootstrap=broker.bootstrap, data_dir=root / "data", partitions=2,
-                 topic_prefix=f"sql{uuid.uuid4().hex[:8]}.", _env_file=None)
-    asyncio.run(ensure_topics(broker.bootstrap, pipeline_topics(s)))
-    with TestClient(create_app(s)) as client:
+    with api_on(broker.bootstrap, root, "sql", worker=False) as client:
+        s = client.settings
         cur = client.app.state.db.cursor()
         for statement in SEED_ROWS:
             cur.execute(statement)
