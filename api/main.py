@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -97,13 +97,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await scheduler.stop()
-            await app.state.jobs.stop()
-            await app.state.search.stop()
-            await buffer.stop()
-            await publisher.close()
-            await asyncio.to_thread(materializer.stop)
-            db.close()
+            await _shut_down([scheduler.stop, app.state.jobs.stop, app.state.search.stop, buffer.stop,
+                              publisher.close, lambda: asyncio.to_thread(materializer.stop)])
+            if materializer.alive:  # still inside a write: closing the file under it would fail that write
+                log.error("api_shutdown_materializer_still_running")
+            else:
+                db.close()
 
     app = FastAPIOffline(
         title="streamdesk",
@@ -120,3 +119,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_message_bytes)  # inside the recorder: 413s are rows
     app.add_middleware(CallRecorderMiddleware, buffer=buffer, settings=settings)
     return app
+
+
+async def _shut_down(steps: list[Callable[[], Awaitable[object]]]) -> None:
+    """Every step runs, whatever an earlier one raised: one stuck part must not leave the others running."""
+    for step in steps:
+        try:
+            await step()
+        except Exception:  # noqa: BLE001 - logged; the remaining parts still have to stop
+            log.exception("api_shutdown_step_failed", step=getattr(step, "__qualname__", repr(step)))

@@ -171,13 +171,17 @@ class SearchService:
 
     async def _run(self) -> None:
         started = time.perf_counter()
-        loaded = await run_in_threadpool(self.refresh)
-        log.info("search_index_loaded", documents=loaded, seconds=round(time.perf_counter() - started, 2))
+        loaded = None
         while True:
-            await asyncio.sleep(self.settings.search_sync_s)
             try:
                 indexed = await run_in_threadpool(self.refresh)
-                if indexed:
-                    log.info("search_indexed", documents=indexed, seq=self.seq)
-            except Exception:  # noqa: BLE001 - search catching up must never take the api down
+            except Exception:  # noqa: BLE001 - search catching up (or its first load) must never stop for good
                 log.exception("search_index_failed")
+            else:
+                if loaded is None:
+                    loaded = indexed
+                    log.info("search_index_loaded", documents=loaded,
+                             seconds=round(time.perf_counter() - started, 2))
+                elif indexed:
+                    log.info("search_indexed", documents=indexed, seq=self.seq)
+            await asyncio.sleep(self.settings.search_sync_s)
