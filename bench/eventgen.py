@@ -4,6 +4,10 @@ One JSON object per event, ~460-530 bytes, no `api_call_history_id` (the seed's 
 the pipeline derives it from the source coordinates). Each event's `trace_id` is `<tag 8 hex><seq 24 hex>`,
 so a benchmark finds its own rows (the facade records its own calls into the same table) and knows each
 row's sequence number, hence its produce time.
+
+Two shapes. `native` is the project's own spelling (string ids, upper-case methods, UTC `Z` times, 40 tenants,
+200 agents). `seed` is what seed 003's gateway sends: each of its VARIANTS can be switched on alone, and the
+seed shape is all of them at once.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import random
 import secrets
 import string
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
 
@@ -54,15 +58,45 @@ QUERIES = [
 WORDS = ["refund", "login", "sleep", "invoice", "password reset", "배송", "환불", "latency", "timeout", "export"]
 
 
+# What seed 003's gateway (a Spring Cloud Gateway filter and its Jackson-serialised DTO) does differently.
+VARIANTS = {
+    "numeric-ids": "tenant_id and user_id as JSON numbers (the DTO declares them Long)",
+    "mixed-case": "methods as clients spell them: get, Post, patch, DELETE",
+    "offset-time": "created_at with a +09:00 offset and milliseconds (a KST gateway's OffsetDateTime)",
+    "secrets": "one query string in five carries a secret to redact",
+    "null-sizes": "request_size_bytes NULL unless Content-Length was sent (most GETs, chunked bodies)",
+    "few-tenants": "16 tenants and 50 agents",
+    "extra-fields": "fields the pipeline does not know (a gateway's route id, a retry count)",
+}
+SHAPES = {"native": frozenset(), "seed": frozenset(VARIANTS) - {"extra-fields"}}
+_KST = timezone(timedelta(hours=9))
+_CASES = (str.lower, str.upper, str.capitalize, str.upper)
+SECRET_QUERIES = [q for q in QUERIES if "{secret}" in q or "Credential" in q]
+PLAIN_QUERIES = [q for q in QUERIES if q not in SECRET_QUERIES]
+
+
+def variants_of(shape: str, extra: str = "", without: str = "") -> frozenset[str]:
+    """A shape's variants, plus and minus comma-separated names (both checked against VARIANTS)."""
+    chosen = set(SHAPES[shape])
+    for names, add in ((extra, True), (without, False)):
+        for name in filter(None, (n.strip() for n in names.split(","))):
+            if name not in VARIANTS:
+                raise ValueError(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
+            (chosen.add if add else chosen.discard)(name)
+    return frozenset(chosen)
+
+
 class EventFactory:
     """Deterministic (seeded) generator; `make(tag, seq)` returns one event's JSON bytes."""
 
-    def __init__(self, seed: int = 3) -> None:
+    def __init__(self, seed: int = 3, variants: frozenset[str] = frozenset()) -> None:
         self.rng = random.Random(seed)
+        self.variants = variants
         r = self.rng
-        self.tenants = [str(i) for i in range(1, 41)]
-        self.tenant_weights = [1.0 / i for i in range(1, 41)]  # a few big tenants, a long tail
-        self.agents = [f"agent_{r.choice(['aura', 'dwp', 'sol', 'help', 'test'])}_{i:03d}" for i in range(200)]
+        tenants, agents = (16, 50) if "few-tenants" in variants else (40, 200)
+        self.tenants = [str(i) for i in range(1, tenants + 1)]
+        self.tenant_weights = [1.0 / i for i in range(1, tenants + 1)]  # a few big tenants, a long tail
+        self.agents = [f"agent_{r.choice(['aura', 'dwp', 'sol', 'help', 'test'])}_{i:03d}" for i in range(agents)]
         self.ips = [f"10.{r.randrange(256)}.{r.randrange(256)}.{r.randrange(1, 255)}" for _ in range(1500)]
         self.ips += [f"2001:db8:{r.randrange(65536):x}::{r.randrange(1, 65536):x}" for _ in range(100)]
         self.base = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -107,10 +141,31 @@ class EventFactory:
             "created_at": created.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         }
 
+    def reshape(self, ev: dict) -> dict:
+        """The native event as the chosen variants spell it (the same call, other gateway's bytes)."""
+        r, v = self.rng, self.variants
+        if "numeric-ids" in v:
+            ev["tenant_id"], ev["user_id"] = int(ev["tenant_id"]), int(ev["user_id"])
+        if "mixed-case" in v:
+            ev["method"] = r.choice(_CASES)(ev["method"])
+        if "offset-time" in v:
+            when = datetime.fromisoformat(ev["created_at"]).astimezone(_KST)
+            ev["created_at"] = when.isoformat(timespec="milliseconds")
+        if "secrets" in v:
+            template = r.choice(SECRET_QUERIES) if r.random() < 0.2 else r.choice(PLAIN_QUERIES)
+            ev["query_string"] = self._fill(template) if template in SECRET_QUERIES or r.random() < 0.5 else None
+        if "null-sizes" in v and (ev["method"].upper() == "GET" or r.random() < 0.3):
+            ev["request_size_bytes"] = None
+        if "extra-fields" in v:
+            ev["route_id"] = f"route-{r.randrange(12)}"
+            ev["retry_count"] = r.choice((0, 0, 0, 1))
+        return ev
+
     def make(self, tag: str, seq: int) -> tuple[bytes, bytes]:
         """(key, value): keyed by tenant, as docs/architecture.md partitions calls."""
         ev = self.event(tag, seq)
-        return ev["tenant_id"].encode(), orjson.dumps(ev)
+        key = ev["tenant_id"].encode()
+        return key, orjson.dumps(self.reshape(ev) if self.variants else ev)
 
     def batch(self, tag: str, n: int) -> list[tuple[bytes, bytes]]:
         return [self.make(tag, i) for i in range(n)]
@@ -121,7 +176,8 @@ def new_tag() -> str:
 
 
 if __name__ == "__main__":
-    f = EventFactory()
+    import sys
+    f = EventFactory(variants=SHAPES[sys.argv[1] if len(sys.argv) > 1 else "native"])
     evs = f.batch(new_tag(), 20000)
     sizes = sorted(len(v) for _, v in evs)
     print(f"n={len(sizes)} mean={sum(sizes) / len(sizes):.0f} p5={sizes[len(sizes) // 20]} "

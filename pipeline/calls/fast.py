@@ -1,7 +1,7 @@
 """The common case of `calls.raw`, vectorised: one Arrow JSON parse per chunk, the checks in pyarrow.compute.
 
 A row leaves here only if `normalize_event` would accept it with the same values; everything else (arrays,
-headers, absolute URLs, numbers as ids, odd timestamps, anything the parser or a check does not like) goes
+headers, absolute URLs, fractions as ids, odd timestamps, anything the parser or a check does not like) goes
 through the exact per-event path in `normalize.py`, so every rule and every DLQ reason is written once.
 tests/unit/test_normalize_fast.py runs both paths over generated inputs and asserts identical output.
 """
@@ -33,13 +33,23 @@ from pipeline.entry import MAX_VALUE_BYTES
 _TEXT = ("api_call_history_id", "tenant_id", "user_id", "agent_id", "ip_address", "user_agent", "trace_id",
          "error_code", "source")
 _INTS = ("latency_ms", "request_size_bytes", "response_size_bytes")
+# Tenant and user ids come as text or as JSON numbers (seed 003's DTO declares them Long): Arrow infers them.
+_IDS = ("tenant_id", "user_id")
 RAW_SCHEMA = pa.schema(
     [(f.name, pa.int64() if pa.types.is_integer(f.type) else pa.string()) for f in CALLS_SCHEMA]
     + [("request_headers", pa.struct([])), ("response_headers", pa.struct([]))]
 )
+_DECLARED = pa.schema([f for f in RAW_SCHEMA if f.name not in _IDS])
 # "infer": fields we do not read still show up as columns, so NaN/Inf in them (Arrow reads those literals,
-# orjson rejects them) can be seen without scanning the bytes.
-_PARSE = pj.ParseOptions(explicit_schema=RAW_SCHEMA, unexpected_field_behavior="infer")
+# orjson rejects them) can be seen without scanning the bytes; the ids are read as whatever type they hold.
+_PARSE = pj.ParseOptions(explicit_schema=_DECLARED, unexpected_field_behavior="infer")
+# A chunk that mixes numeric and text ids (two gateways on one topic): numbers are quoted, then read as text.
+_PARSE_QUOTED = pj.ParseOptions(explicit_schema=RAW_SCHEMA, unexpected_field_behavior="infer")
+_MIXED_IDS = re.compile(r"Column\(/(?:tenant_id|user_id)\) changed from")
+# A top-level (or nested: only headers, which go exact, and fields we do not read hold those) id that is an
+# integer orjson reads as one: at most 18 digits, no `-0`, no fraction or exponent, Jackson's spacing. Anything
+# else stays a number and fails the text column, so its message goes the exact way.
+_NUMERIC_ID = r'"(tenant_id|user_id)":(-?[1-9]\d{0,17}|0)([,}])'
 CHUNK = 2048  # messages per Arrow parse: one unparseable message costs a re-parse of its chunk
 _RETRIES = 8  # parse errors that name a row drop that message and parse again; past this the chunk goes exact
 _ROW_ERROR = re.compile(r"in row (\d+)")
@@ -138,14 +148,18 @@ def _parse(batch: Batch, pos: list[int]) -> tuple[pa.Table | None, list[int]]:
     if not _utf8(data) or max(map(len, values), default=0) >= _MAX_DEPTH_BYTES:
         keep = [j for j, v in enumerate(values) if _utf8(v) and v.count(b"{") + v.count(b"[") < 1000]
         values, pos = [values[j] for j in keep], [pos[j] for j in keep]
+    options = _PARSE
     for _ in range(_RETRIES + 1):
         if not values:
             return None, pos
         data = b"\n".join(values)
         try:
-            table = pj.read_json(io.BytesIO(data), parse_options=_PARSE,
+            table = pj.read_json(io.BytesIO(data), parse_options=options,
                                  read_options=pj.ReadOptions(use_threads=False, block_size=len(data) + 1))
         except pa.ArrowInvalid as exc:
+            if options is _PARSE and _MIXED_IDS.search(str(exc)):
+                values, options = _quote_numeric_ids(values), _PARSE_QUOTED
+                continue
             m = _ROW_ERROR.search(str(exc))
             if m is None or int(m.group(1)) >= len(values):
                 return None, pos
@@ -154,8 +168,30 @@ def _parse(batch: Batch, pos: list[int]) -> tuple[pa.Table | None, list[int]]:
         # One row per message, or some message held more than one document (orjson rejects those).
         if table.num_rows != len(values) or _nonfinite(table):
             return None, pos
-        return table.select(RAW_SCHEMA.names).combine_chunks(), pos
+        table = _ids_as_text(table)
+        return (None if table is None else table.select(RAW_SCHEMA.names).combine_chunks()), pos
     return None, pos
+
+
+def _quote_numeric_ids(values: list[bytes]) -> list[bytes]:
+    quoted = pc.replace_substring_regex(pa.array(values, pa.binary()), _NUMERIC_ID, r'"\1":"\2"\3')
+    return quoted.to_pylist()
+
+
+def _ids_as_text(table: pa.Table) -> pa.Table | None:
+    """Tenant and user ids as text, as `_ident` stores them; None if a chunk holds ids it cannot say so for."""
+    for name in _IDS:
+        if name not in table.schema.names:
+            table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
+            continue
+        kind = table.schema.field(name).type
+        if kind == pa.string():
+            continue
+        if not (pa.types.is_int64(kind) or pa.types.is_null(kind)):
+            return None  # fractions, booleans, arrays: only the exact path words their dead letters
+        i = table.schema.get_field_index(name)
+        table = table.set_column(i, name, pc.cast(table.column(i), pa.string()))
+    return table
 
 
 def _utf8(data: bytes) -> bool:
@@ -171,7 +207,7 @@ def _utf8(data: bytes) -> bool:
 def _nonfinite(table: pa.Table) -> bool:
     """A NaN or Inf anywhere in the fields we do not read (in those we read, Arrow refuses them)."""
     return any(_has_nonfinite(table.column(name).combine_chunks())
-               for name in table.schema.names if name not in RAW_SCHEMA.names)
+               for name in table.schema.names if name not in RAW_SCHEMA.names or name in _IDS)
 
 
 def _has_nonfinite(values: pa.Array) -> bool:

@@ -41,8 +41,9 @@ VARIANTS: dict[str, list[Any]] = {
     "latency_ms": [0, 35, -1, 35.5, 2.5, 2**63 - 1, 2**63, 2**64 - 1, "fast", True, None, MISSING],
     "request_size_bytes": [0, 18, -1, 1.5, 2**63, "18", False, None, MISSING],
     "response_size_bytes": [0, 500, -5, 2**64 - 1, None, MISSING],
-    "tenant_id": ["1", "", 1, 0, 1.5, True, "wedosoft", None, MISSING],
-    "user_id": ["u1", "", 42, -3, [1], None, MISSING],
+    "tenant_id": ["1", "", 1, 0, 1.5, True, "wedosoft", 2**63 - 1, 999_999_999_999_999_999, -(2**63), 2**64 - 1,
+                  1e3, None, MISSING],
+    "user_id": ["u1", "", 42, -3, [1], {"id": 1}, 10**18, None, MISSING],
     "agent_id": ["agent_1", "", "a" * 100, "a" * 101, "é" * 100, "é" * 101, 5, None, MISSING],
     "ip_address": ["10.0.0.7", "2001:DB8:0:0::1", " 10.0.0.7 ", "999.0.0.1", "", "010.0.0.1", "::ffff:1.2.3.4", 5,
                    None, MISSING],
@@ -84,6 +85,12 @@ RAW_BAD: list[bytes | None] = [
     b'\xef\xbb\xbf{"method":"GET","path":"/a","status_code":200}',
     b'{"method":"GET","path":"/a","status_code":200,"latency_ms":1e2}',
     b'{"method":"GET","path":"/a","status_code":200,"x":1e999}',
+    b'{"tenant_id":-0,"method":"GET","path":"/a","status_code":200}',
+    b'{"tenant_id":7 ,"user_id" : 8,"method":"GET","path":"/a","status_code":200}',
+    b'{"tenant_id":007,"method":"GET","path":"/a","status_code":200}',
+    b'{"tenant_id":1,"tenant_id":"t2","method":"GET","path":"/a","status_code":200}',
+    b'{"x\\"tenant_id":5,"tenant_id":"t","method":"GET","path":"/a","status_code":200}',
+    b'{"path":"/\\"tenant_id\\":5","tenant_id":6,"method":"GET","status_code":200}',
     orjson.dumps({"method": "GET", "path": "/a", "status_code": 200, "user_agent": "x" * (1 << 20)}),
 ]
 
@@ -212,6 +219,45 @@ def test_common_case_never_reaches_the_exact_path(monkeypatch):
         values.append(orjson.dumps(event))
     both_paths(values)
     assert seen == []
+
+
+def seed_shaped(rng: random.Random, i: int) -> dict[str, Any]:
+    """An event as seed 003's gateway serialises its DTO: numeric ids, any method case, a +09:00 time."""
+    event = base_event(rng) | {"tenant_id": rng.randrange(1, 17), "user_id": rng.randrange(1, 10**12),
+                               "method": rng.choice(["get", "Post", "PATCH", "delete"]),
+                               "created_at": f"2026-11-25T19:{rng.randrange(60):02d}:00.{i % 1000:03d}+09:00"}
+    if i % 5 == 0:
+        event["query_string"] = f"page=2&access_token={rng.getrandbits(64):x}"
+    if i % 3 == 0:
+        event["request_size_bytes"] = None
+    if i % 4 == 0:
+        event |= {"route_id": "r-7", "retry_count": 0}
+    return event
+
+
+def test_seed_shaped_events_never_reach_the_exact_path(monkeypatch):
+    """Seed 003's own spelling is ordinary input: it takes the vectorised path like the native one."""
+    seen: list[Message] = []
+    real = fast.normalize_messages
+    monkeypatch.setattr(fast, "normalize_messages", lambda t, m, f: (seen.extend(m), real(t, m, f))[1])
+    rng = random.Random(11)
+    both_paths([orjson.dumps(seed_shaped(rng, i)) for i in range(3000)])
+    assert seen == []
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_two_gateways_on_one_topic_numeric_and_text_ids_in_one_chunk_agree(seed, monkeypatch):
+    """Numbers and text for the same id in one chunk: quoted and read as text, still the exact path's records."""
+    seen: list[Message] = []
+    real = fast.normalize_messages
+    monkeypatch.setattr(fast, "normalize_messages", lambda t, m, f: (seen.extend(m), real(t, m, f))[1])
+    rng = random.Random(200 + seed)
+    values = [orjson.dumps(seed_shaped(rng, i) if rng.random() < 0.5 else base_event(rng)) for i in range(500)]
+    bad = [i for i in range(0, 500, 97)]
+    for i in bad:  # ids the exact path refuses, among them
+        values[i] = orjson.dumps(base_event(rng) | {"tenant_id": rng.choice([1.5, True, [1]])})
+    both_paths(values)
+    assert sorted(m.offset - 1000 for m in seen) == bad
 
 
 def test_source_ids_many_are_derived_ids():
