@@ -9,8 +9,15 @@ then N events are produced one per message (as a plain gateway would, keyed by t
   real `streamdesk api` (materializer thread -> DuckDB), as subprocesses. "Row in DuckDB" is observed by
   polling `POST /v1/sql` every --poll-ms; the time taken is the poll's response time (an upper bound).
 * quix: bench/baselines/quix_app.py, the same job as a quix-streams 3.28 app (BatchingSink -> DuckDB).
-* hand-written: bench/baselines/handwritten.py, aiokafka getmany -> Arrow -> one INSERT per batch (one hop);
-  run with Arrow's JSON reader and with orjson. The baselines report each commit's wall time on stdout.
+* hand-written: bench/baselines/handwritten.py, aiokafka getmany -> Arrow -> one INSERT OR IGNORE per batch into
+  the keyed table (one hop); with Arrow's JSON reader (and orjson per message, if asked).
+* append: the same app with `--append`, the minimal append app: no key, one plain INSERT per batch, offsets
+  committed after it. The limit the 0.8x target is measured against. The baselines report each commit's wall
+  time on stdout.
+
+Input (--shape, --with, --without): `native` is the project's own spelling; `seed` is seed 003's gateway
+(numeric ids, mixed-case methods, +09:00 times, secrets in one query string in five, NULL sizes, 16 tenants,
+50 agents); bench/eventgen.py VARIANTS lists each switch. Every system gets the same bytes.
 
 Freshness (ours only): a separate paced phase produces at --rate events/s for --paced-seconds with one
 `send()` per event (linger 5 ms). The produce time of event i is taken just before its `send()`. The poller
@@ -43,7 +50,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import DefaultPartitioner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from eventgen import EventFactory, new_tag  # noqa: E402
+from eventgen import VARIANTS, EventFactory, new_tag, variants_of  # noqa: E402
 
 from pipeline.broker.embedded import free_port, start_embedded_broker  # noqa: E402
 from pipeline.broker.kafka import ensure_topics, wait_for_broker  # noqa: E402
@@ -576,7 +583,8 @@ async def run(args: argparse.Namespace) -> int:
     try:
         cluster = await wait_for_broker(broker.bootstrap)
         log(f"broker {broker.bootstrap} (cluster {cluster}, pid {broker.process.pid}); work dir {base}")
-        factory = EventFactory(seed=args.seed)
+        factory = EventFactory(seed=args.seed, variants=args.variants)
+        log(f"input shape {args.shape}: {', '.join(sorted(args.variants)) or 'no variants'}")
         tag = new_tag()
         t = time.perf_counter()
         events = factory.batch(tag, args.events)
@@ -678,6 +686,9 @@ async def run(args: argparse.Namespace) -> int:
         for parser in args.handwritten_parsers:
             baselines.append(Baseline(f"hand-written ({parser})", "handwritten.py", ["--parser", parser],
                                       broker.bootstrap, base, run_id, cluster, args.partitions))
+        if "append" in args.systems:
+            baselines.append(Baseline("append (no key)", "handwritten.py", ["--parser", "arrow", "--append"],
+                                      broker.bootstrap, base, run_id, cluster, args.partitions))
         for b in baselines:
             log(f"{b.name}: starting")
             producer = make_producer(broker.bootstrap)
@@ -724,6 +735,7 @@ def print_report(args: argparse.Namespace, results: list[Result], fresh: dict | 
     print()
     print(f"calls benchmark: {args.events:,} events, one per message (~500 B JSON), {args.partitions} partitions, "
           f"embedded Tansu broker, {os.cpu_count()} cores")
+    print(f"input: {args.shape} shape ({', '.join(sorted(args.variants)) or 'no variants'})")
     print(f"{'system':<24}{'events/s':>10}{'e2e s':>8}{'produce s':>11}  {'passes (events/s)':<26}"
           f"CPU s of the last pass")
     by = {}
@@ -741,8 +753,10 @@ def print_report(args: argparse.Namespace, results: list[Result], fresh: dict | 
         print(f"  ours, {mat_detail}")
     ours = by.get("ours")
     quix = by.get("quix-streams")
+    append = by.get("append")
     hands = [r for r in results if r.name.startswith("hand-written") and r.rate]
-    limit = max(hands, key=lambda r: r.rate) if hands else None
+    keyed = max(hands, key=lambda r: r.rate) if hands else None
+    limit = append if append and append.rate else None
     print()
     if ours and ours.rate and quix and quix.rate:
         ratio = ours.rate / quix.rate
@@ -750,6 +764,8 @@ def print_report(args: argparse.Namespace, results: list[Result], fresh: dict | 
     if ours and ours.rate and limit:
         ratio = ours.rate / limit.rate
         print(f"ours / {limit.name:<21}{ratio:6.2f}x   (target >= 0.8x: {'MET' if ratio >= 0.8 else 'NOT MET'})")
+    if ours and ours.rate and keyed:
+        print(f"ours / {keyed.name:<21}{ours.rate / keyed.rate:6.2f}x   (the same app keyed: what the key costs it)")
     if fresh:
         ok = fresh["p99"] < 1.0 and not fresh["missing_from_polls"]
         print(f"freshness at {fresh['achieved_rate']:,.0f} events/s ({fresh['n']:,} events, one send() each): "
@@ -774,9 +790,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--poll-ms", type=int, default=50, help="row-count poll interval in the throughput phase")
     ap.add_argument("--fresh-poll-ms", type=int, default=50, help="poll interval in the paced phase")
     ap.add_argument("--timeout", type=float, default=120, help="seconds to wait for the last row of a phase")
-    ap.add_argument("--systems", default="ours,quix,handwritten", help="comma-separated subset")
-    ap.add_argument("--handwritten-parser", default="arrow,orjson",
-                    help="hand-written app variants to run: arrow, orjson, or both (default)")
+    ap.add_argument("--systems", default="ours,quix,handwritten,append", help="comma-separated subset")
+    ap.add_argument("--handwritten-parser", default="arrow",
+                    help="keyed hand-written app variants to run: arrow (default), orjson, or both")
+    ap.add_argument("--shape", choices=("native", "seed"), default="seed", help="input spelling (default seed)")
+    ap.add_argument("--with", dest="with_", default="", metavar="VARIANTS",
+                    help="variants to add to the shape: " + ", ".join(VARIANTS))
+    ap.add_argument("--without", default="", metavar="VARIANTS", help="variants to take out of the shape")
     ap.add_argument("--quix-commit-interval", type=float, default=1.0, help="quix checkpoint (sink flush) seconds")
     ap.add_argument("--quix-python", default=str(REPO / ".venv-quix" / "bin" / "python"),
                     help="interpreter with quixstreams installed (its own venv: it needs pydantic<2.14)")
@@ -787,6 +807,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, DuckDB files)")
     args = ap.parse_args(argv)
     args.systems = {s.strip() for s in args.systems.split(",") if s.strip()}
+    args.variants = variants_of(args.shape, args.with_, args.without)
     args.handwritten_parsers = ([p.strip() for p in args.handwritten_parser.split(",") if p.strip()]
                                 if "handwritten" in args.systems else [])
     return args

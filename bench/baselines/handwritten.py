@@ -3,6 +3,8 @@
 aiokafka `getmany` -> parse the batch at once (Arrow's JSON reader with a fixed schema, or orjson per message)
 -> vectorised checks (bad rows to the DLQ) -> redaction of the distinct query strings -> derived ids for rows
 without one -> one `INSERT OR IGNORE` per batch into the same keyed table the pipeline uses -> commit offsets.
+With `--append` it is the minimal append app: the same table without its key, one plain INSERT per batch,
+offsets committed after it (a replay after a crash stores its events twice).
 What it leaves out compared with the pipeline: a second hop (calls.normalized), header-derived identity,
 IP canonicalisation, pydantic DLQ explanations, metrics. Cheaper derived ids (no hash: the coordinates as text).
 
@@ -25,22 +27,35 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from bench.baselines.keyed import KEYED_DDL
 from pipeline.calls.arrow import CALLS_SCHEMA
 from pipeline.calls.redact import redact_query
 from pipeline.storage.schema import DDL
 
 RAW_SCHEMA = pa.schema([f for f in CALLS_SCHEMA if f.name not in ("status_code",)] + [("status_code", pa.int64())])
-PARSE = pj.ParseOptions(explicit_schema=RAW_SCHEMA, unexpected_field_behavior="ignore")
+IDS = ("tenant_id", "user_id")  # text or numbers (seed 003's Long): inferred, then cast to text
+PARSE = pj.ParseOptions(explicit_schema=pa.schema([f for f in RAW_SCHEMA if f.name not in IDS]),
+                        unexpected_field_behavior="infer")
 NAMES = RAW_SCHEMA.names
+
+
+def _ids_as_text(table: pa.Table) -> pa.Table:
+    for name in IDS:
+        if name not in table.schema.names:
+            table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
+        elif table.schema.field(name).type != pa.string():
+            i = table.schema.get_field_index(name)
+            table = table.set_column(i, name, pc.cast(table.column(i), pa.string()))  # raises on non-integers
+    return table.select(NAMES)
 
 
 def parse_arrow(values: list[bytes]) -> tuple[pa.Table, list[int]]:
     """The whole batch through Arrow's JSON reader; on any bad message fall back to orjson per message."""
     try:
         data = b"\n".join(values)
-        return pj.read_json(io.BytesIO(data), read_options=pj.ReadOptions(block_size=max(1 << 20, len(data) + 1)),
-                            parse_options=PARSE), []
-    except (pa.ArrowInvalid, TypeError):
+        return _ids_as_text(pj.read_json(io.BytesIO(data), parse_options=PARSE,
+                                         read_options=pj.ReadOptions(block_size=max(1 << 20, len(data) + 1)))), []
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError):
         return parse_orjson(values)
 
 
@@ -61,6 +76,9 @@ def parse_orjson(values: list[bytes]) -> tuple[pa.Table, list[int]]:
         get = obj.get
         for n, append in appenders:
             append(get(n))
+        for n in IDS:
+            if type(cols[n][-1]) is int:
+                cols[n][-1] = str(cols[n][-1])
     try:
         return _to_table(cols), bad
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # a wrong type somewhere: find it message by message
@@ -122,11 +140,13 @@ async def main() -> None:
     for a in ("bootstrap", "topic", "dlq", "db", "cluster", "group"):
         ap.add_argument(a)
     ap.add_argument("--parser", choices=("arrow", "orjson"), default="arrow")
+    ap.add_argument("--append", action="store_true", help="no key: plain INSERT into a table without one")
     args = ap.parse_args()
     parse = parse_arrow if args.parser == "arrow" else parse_orjson
 
     con = duckdb.connect(args.db)
-    con.execute(DDL[0])
+    con.execute(DDL[0] if args.append else KEYED_DDL)
+    verb = "INSERT" if args.append else "INSERT OR IGNORE"
     consumer = AIOKafkaConsumer(
         args.topic, bootstrap_servers=args.bootstrap, group_id=args.group, enable_auto_commit=False,
         auto_offset_reset="earliest", session_timeout_ms=6000, heartbeat_interval_ms=1000, rebalance_timeout_ms=6000,
@@ -144,15 +164,28 @@ async def main() -> None:
         cur = con.cursor()
         cur.begin()
         cur.register("_batch", table)
-        n = cur.execute("INSERT OR IGNORE INTO sys_api_call_histories BY NAME SELECT * FROM _batch").fetchone()[0]
+        n = cur.execute(f"{verb} INTO sys_api_call_histories BY NAME SELECT * FROM _batch").fetchone()[0]
         cur.unregister("_batch")
         cur.commit()
         return int(n)
 
+    async def finish(write_task: asyncio.Future, offsets: dict, rows: int) -> None:
+        """Offsets are committed only after their rows are in DuckDB (at-least-once)."""
+        nonlocal total
+        await write_task
+        await consumer.commit(offsets)
+        total += rows
+        print(f"ROWS {total} {time.time():.6f}", flush=True)
+
+    # Pipelined: batch N is inserted (DuckDB releases the GIL) while batch N+1 is fetched and parsed.
+    pending = None
     try:
         while True:
-            got = await consumer.getmany(timeout_ms=100, max_records=20_000)
+            got = await consumer.getmany(timeout_ms=20 if pending else 100, max_records=20_000)
             if not got:
+                if pending:
+                    await finish(*pending)
+                    pending = None
                 continue
             tables, dead = [], []
             for tp, msgs in got.items():
@@ -172,10 +205,10 @@ async def main() -> None:
                 await producer.send(args.dlq, orjson.dumps({"error": reason, "topic": m.topic, "partition": m.partition,
                                                             "offset": m.offset}))
             batch = pa.concat_tables(tables)
-            await asyncio.to_thread(write, batch)
-            await consumer.commit()
-            total += batch.num_rows
-            print(f"ROWS {total} {time.time():.6f}", flush=True)
+            if pending:
+                await finish(*pending)
+            pending = (asyncio.ensure_future(asyncio.to_thread(write, batch)),
+                       {tp: msgs[-1].offset + 1 for tp, msgs in got.items()}, batch.num_rows)
     finally:
         await consumer.stop()
         await producer.stop()

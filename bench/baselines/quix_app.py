@@ -23,17 +23,17 @@ import pyarrow as pa
 from quixstreams import Application
 from quixstreams.sinks import BatchingSink, SinkBatch
 
+from bench.baselines.keyed import KEYED_DDL
 from pipeline.calls.arrow import CALLS_SCHEMA
 from pipeline.calls.normalize import Invalid, normalize_event
 from pipeline.ids import derived_id
-from pipeline.storage.schema import DDL
 
 
 class DuckDBCallsSink(BatchingSink):
     def __init__(self, db: str, make_id) -> None:
         super().__init__()
         self.con = duckdb.connect(db)
-        self.con.execute(DDL[0])
+        self.con.execute(KEYED_DDL)
         self.make_id = make_id
         self.total = 0
         self.lock = threading.Lock()
