@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(default=1 << 20, ge=64 << 10, le=64 << 20)
     # A route that publishes answers within this, whatever the broker does (a dead broker is a 503, not a hang).
     publish_timeout_s: float = Field(default=1.5, gt=0, le=60)
+    # Call ids a producer supplies are checked against the ones stored in this window (per tenant); a resend
+    # later than this is stored again. Replays of the pipeline itself are dropped exactly, whatever their age.
+    calls_dedupe_window_s: float = Field(default=24 * 3600, ge=60)
     recorder_buffer_max: int = 50_000  # facade call events held while the broker is unreachable
     recorder_flush_s: float = 0.05
 

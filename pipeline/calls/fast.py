@@ -12,12 +12,14 @@ import io
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from pipeline.calls.arrow import CALLS_SCHEMA
+from pipeline.calls.arrow import CALLS_SCHEMA, SEQ_BITS
 from pipeline.calls.normalize import (
     MAX_AGENT_ID,
     IdFn,
@@ -81,12 +83,22 @@ class Batch:
         return Message(self.partition, self.offsets[i], self.timestamps_ms[i], self.values[i])
 
 
-def normalize_batch(topic: str, batch: Batch, make_id: IdFn) -> tuple[pa.Table, list[DeadLetter]]:
+class Normalized(NamedTuple):
+    """A batch's records (CALLS_SCHEMA, message order), its dead letters, and where each record came from."""
+
+    table: pa.Table
+    dead: list[DeadLetter]
+    seqs: pa.Array  # int64 source_seq per record: offset << SEQ_BITS | rank among its message's records
+    supplied: pa.Array  # bool per record: the producer gave its id (else it is derived from the coordinates)
+
+
+def normalize_batch(topic: str, batch: Batch, make_id: IdFn) -> Normalized:
     """One partition's messages -> records as a CALLS_SCHEMA table (in message order) and dead letters."""
     candidates = [i for i, v in enumerate(batch.values)
                   if v is not None and v.startswith(b"{") and len(v) <= MAX_VALUE_BYTES]
     tables: list[pa.Table] = []
     positions: list[int] = []
+    supplied: list[pa.Array] = []
     for start in range(0, len(candidates), CHUNK):
         try:
             got = _fast_chunk(batch, candidates[start:start + CHUNK], make_id)
@@ -97,33 +109,59 @@ def normalize_batch(topic: str, batch: Batch, make_id: IdFn) -> tuple[pa.Table, 
         if got is not None:
             tables.append(got[0])
             positions += got[1]
+            supplied.append(got[2])
     rest = [] if len(positions) == len(batch.values) else sorted(set(range(len(batch.values))) - set(positions))
-    exact, exact_pos, dead = _exact(topic, batch, rest, make_id)
+    exact, exact_pos, exact_supplied, dead = _exact(topic, batch, rest, make_id)
     if exact.num_rows:
         tables.append(exact)
-        if positions:  # back into message order; the sort is stable, so a batch's elements keep theirs
-            return pa.concat_tables(tables).take(pc.sort_indices(pa.array(positions + exact_pos))), dead
+        supplied.append(exact_supplied)
     if not tables:
-        return CALLS_SCHEMA.empty_table(), dead
-    return (tables[0] if len(tables) == 1 else pa.concat_tables(tables)), dead
+        return Normalized(CALLS_SCHEMA.empty_table(), dead, pa.array([], pa.int64()), pa.array([], pa.bool_()))
+    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+    flags = pa.concat_arrays(supplied)
+    pos = np.asarray(positions + exact_pos, dtype=np.int64)
+    if exact.num_rows and positions:  # back into message order; stable, so a batch's elements keep theirs
+        order = np.argsort(pos, kind="stable")
+        table, flags, pos = table.take(order), flags.take(order), pos[order]
+    return Normalized(table, dead, _source_seqs(batch, pos), flags)
+
+
+def _source_seqs(batch: Batch, pos: np.ndarray) -> pa.Array:
+    """Each record's source_seq from its message position (sorted): the offset, and its rank in the message."""
+    offsets = np.asarray(batch.offsets, dtype=np.int64)[pos]
+    rank = np.zeros(len(pos), dtype=np.int64)
+    if len(pos) > 1 and (repeats := pos[1:] == pos[:-1]).any():  # messages that held several records
+        starts = np.flatnonzero(np.concatenate(([True], ~repeats)))
+        rank = np.arange(len(pos)) - np.repeat(starts, np.diff(np.append(starts, len(pos))))
+    return pa.array((offsets << SEQ_BITS) | rank, pa.int64())
 
 
 def _exact(topic: str, batch: Batch, rest: list[int],
-           make_id: IdFn) -> tuple[pa.Table, list[int], list[DeadLetter]]:
-    """The exact per-event path over the messages at `rest`; each record's message position comes with it."""
+           make_id: IdFn) -> tuple[pa.Table, list[int], pa.Array, list[DeadLetter]]:
+    """The exact per-event path over the messages at `rest`; each record's position and id origin come with it."""
     records: list[dict] = []
     positions: list[int] = []
+    supplied: list[bool] = []
     dead: list[DeadLetter] = []
     for i in rest:
-        recs, letters = normalize_messages(topic, (batch.message(i),), make_id)
+        made: set[str] = set()
+
+        def derive(partition: int, offset: int, index: int | None, made: set[str] = made) -> str:
+            made.add(id_ := make_id(partition, offset, index))
+            return id_
+
+        recs, letters = normalize_messages(topic, (batch.message(i),), derive)
         records += recs
         positions += [i] * len(recs)
+        supplied += [r["api_call_history_id"] not in made for r in recs]
         dead += letters
-    return pa.Table.from_pylist(records, schema=CALLS_SCHEMA), positions, dead
+    return (pa.Table.from_pylist(records, schema=CALLS_SCHEMA), positions, pa.array(supplied, pa.bool_()),
+            dead)
 
 
-def _fast_chunk(batch: Batch, pos: list[int], make_id: IdFn) -> tuple[pa.Table, list[int]] | None:
-    """The rows of these messages the fast path proves valid, and their positions; None if it cannot parse."""
+def _fast_chunk(batch: Batch, pos: list[int], make_id: IdFn) -> tuple[pa.Table, list[int], pa.Array] | None:
+    """The rows of these messages the fast path proves valid, their positions and whether their ids were given;
+    None if it cannot parse."""
     raw, pos = _parse(batch, pos)
     if raw is None:
         return None
@@ -133,12 +171,13 @@ def _fast_chunk(batch: Batch, pos: list[int], make_id: IdFn) -> tuple[pa.Table, 
         cols = [pc.filter(c, ok) for c in cols]
         pos = [p for p, good in zip(pos, ok.to_pylist(), strict=True) if good]
     missing = pc.is_null(cols[0])
+    supplied = pc.invert(missing)
     if pc.any(missing).as_py():
         offsets = [batch.offsets[pos[j]] for j in pc.indices_nonzero(missing).to_pylist()]
         many = getattr(make_id, "many", None)
         ids = many(batch.partition, offsets) if many else [make_id(batch.partition, o, None) for o in offsets]
         cols[0] = pc.replace_with_mask(cols[0], missing, pa.array(ids, pa.string()))
-    return pa.Table.from_arrays(cols, schema=CALLS_SCHEMA), pos
+    return pa.Table.from_arrays(cols, schema=CALLS_SCHEMA), pos, supplied
 
 
 def _parse(batch: Batch, pos: list[int]) -> tuple[pa.Table | None, list[int]]:

@@ -5,13 +5,15 @@ thousands of messages a call, normalizes them in one vectorised pass, and sends 
 Fetching and normalizing the next batch overlaps with the acks of the previous ones: up to MAX_IN_FLIGHT
 batches are sent but not yet committed. At-least-once: a committer task commits offsets in batch order, and
 only once every output of a batch (and of all before it) is acknowledged; a failed send rewinds the consumer
-to the committed offsets. Replays produce the same derived ids, which the materializer drops.
+to the committed offsets. A replay sends the same rows with the same source ranges (see arrow.py), and the
+materializer drops every row of a range it has already stored.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import structlog
@@ -20,8 +22,8 @@ from aiokafka.errors import CommitFailedError, KafkaError
 
 from pipeline.broker.kafka import cluster_id, make_consumer, make_producer
 from pipeline.broker.topics import CALLS_NORMALIZED, CALLS_RAW, dlq
-from pipeline.calls.arrow import CONTENT_TYPE, table_to_ipc
-from pipeline.calls.fast import Batch, normalize_batch
+from pipeline.calls.arrow import CONTENT_TYPE, SEQ_LAST, Source, seq, table_to_ipc
+from pipeline.calls.fast import Batch, Normalized, normalize_batch
 from pipeline.ids import SourceIds
 from pipeline.metrics import EVENTS
 from pipeline.settings import Settings
@@ -115,16 +117,16 @@ class CallsNormalizer:
         for tp, msgs in batches.items():
             batch = Batch(tp.partition, [m.offset for m in msgs], [m.timestamp for m in msgs],
                           [m.value for m in msgs])
-            table, dead = normalize_batch(tp.topic, batch, self.make_id)
+            out = normalize_batch(tp.topic, batch, self.make_id)
             part = tp.partition % self.out_partitions
-            for start in range(0, table.num_rows, CHUNK):
-                value = table_to_ipc(table.slice(start, CHUNK))
-                acks.append(await self.producer.send(self.out, value, partition=part, headers=_HEADERS))
-            for letter in dead:
+            for value, source in outputs(out, tp.partition, msgs[0].offset, msgs[-1].offset):
+                headers = [*_HEADERS, ("source", source.header())]
+                acks.append(await self.producer.send(self.out, value, partition=part, headers=headers))
+            for letter in out.dead:
                 acks.append(await self.producer.send(self.dlq, letter.to_json(), partition=0))
-            EVENTS.labels(self.raw, "in").inc(table.num_rows + len(dead))
-            EVENTS.labels(self.raw, "out").inc(table.num_rows)
-            EVENTS.labels(self.raw, "dlq").inc(len(dead))
+            EVENTS.labels(self.raw, "in").inc(out.table.num_rows + len(out.dead))
+            EVENTS.labels(self.raw, "out").inc(out.table.num_rows)
+            EVENTS.labels(self.raw, "dlq").inc(len(out.dead))
         return acks
 
     async def _commit_in_order(self) -> None:
@@ -193,6 +195,18 @@ class CallsNormalizer:
                 log.warning("calls_drain_timed_out", in_flight=len(self._inflight))
                 return
             await asyncio.sleep(0.01)
+
+
+def outputs(out: Normalized, partition: int, first: int, last: int) -> Iterator[tuple[bytes, Source]]:
+    """calls.normalized messages for the calls.raw offsets first..last: CHUNK rows each, with the source range
+    each accounts for. The ranges tile the whole batch (dead letters included), so the materializer's record of
+    what it stored stays one range per partition; a batch of dead letters only still sends one empty message."""
+    table = out.table.append_column("source_seq", out.seqs).append_column("id_supplied", out.supplied)
+    n, seqs = table.num_rows, out.seqs
+    for start in range(0, max(n, 1), CHUNK):
+        lo = seq(first) if start == 0 else seqs[start].as_py()
+        hi = seq(last, SEQ_LAST) if start + CHUNK >= n else seqs[start + CHUNK].as_py() - 1
+        yield table_to_ipc(table.slice(start, CHUNK)), Source(partition, lo, hi)
 
 
 def _first_error(results: list) -> BaseException | None:

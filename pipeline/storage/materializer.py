@@ -55,6 +55,11 @@ class Write:
     batch: pa.Table
     conflict: str = "IGNORE"
     sql: str | None = None
+    dedupes: bool = False  # the rows `sql` leaves out are duplicates (counted as such)
+
+    @property
+    def drops_duplicates(self) -> bool:
+        return self.dedupes or (self.sql is None and self.conflict == "IGNORE")
 
 
 @dataclass(slots=True)
@@ -62,6 +67,9 @@ class Built:
     table: pa.Table | None
     rejected: list[tuple[ConsumerRecord, str]] = field(default_factory=list)
     writes: list[Write] = field(default_factory=list)
+    statements: list[str] = field(default_factory=list)  # run in the transaction before the writes
+    duplicates: int = 0  # rows the build itself dropped as already stored
+    after_commit: Callable[[], None] | None = None  # the sink's own state moves on only with the transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +79,10 @@ class Sink:
     topic: str
     table: str
     build: Callable[[Sequence[ConsumerRecord], Context], Built]
-    conflict: str = "IGNORE"  # IGNORE: keyed, first write wins (replays add nothing); REPLACE: latest wins
+    # IGNORE: keyed, first write wins (replays add nothing); REPLACE: latest wins; None: append (the build
+    # drops what is already stored)
+    conflict: str | None = "IGNORE"
+    start: Callable[[duckdb.DuckDBPyConnection, Context], None] | None = None  # load state, before any build
 
 
 def write_arrow(cur: duckdb.DuckDBPyConnection, table: str, batch: pa.Table, conflict: str | None = "IGNORE",
@@ -148,6 +159,14 @@ class Materializer:
                     consumer.seek(tp, stored[tp])
                 else:
                     await consumer.seek_to_beginning(tp)
+            ctx = Context(self.cluster_id or "")
+            for sink in self.sinks.values():
+                if sink.start is not None:
+                    cur = self.con.cursor()
+                    try:
+                        sink.start(cur, ctx)
+                    finally:
+                        cur.close()
             log.info("materializer_started", cluster_id=self.cluster_id, partitions=len(tps), resumed=len(stored))
             self.error = None
             ends = await consumer.end_offsets(tps)
@@ -215,6 +234,11 @@ class Materializer:
             self._keyed_until = time.monotonic() + self.keyed_conflicts_s
             written = self._transaction(got, built, rejected, optimistic=False)
         total = 0
+        for sink, b in built:
+            if b.after_commit is not None:
+                b.after_commit()
+            if b.duplicates:
+                DUPLICATES_DROPPED.labels(sink.table).inc(b.duplicates)
         for (table, rows, conflict), n in zip(_targets(built), written, strict=True):
             MATERIALIZED_ROWS.labels(table).inc(n)
             if conflict == "IGNORE":
@@ -247,6 +271,8 @@ class Materializer:
         try:
             written = []
             for sink, b in built:
+                for statement in b.statements:
+                    cur.execute(statement)
                 if b.table is not None and b.table.num_rows:
                     keyed = optimistic and sink.conflict == "IGNORE"
                     written.append(write_arrow(cur, sink.table, b.table, None if keyed else sink.conflict))
@@ -291,5 +317,6 @@ def _targets(built: list[tuple[Sink, Built]]) -> list[tuple[str, int, str | None
     for sink, b in built:
         if b.table is not None and b.table.num_rows:
             out.append((sink.table, b.table.num_rows, sink.conflict))
-        out += [(w.table, w.batch.num_rows, None) for w in b.writes if w.batch.num_rows]
+        out += [(w.table, w.batch.num_rows, "IGNORE" if w.drops_duplicates else None)
+                for w in b.writes if w.batch.num_rows]
     return out

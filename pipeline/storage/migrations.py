@@ -16,10 +16,11 @@ log = structlog.get_logger(__name__)
 
 # Tables whose key gained the tenant (issue 9): caller-influenced ids must not collide across tenants.
 # The tenant column's NULLs become '' (a key column cannot be NULL; new rows store '' the same way).
-TENANT_KEYS: dict[str, tuple[str, str]] = {
-    "sys_api_call_histories": ("tenant_id", "api_call_history_id"),
-    "prediction_schedules": ("tenant", "schedule_id"),
-    "data_exports": ("tenant", "export_id"),
+# sys_api_call_histories then lost its key (issue 10): duplicates are dropped before the insert instead.
+TENANT_KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "sys_api_call_histories": ("tenant_id", ()),
+    "prediction_schedules": ("tenant", ("tenant", "schedule_id")),
+    "data_exports": ("tenant", ("tenant", "export_id")),
 }
 
 
@@ -34,14 +35,13 @@ def _ddl(table: str) -> str:
     return next(s for s in DDL if f"CREATE TABLE IF NOT EXISTS {table} (" in s)
 
 
-def rekey(con: duckdb.DuckDBPyConnection, table: str, key: tuple[str, ...]) -> bool:
-    """Rebuild `table` with its current DDL if its stored key is not `key`; True if it did."""
+def rekey(con: duckdb.DuckDBPyConnection, table: str, tenant: str, key: tuple[str, ...]) -> bool:
+    """Rebuild `table` with its current DDL if its stored key is not `key` (() for none); True if it did."""
     cur = con.cursor()
     try:
         if primary_key(cur, table) == key:
             return False
         staging = f"{table}__rekey"
-        tenant = key[0]
         cur.begin()
         try:
             cur.execute(f"DROP TABLE IF EXISTS {staging}")
@@ -87,7 +87,7 @@ def verify_company_keys(con: duckdb.DuckDBPyConnection) -> None:
 
 def migrate(con: duckdb.DuckDBPyConnection) -> None:
     """Every migration, in order; idempotent."""
-    for table, key in TENANT_KEYS.items():
-        rekey(con, table, key)
+    for table, (tenant, key) in TENANT_KEYS.items():
+        rekey(con, table, tenant, key)
     verify_company_keys(con)
 

@@ -34,8 +34,24 @@ DDL: tuple[str, ...] = (
         trace_id VARCHAR,
         error_code VARCHAR,
         source VARCHAR,
-        created_at TIMESTAMPTZ,
-        -- Ids are caller-supplied or derived: keyed per tenant, one tenant's id can never hide another's row.
+        created_at TIMESTAMPTZ
+        -- No key: an append-only log (docs/decisions.md "Calls are stored without a key"). Replays are dropped
+        -- by calls_source_ranges, ids a producer supplies by calls_recent_ids, per tenant, within a window.
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS calls_source_ranges (  -- which calls.raw rows sys_api_call_histories holds
+        cluster_id VARCHAR,
+        "partition" INTEGER,
+        ranges STRUCT(lo BIGINT, hi BIGINT)[],  -- source_seq ranges (offset << 20 | rank), sorted, disjoint
+        PRIMARY KEY (cluster_id, "partition")
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS calls_recent_ids (  -- producer-supplied ids stored within the dedupe window
+        tenant_id VARCHAR,
+        api_call_history_id VARCHAR,
+        seen_at TIMESTAMPTZ,
         PRIMARY KEY (tenant_id, api_call_history_id)
     )
     """,

@@ -189,8 +189,8 @@ def test_a_secret_in_a_call_reaches_neither_a_row_nor_a_dead_letter(base, key, w
     for batch in ([value], [orjson.dumps([event, 7])]):
         records, dead = normalize_messages("calls.raw", [Message(PARTITION, OFFSET, TS_MS, v) for v in batch],
                                            make_id)
-        table, dead_fast = fast.normalize_batch("calls.raw", fast.Batch(PARTITION, [OFFSET], [TS_MS], batch),
-                                                make_id)
+        table, dead_fast, _, _ = fast.normalize_batch("calls.raw", fast.Batch(PARTITION, [OFFSET], [TS_MS], batch),
+                                                      make_id)
         stored = str(records) + str(table.to_pylist())
         letters = b"".join(d.to_json() + (d.value or b"") for d in dead + dead_fast)
         assert secret not in stored and secret.encode() not in letters

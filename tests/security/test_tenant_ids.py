@@ -191,12 +191,12 @@ def _old_file(path) -> None:
     con.close()
 
 
-def test_a_file_made_by_the_old_schema_keeps_its_rows_under_tenant_keys(tmp_path):
+def test_a_file_made_by_the_old_schema_keeps_its_rows_under_the_current_keys(tmp_path):
     path = tmp_path / "old.duckdb"
     _old_file(path)
     for _ in range(2):  # the second open finds nothing to do
         con = connect(path)
-        assert primary_key(con, "sys_api_call_histories") == ("tenant_id", "api_call_history_id")
+        assert primary_key(con, "sys_api_call_histories") == ()  # an append-only log now (issue 10)
         assert primary_key(con, "prediction_schedules") == ("tenant", "schedule_id")
         assert primary_key(con, "data_exports") == ("tenant", "export_id")
         assert con.execute("SELECT api_call_history_id, tenant_id, path, status_code, created_at "

@@ -1,62 +1,152 @@
-"""The materializer's write of calls.normalized batches, without a broker: new keys are inserted without an
-ON CONFLICT clause (cheaper), a replay falls back to INSERT OR IGNORE, and rows + offsets stay one transaction."""
+"""The materializer's write of calls.normalized, without a broker: an append into a table without a key, where
+the pipeline's own replays are dropped exactly by their source ranges (in any order, at any age, across a
+restart) and ids a producer supplies are dropped per tenant within the dedupe window; rows, ranges and offsets
+are one transaction."""
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
 import orjson
+import pyarrow as pa
+import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from pipeline.calls.arrow import table_to_ipc
+from pipeline.calls.arrow import CALLS_SCHEMA, table_to_ipc
 from pipeline.calls.fast import Batch, normalize_batch
+from pipeline.calls.stream import outputs
 from pipeline.ids import SourceIds
 from pipeline.metrics import DUPLICATES_DROPPED
-from pipeline.storage.materializer import Materializer
+from pipeline.storage import materializer as materializer_module
+from pipeline.storage.materializer import Context, Materializer
 from tests.helpers import call_event
 
 NORMALIZED = "calls.normalized"
 TP = TopicPartition(NORMALIZED, 0)
+_next_offset = iter(range(10**6))
 
 
-def ipc_message(offset: int, first: int, n: int) -> ConsumerRecord:
-    """One calls.normalized message holding events first..first+n-1 of calls.raw partition 0."""
-    values = [orjson.dumps(call_event(i, api_call_history_id=None)) for i in range(first, first + n)]
-    table, _ = normalize_batch("calls.raw", Batch(0, list(range(first, first + n)), [0] * n, values),
-                               SourceIds("cluster-a", "calls.raw"))
-    return ConsumerRecord(NORMALIZED, 0, offset, 0, 0, None, table_to_ipc(table), None, 0, len(values), [])
+def normalized(first: int, n: int, partition: int = 0, **event) -> list[ConsumerRecord]:
+    """The calls.normalized messages a worker sends for calls.raw offsets first..first+n-1 (as `outputs` does)."""
+    values = [orjson.dumps(call_event(i, api_call_history_id=None) | event) for i in range(first, first + n)]
+    out = normalize_batch("calls.raw", Batch(partition, list(range(first, first + n)), [0] * n, values),
+                          SourceIds("cluster-a", "calls.raw"))
+    return [ConsumerRecord(NORMALIZED, 0, next(_next_offset), 0, 0, None, value, None, 0, len(value),
+                           [("source", source.header())])
+            for value, source in outputs(out, partition, first, first + n - 1)]
 
 
-def rows(m: Materializer) -> int:
-    return m.con.cursor().execute("SELECT count(*) FROM sys_api_call_histories").fetchone()[0]
+def rows(m: Materializer, where: str = "true") -> int:
+    return m.con.cursor().execute(f"SELECT count(*) FROM sys_api_call_histories WHERE {where}").fetchone()[0]
 
 
-def stored_offset(m: Materializer) -> int:
-    return m.con.cursor().execute(
-        "SELECT next_offset FROM materializer_offsets WHERE topic = ?", [NORMALIZED]).fetchone()[0]
+def dropped() -> float:
+    return DUPLICATES_DROPPED.labels("sys_api_call_histories")._value.get()
 
 
-def test_new_keys_then_a_replay_then_a_batch_half_old_half_new(materializer):
+def test_the_table_has_no_key_to_pay_for(materializer):
+    assert materializer.con.execute("SELECT count(*) FROM duckdb_constraints() WHERE table_name = "
+                                    "'sys_api_call_histories' AND constraint_type = 'PRIMARY KEY'").fetchone() == (0,)
+
+
+def test_a_replay_is_dropped_exactly_and_a_half_old_half_new_batch_keeps_its_new_half(materializer):
     m = materializer
-    m._write({TP: [ipc_message(0, 0, 100), ipc_message(1, 100, 50)]})
-    assert (rows(m), stored_offset(m), m._keyed_until) == (150, 2, 0.0)  # no conflict: optimistic write held
-
-    dropped = DUPLICATES_DROPPED.labels("sys_api_call_histories")._value.get()
-    m._write({TP: [ipc_message(0, 0, 100)]})  # the same message again, as after a worker rewind
-    assert rows(m) == 150 and stored_offset(m) == 1
-    assert DUPLICATES_DROPPED.labels("sys_api_call_histories")._value.get() - dropped == 100
-    assert m._keyed_until > 0  # ON CONFLICT for a while: replays come in runs
-
-    m._write({TP: [ipc_message(2, 120, 60)]})  # 30 stored, 30 new
-    assert rows(m) == 180 and stored_offset(m) == 3
+    m._write({TP: normalized(0, 100) + normalized(100, 50)})
+    assert rows(m) == 150
+    before = dropped()
+    m._write({TP: normalized(0, 100)})  # the same rows again, as after a worker rewind
+    assert rows(m) == 150 and dropped() - before == 100
+    m._write({TP: normalized(120, 60)})  # 30 stored, 30 new
+    assert rows(m) == 180 and rows(m, "trace_id = '" + f"{179:032x}" + "'") == 1
+    assert m.con.execute("SELECT count(DISTINCT api_call_history_id) FROM sys_api_call_histories").fetchone() == (180,)
 
 
-def test_a_failed_optimistic_write_leaves_nothing_of_its_transaction(materializer):
+def test_batches_arriving_out_of_order_are_all_stored_and_their_replays_dropped(materializer):
+    """Not a high-water mark: a late batch below one already stored is new, not a duplicate."""
     m = materializer
-    m._write({TP: [ipc_message(0, 0, 10)]})
-    m._write({TP: [ipc_message(5, 5, 10)]})  # overlaps 5..9: the optimistic attempt fails and is rolled back
-    count, distinct = m.con.cursor().execute(
-        "SELECT count(*), count(DISTINCT api_call_history_id) FROM sys_api_call_histories").fetchone()
-    assert (count, distinct, stored_offset(m)) == (15, 15, 6)
+    m._write({TP: normalized(300, 100)})
+    m._write({TP: normalized(0, 100)})
+    m._write({TP: normalized(100, 200) + normalized(250, 100) + normalized(0, 400)})  # and a replay of all
+    assert rows(m) == 400
+    # One range per partition once the gaps are filled.
+    ranges = m.con.execute("SELECT ranges FROM calls_source_ranges WHERE \"partition\" = 0").fetchone()[0]
+    assert ranges == [{"lo": 0, "hi": (399 << 20) | ((1 << 20) - 1)}]
+
+
+def test_each_calls_raw_partition_has_its_own_ranges(materializer):
+    m = materializer
+    m._write({TP: normalized(0, 50, partition=0) + normalized(0, 50, partition=1)})
+    assert rows(m) == 100  # the same offsets in two partitions are different events
+
+
+def test_a_batch_of_dead_letters_only_still_closes_its_range(materializer):
+    m = materializer
+    m._write({TP: normalized(0, 10)})
+    m._write({TP: normalized(10, 5, status_code=999)})  # all five dead-lettered by the worker: one empty message
+    m._write({TP: normalized(15, 10)})
+    assert rows(m) == 20
+    assert len(m.con.execute("SELECT ranges FROM calls_source_ranges").fetchone()[0]) == 1
+
+
+def test_ranges_survive_a_restart(materializer):
+    m = materializer
+    m._write({TP: normalized(0, 100)})
+    again = Materializer(m.settings, m.con, list(m.sinks.values()))  # a restarted api: state from the file
+    for sink in again.sinks.values():
+        if sink.start:
+            sink.start(m.con.cursor(), Context("cluster-a"))
+    again.cluster_id = "cluster-a"
+    again._write({TP: normalized(50, 100)})
+    assert rows(again) == 150
+
+
+def test_a_failed_transaction_leaves_neither_rows_nor_ranges(materializer, monkeypatch):
+    m = materializer
+    m._write({TP: normalized(0, 10)})
+    real = materializer_module.write_arrow
+
+    def failing(cur, table, *a, **k):
+        if table == "materializer_offsets":
+            raise OSError("disk full")
+        return real(cur, table, *a, **k)
+
+    monkeypatch.setattr(materializer_module, "write_arrow", failing)
+    with pytest.raises(OSError):
+        m._write({TP: normalized(10, 10)})
+    monkeypatch.setattr(materializer_module, "write_arrow", real)
+    assert rows(m) == 10
+    m._write({TP: normalized(10, 10)})  # not mistaken for a replay: the failed attempt recorded nothing
+    assert rows(m) == 20
+
+
+def test_supplied_ids_are_dropped_per_tenant_within_the_window(materializer):
+    m = materializer
+    m._write({TP: normalized(0, 1, api_call_history_id="gw-1", tenant_id="A")})
+    m._write({TP: normalized(1, 1, api_call_history_id="gw-1", tenant_id="A")})  # resent: another offset
+    m._write({TP: normalized(2, 1, api_call_history_id="gw-1", tenant_id="B")})  # another tenant's id
+    m._write({TP: normalized(3, 3, api_call_history_id="gw-2", tenant_id="A")})  # three times in one batch
+    assert rows(m, "api_call_history_id = 'gw-1'") == 2 and rows(m, "api_call_history_id = 'gw-2'") == 1
+    assert rows(m, "tenant_id = 'B'") == 1
+    # Past the window the id is forgotten (the prune runs with the next write that carries supplied ids).
+    m.con.execute("UPDATE calls_recent_ids SET seen_at = seen_at - INTERVAL 2 DAY")
+    sink = m.sinks[NORMALIZED].build.__self__
+    sink.pruned_at = datetime.now(UTC) - timedelta(days=1)
+    m._write({TP: normalized(6, 1, api_call_history_id="gw-1", tenant_id="A")})
+    assert rows(m, "api_call_history_id = 'gw-1'") == 3
+    assert m.con.execute("SELECT count(*) FROM calls_recent_ids").fetchone() == (1,)
+
+
+def test_a_message_from_an_older_worker_is_stored_with_its_ids_checked_by_key(materializer):
+    m = materializer
+    events = [call_event(i, api_call_history_id=f"old-{i}") for i in range(5)]
+    table = pa.Table.from_pylist([{**e, "created_at": datetime(2026, 11, 25, tzinfo=UTC)} for e in events],
+                                 schema=CALLS_SCHEMA)
+    old = ConsumerRecord(NORMALIZED, 0, 900, 0, 0, None, table_to_ipc(table), None, 0, 0, [])
+    m._write({TP: [old]})
+    m._write({TP: [dataclasses.replace(old, offset=901)]})
+    assert rows(m, "api_call_history_id LIKE 'old-%'") == 5
 
 
 def test_a_batch_duckdb_refuses_is_dead_lettered_and_the_other_streams_go_on(materializer):
@@ -66,7 +156,7 @@ def test_a_batch_duckdb_refuses_is_dead_lettered_and_the_other_streams_go_on(mat
                "source_id": "1", "updated_at": "2026-11-01T00:00:00+00:00", "name": "a.txt", "size": "huge"}
     poison = ConsumerRecord("tickets.normalized", 0, 7, 0, 0, None,
                             orjson.dumps({"tables": {"attachments": [bad_row]}}), None, 0, 0, [])
-    m._write({TP: [ipc_message(0, 0, 20)], TopicPartition("tickets.normalized", 0): [poison]})
+    m._write({TP: normalized(0, 20), TopicPartition("tickets.normalized", 0): [poison]})
     assert rows(m) == 20  # the calls beside it were stored
     cur = m.con.cursor()
     letter = cur.execute("SELECT topic, \"offset\", error FROM dead_letters").fetchone()

@@ -148,7 +148,7 @@ def encoded(rng: random.Random, p_change: float) -> bytes | None:
 def both_paths(values: list[bytes | None], partition: int = 3) -> None:
     msgs = [Message(partition, 1000 + i, KAFKA_TS_MS + i, v) for i, v in enumerate(values)]
     records, dead = normalize_messages(TOPIC, msgs, make_id)
-    table, dead_fast = normalize_batch(TOPIC, Batch.of(partition, msgs), make_id)
+    table, dead_fast, _, _ = normalize_batch(TOPIC, Batch.of(partition, msgs), make_id)
     expected = pa.Table.from_pylist(records, schema=CALLS_SCHEMA)
     assert table.schema.equals(CALLS_SCHEMA)
     if not table.equals(expected):
@@ -158,6 +158,20 @@ def both_paths(values: list[bytes | None], partition: int = 3) -> None:
         pytest.fail(f"record {diff} differs:\n fast  {got[diff]}\n exact {want[diff]}")
     key = [(d.error, d.topic, d.partition, d.offset, d.index, d.value) for d in dead]
     assert [(d.error, d.topic, d.partition, d.offset, d.index, d.value) for d in dead_fast] == key
+    assert_sources(msgs)
+
+
+def assert_sources(msgs: list[Message]) -> None:
+    """Each record's source_seq (its offset, its rank in the message) and whether its id came with the event."""
+    want_seqs, want_supplied = [], []
+    for m in msgs:
+        made = []
+        recs, _ = normalize_messages(TOPIC, [m], lambda p, o, i, made=made: made.append(make_id(p, o, i)) or made[-1])
+        want_seqs += [m.offset << 20 | rank for rank in range(len(recs))]
+        want_supplied += [r["api_call_history_id"] not in made for r in recs]
+    got = normalize_batch(TOPIC, Batch.of(msgs[0].partition, msgs), make_id)
+    assert got.seqs.to_pylist() == want_seqs
+    assert got.supplied.to_pylist() == want_supplied
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -257,7 +271,7 @@ def test_two_gateways_on_one_topic_numeric_and_text_ids_in_one_chunk_agree(seed,
     for i in bad:  # ids the exact path refuses, among them
         values[i] = orjson.dumps(base_event(rng) | {"tenant_id": rng.choice([1.5, True, [1]])})
     both_paths(values)
-    assert sorted(m.offset - 1000 for m in seen) == bad
+    assert sorted({m.offset - 1000 for m in seen}) == bad
 
 
 def test_source_ids_many_are_derived_ids():
