@@ -89,19 +89,33 @@ class CallsNormalizer:
             await self.producer.stop()
 
     async def _consume(self) -> None:
+        ahead: tuple[int, dict] | None = None  # a batch fetched while the one before it was being normalized
         while True:
             if self._failed is not None:
                 await self._rewind()
-            epoch = self._epoch  # taken before the fetch: a failure from here on makes this batch stale
-            batches = await self.consumer.getmany(timeout_ms=200, max_records=MAX_RECORDS)
+                ahead = None  # fetched before the rewind: the rewind reads it again
+            if ahead is None:
+                epoch = self._epoch  # taken before the fetch: a failure from here on makes this batch stale
+                batches = await self.consumer.getmany(timeout_ms=200, max_records=MAX_RECORDS)
+            else:
+                (epoch, batches), ahead = ahead, None
             if not batches:
                 continue
             await self._permits.acquire()
             if epoch != self._epoch:
                 self._permits.release()
                 continue
+            # Arrow parses and checks without the GIL: while it works on this batch in a thread, the loop
+            # decodes the records already fetched for the next one (aiokafka's share of the work, in Python).
+            work = asyncio.ensure_future(asyncio.to_thread(self.normalize, batches))
+            next_epoch = self._epoch
             try:
-                acks = await self.process(batches)
+                fetched = await self.consumer.getmany(timeout_ms=0, max_records=MAX_RECORDS)
+            finally:
+                normalized = await work
+            ahead = (next_epoch, fetched) if fetched else None
+            try:
+                acks = await self.send(normalized)
             except KafkaError as exc:
                 self._fail(exc)
                 self._permits.release()
@@ -111,15 +125,21 @@ class CallsNormalizer:
             self._pushed += 1
             self._has_work.set()
 
-    async def process(self, batches: dict) -> list[asyncio.Future]:
-        """Normalize and send one getmany's worth; returns the futures of every send."""
-        acks = []
+    def normalize(self, batches: dict) -> list[tuple[TopicPartition, Normalized, int, int]]:
+        """One getmany's worth, partition by partition: (partition, records and dead letters, first, last offset)."""
+        out = []
         for tp, msgs in batches.items():
             batch = Batch(tp.partition, [m.offset for m in msgs], [m.timestamp for m in msgs],
                           [m.value for m in msgs])
-            out = normalize_batch(tp.topic, batch, self.make_id)
+            out.append((tp, normalize_batch(tp.topic, batch, self.make_id), msgs[0].offset, msgs[-1].offset))
+        return out
+
+    async def send(self, normalized: list[tuple[TopicPartition, Normalized, int, int]]) -> list[asyncio.Future]:
+        """Send what `normalize` made, in order; returns the futures of every send."""
+        acks = []
+        for tp, out, first, last in normalized:
             part = tp.partition % self.out_partitions
-            for value, source in outputs(out, tp.partition, msgs[0].offset, msgs[-1].offset):
+            for value, source in outputs(out, tp.partition, first, last):
                 headers = [*_HEADERS, ("source", source.header())]
                 acks.append(await self.producer.send(self.out, value, partition=part, headers=headers))
             for letter in out.dead:

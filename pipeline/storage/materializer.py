@@ -106,6 +106,8 @@ class Materializer:
     """Runs in its own thread with its own event loop, so DuckDB writes never block the api's loop."""
 
     keyed_conflicts_s = 30.0
+    linger_s = 0.05  # group commit: how long a transaction may wait for messages that are still coming
+    batch_bytes = 8 << 20  # ...and how much it gathers at most (about 30,000 call rows)
 
     def __init__(self, settings: Settings, con: duckdb.DuckDBPyConnection, sinks: Sequence[Sink],
                  consumer_name: str = "api") -> None:
@@ -173,6 +175,7 @@ class Materializer:
             while not self._stop.is_set():
                 got = await consumer.getmany(timeout_ms=100, max_records=20_000)
                 if got:
+                    got = await self._gather_more(consumer, got)
                     await asyncio.to_thread(self._write, got)
                     self._update_lag(consumer, got)
                 else:
@@ -181,6 +184,26 @@ class Materializer:
                     self.started_caught_up.set()
         finally:
             await consumer.stop()
+
+    async def _gather_more(self, consumer: Any, got: dict[TopicPartition, list[ConsumerRecord]]
+                           ) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """Group commit: while messages keep coming (for at most `linger_s`), add them to this transaction.
+
+        A DuckDB commit has a fixed cost (~4 ms here, with the offsets' upsert); a fetch under load holds
+        ~3,000 call rows. Measured with the calls sink: 6.1 us a row at ~3,300 rows a transaction, 3.2 us at
+        ~17,000. A quiet stream waits at most `linger_s` more, a busy one fills `batch_bytes` sooner.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.linger_s
+        size = _size(got)
+        while size < self.batch_bytes and (left := deadline - loop.time()) > 0:
+            more = await consumer.getmany(timeout_ms=max(1, int(left * 1000)), max_records=20_000)
+            if not more:
+                break
+            for tp, msgs in more.items():
+                got.setdefault(tp, []).extend(msgs)
+            size += _size(more)
+        return got
 
     def _stored_offsets(self) -> dict[TopicPartition, int]:
         rows = self.con.cursor().execute(
@@ -304,6 +327,10 @@ class Materializer:
             high = consumer.highwater(tp)
             if high is not None:
                 CONSUMER_LAG.labels(tp.topic, tp.partition).set(max(0, high - (msgs[-1].offset + 1)))
+
+
+def _size(got: dict[TopicPartition, list[ConsumerRecord]]) -> int:
+    return sum(len(m.value or b"") for msgs in got.values() for m in msgs)
 
 
 async def _reached(consumer: Any, ends: dict[TopicPartition, int]) -> bool:
