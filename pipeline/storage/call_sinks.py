@@ -24,12 +24,13 @@ import pyarrow.compute as pc
 from aiokafka.structs import ConsumerRecord
 
 from pipeline.broker.topics import CALLS_NORMALIZED
-from pipeline.calls.arrow import CALLS_SCHEMA, TRANSPORT_SCHEMA, Source, ipc_to_table
+from pipeline.calls.arrow import CALLS_SCHEMA, SEQ_BITS, TRANSPORT_SCHEMA, Source, ipc_to_table
 from pipeline.settings import Settings
 from pipeline.storage.materializer import Built, Context, Sink, Write
 
 TABLE = "sys_api_call_histories"
 MAX_RANGES = 256  # per partition; past it the two lowest merge (a gap that old is not coming any more)
+MAX_SPAN_OFFSETS = 100_000  # a worker batch covers at most 5,000 calls.raw offsets of a partition
 RANGES_SCHEMA = pa.schema([("cluster_id", pa.string()), ("partition", pa.int32()),
                            ("ranges", pa.list_(pa.struct([("lo", pa.int64()), ("hi", pa.int64())])))])
 RECENT_SCHEMA = pa.schema([("tenant_id", pa.string()), ("api_call_history_id", pa.string()),
@@ -121,10 +122,13 @@ class CallsSink:
             if source is None or not table.schema.equals(TRANSPORT_SCHEMA):
                 tables.append(_checked_by_key(table))  # a message from before source ranges existed
                 continue
+            seqs = table.column("source_seq").to_numpy(zero_copy_only=False)
+            if (why := _inconsistent(source, seqs)) is not None:
+                rejected.append((m, f"calls.normalized message with a bad source range: {why}"))
+                continue
             if ranges.covers(source):
                 duplicates += table.num_rows
                 continue
-            seqs = table.column("source_seq").to_numpy()
             old = ranges.stored(source.partition, seqs)
             if old.any():
                 duplicates += int(old.sum())
@@ -151,6 +155,18 @@ class CallsSink:
             built.statements.append(f"DELETE FROM calls_recent_ids WHERE seen_at < TIMESTAMPTZ '{cutoff}'")
             self.pruned_at = now
         return built
+
+
+def _inconsistent(source: Source, seqs: np.ndarray) -> str | None:
+    """Why a message's range cannot be what a worker sent (its rows outside it, out of order, or a range
+    wider than any worker batch), or None. Such a range is never recorded: it could hide events to come."""
+    if (source.hi >> SEQ_BITS) - (source.lo >> SEQ_BITS) >= MAX_SPAN_OFFSETS:
+        return f"it spans more than {MAX_SPAN_OFFSETS:,} offsets"
+    if len(seqs) and (seqs.min() < source.lo or seqs.max() > source.hi):
+        return "rows outside it"
+    if len(seqs) > 1 and not (seqs[1:] > seqs[:-1]).all():
+        return "rows not in source order"
+    return None
 
 
 def _source(m: ConsumerRecord) -> Source | None:

@@ -14,7 +14,7 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from pipeline.calls.arrow import CALLS_SCHEMA, table_to_ipc
+from pipeline.calls.arrow import CALLS_SCHEMA, Source, table_to_ipc
 from pipeline.calls.fast import Batch, normalize_batch
 from pipeline.calls.stream import outputs
 from pipeline.ids import SourceIds
@@ -136,6 +136,23 @@ def test_supplied_ids_are_dropped_per_tenant_within_the_window(materializer):
     m._write({TP: normalized(6, 1, api_call_history_id="gw-1", tenant_id="A")})
     assert rows(m, "api_call_history_id = 'gw-1'") == 3
     assert m.con.execute("SELECT count(*) FROM calls_recent_ids").fetchone() == (1,)
+
+
+@pytest.mark.parametrize(("forged", "why"), [
+    (lambda s: s._replace(hi=s.lo + (200_000 << 20)), "spans more than"),  # would hide 200k events to come
+    (lambda s: s._replace(lo=s.lo + (5 << 20)), "rows outside it"),
+])
+def test_a_forged_source_range_is_dead_lettered_and_hides_nothing(materializer, forged, why):
+    m = materializer
+    [msg] = normalized(0, 10)
+    source = Source.parse(dict(msg.headers)["source"])
+    bad = dataclasses.replace(msg, headers=[("source", forged(source).header())])
+    m._write({TP: [bad]})
+    assert rows(m) == 0
+    error = m.con.execute("SELECT error FROM dead_letters").fetchone()[0]
+    assert "bad source range" in error and why in error
+    m._write({TP: normalized(0, 10) + normalized(10, 190)})  # the real events are stored
+    assert rows(m) == 200
 
 
 def test_a_message_from_an_older_worker_is_stored_with_its_ids_checked_by_key(materializer):
