@@ -18,7 +18,7 @@ up: setup
 	$(VENV)/bin/streamdesk up --simulator
 
 test: setup
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q --durations=15
 
 lint: setup
 	$(VENV)/bin/ruff check pipeline api schemas tests bench
