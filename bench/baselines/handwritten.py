@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.baselines.keyed import KEYED_DDL
+from bench.baselines.keyed import DUCKDB_CONFIG, KEYED_DDL
 from pipeline.calls.arrow import CALLS_SCHEMA
 from pipeline.calls.redact import redact_query
 from pipeline.storage.schema import DDL
@@ -144,7 +144,7 @@ async def main() -> None:
     args = ap.parse_args()
     parse = parse_arrow if args.parser == "arrow" else parse_orjson
 
-    con = duckdb.connect(args.db)
+    con = duckdb.connect(args.db, config=DUCKDB_CONFIG)
     con.execute(DDL[0] if args.append else KEYED_DDL)
     verb = "INSERT" if args.append else "INSERT OR IGNORE"
     consumer = AIOKafkaConsumer(

@@ -1,7 +1,14 @@
-"""The baselines' keyed table: sys_api_call_histories with the (tenant_id, api_call_history_id) key it had
-before issue 10, so a replay is dropped by `INSERT OR IGNORE`, the way such an app would be written."""
+"""What the baselines share with the pipeline's own writer, so a comparison is not won by a setting.
 
+KEYED_DDL: sys_api_call_histories with the (tenant_id, api_call_history_id) key it had before issue 10, so a
+replay is dropped by `INSERT OR IGNORE`, the way such an app would be written. DUCKDB_CONFIG: the pipeline's
+checkpoint threshold (DuckDB's default 16 MB stalls a writer with a checkpoint every ~47k rows).
+"""
+
+from pipeline.storage.db import WRITER_CHECKPOINT_THRESHOLD
 from pipeline.storage.schema import DDL
+
+DUCKDB_CONFIG = {"checkpoint_threshold": WRITER_CHECKPOINT_THRESHOLD}
 
 KEY = "created_at TIMESTAMPTZ,\n        PRIMARY KEY (tenant_id, api_call_history_id)\n"
 KEYED_DDL = DDL[0].replace("created_at TIMESTAMPTZ\n", KEY, 1)

@@ -23,7 +23,7 @@ import pyarrow as pa
 from quixstreams import Application
 from quixstreams.sinks import BatchingSink, SinkBatch
 
-from bench.baselines.keyed import KEYED_DDL
+from bench.baselines.keyed import DUCKDB_CONFIG, KEYED_DDL
 from pipeline.calls.arrow import CALLS_SCHEMA
 from pipeline.calls.normalize import Invalid, normalize_event
 from pipeline.ids import derived_id
@@ -32,7 +32,7 @@ from pipeline.ids import derived_id
 class DuckDBCallsSink(BatchingSink):
     def __init__(self, db: str, make_id) -> None:
         super().__init__()
-        self.con = duckdb.connect(db)
+        self.con = duckdb.connect(db, config=DUCKDB_CONFIG)
         self.con.execute(KEYED_DDL)
         self.make_id = make_id
         self.total = 0
