@@ -847,6 +847,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
+    from bench.baselines.keyed import DUCKDB_CONFIG  # noqa: PLC0415 - only the baselines need it
+    from pipeline.storage.db import WRITER_CHECKPOINT_THRESHOLD  # noqa: PLC0415
+    if DUCKDB_CONFIG["checkpoint_threshold"] != WRITER_CHECKPOINT_THRESHOLD:
+        raise SystemExit("bench/baselines/keyed.py DUCKDB_CONFIG differs from the pipeline's writer settings")
     try:
         return asyncio.run(run(args))
     except KeyboardInterrupt:
