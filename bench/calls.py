@@ -847,6 +847,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
+    sys.path.insert(0, str(REPO))
     from bench.baselines.keyed import DUCKDB_CONFIG  # noqa: PLC0415 - only the baselines need it
     from pipeline.storage.db import WRITER_CHECKPOINT_THRESHOLD  # noqa: PLC0415
     if DUCKDB_CONFIG["checkpoint_threshold"] != WRITER_CHECKPOINT_THRESHOLD:
