@@ -51,6 +51,12 @@ _INSERT_CHECKED = f"""
 """
 
 
+_UPDATE_RANGES = """
+    UPDATE calls_source_ranges SET ranges = b.ranges FROM _batch b
+    WHERE calls_source_ranges.cluster_id = b.cluster_id AND calls_source_ranges."partition" = b."partition"
+"""
+
+
 class StoredRanges:
     """Per calls.raw partition, the source_seq ranges already stored: sorted, disjoint, adjacent ones merged."""
 
@@ -140,7 +146,13 @@ class CallsSink:
         now = datetime.now(UTC)
         built = Built(None, rejected, duplicates=duplicates)
         if touched:
-            built.writes.append(Write("calls_source_ranges", ranges.rows(ctx.cluster_id, touched), "REPLACE"))
+            known = touched & set(self.ranges.ranges)
+            if known:
+                built.writes.append(Write("calls_source_ranges", ranges.rows(ctx.cluster_id, known),
+                                          sql=_UPDATE_RANGES))
+            if touched - known:
+                built.writes.append(Write("calls_source_ranges", ranges.rows(ctx.cluster_id, touched - known),
+                                          conflict=None))
             built.after_commit = lambda: setattr(self, "ranges", ranges)
         supplied = batch.column("id_supplied")
         if not pc.any(supplied).as_py():

@@ -53,7 +53,7 @@ class Write:
 
     table: str
     batch: pa.Table
-    conflict: str = "IGNORE"
+    conflict: str | None = "IGNORE"
     sql: str | None = None
     dedupes: bool = False  # the rows `sql` leaves out are duplicates (counted as such)
 

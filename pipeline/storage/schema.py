@@ -43,8 +43,9 @@ DDL: tuple[str, ...] = (
     CREATE TABLE IF NOT EXISTS calls_source_ranges (  -- which calls.raw rows sys_api_call_histories holds
         cluster_id VARCHAR,
         "partition" INTEGER,
-        ranges STRUCT(lo BIGINT, hi BIGINT)[],  -- source_seq ranges (offset << 20 | rank), sorted, disjoint
-        PRIMARY KEY (cluster_id, "partition")
+        ranges STRUCT(lo BIGINT, hi BIGINT)[]  -- source_seq ranges (offset << 20 | rank), sorted, disjoint
+        -- One row per (cluster_id, partition), kept by the calls sink, which updates the rows it knows (no
+        -- key: an upsert of a list cost 5.2 ms a transaction, an update 2.5)
     )
     """,
     """
