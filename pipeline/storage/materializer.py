@@ -149,7 +149,13 @@ class Materializer:
                 self._stop.wait(2.0)
 
     async def _consume(self) -> None:
-        self.cluster_id = await wait_for_broker(self.settings.bootstrap(), timeout_s=3600)
+        while True:  # in short waits, so that stop() is heard while the broker is away
+            try:
+                self.cluster_id = await wait_for_broker(self.settings.bootstrap(), timeout_s=2.0)
+                break
+            except TimeoutError:
+                if self._stop.is_set():
+                    return
         consumer = make_consumer(self.settings, group=None, max_poll_records=20_000)
         await consumer.start()
         try:
@@ -172,7 +178,7 @@ class Materializer:
                         cur.close()
             log.info("materializer_started", cluster_id=self.cluster_id, partitions=len(tps), resumed=len(stored))
             self.error = None
-            ends = await consumer.end_offsets(tps)
+            ends = await asyncio.wait_for(consumer.end_offsets(tps), 30.0)  # a broker gone now: start over
             while not self._stop.is_set():
                 got = await consumer.getmany(timeout_ms=100, max_records=20_000)
                 if got:
@@ -338,8 +344,16 @@ def _size(got: dict[TopicPartition, list[ConsumerRecord]]) -> int:
 
 
 async def _reached(consumer: Any, ends: dict[TopicPartition, int]) -> bool:
-    """Whether the consumer has read up to these offsets on every partition (a busy stream never idles)."""
-    return all([await consumer.position(tp) >= end for tp, end in ends.items()])
+    """Whether the consumer has read up to these offsets on every partition (a busy stream never idles).
+
+    Bounded: `position` waits for an offset lookup, which never ends while the broker is away."""
+    async def positions() -> bool:
+        return all([await consumer.position(tp) >= end for tp, end in ends.items()])
+
+    try:
+        return await asyncio.wait_for(positions(), 1.0)
+    except TimeoutError:
+        return False
 
 
 def _targets(built: list[tuple[Sink, Built]]) -> list[tuple[str, int, str | None]]:

@@ -6,6 +6,7 @@ are one transaction."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -14,13 +15,17 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from pipeline.broker.embedded import free_port
 from pipeline.calls.arrow import CALLS_SCHEMA, Source, table_to_ipc
 from pipeline.calls.fast import Batch, normalize_batch
 from pipeline.calls.stream import outputs
 from pipeline.ids import SourceIds
 from pipeline.metrics import DUPLICATES_DROPPED
+from pipeline.settings import Settings
 from pipeline.storage import materializer as materializer_module
+from pipeline.storage.db import connect
 from pipeline.storage.materializer import Context, Materializer
+from pipeline.storage.sinks import platform_sinks
 from tests.helpers import call_event
 
 NORMALIZED = "calls.normalized"
@@ -180,3 +185,17 @@ def test_a_batch_duckdb_refuses_is_dead_lettered_and_the_other_streams_go_on(mat
     assert letter[:2] == ("tickets.normalized", 7) and "could not store" in letter[2]
     moved = cur.execute("SELECT next_offset FROM materializer_offsets WHERE topic = 'tickets.normalized'").fetchone()
     assert moved == (8,)  # past the poison: a restart does not meet it again
+
+
+def test_stop_is_heard_while_the_broker_is_away(tmp_path):
+    """An api shutting down with its broker gone must not leave a materializer thread behind (it used to wait
+    up to an hour for the broker, past the 10 s join, logging into whatever came next)."""
+    settings = Settings(kafka_bootstrap=f"127.0.0.1:{free_port()}", data_dir=tmp_path)  # nobody listens there
+    con = connect(settings.db_path)
+    m = Materializer(settings, con, platform_sinks(settings))
+    m.start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    m.stop(timeout_s=10.0)
+    assert not m.alive and time.monotonic() - started < 3.0
+    con.close()
