@@ -216,8 +216,13 @@ def _parse(batch: Batch, pos: list[int]) -> tuple[pa.Table | None, list[int]]:
         # One row per message, or some message held more than one document (orjson rejects those).
         if table.num_rows != len(values) or _nonfinite(table):
             return None, pos
-        table = _ids_as_text(table)
-        return (None if table is None else table.select(RAW_SCHEMA.names).combine_chunks()), pos
+        text = _ids_as_text(table)
+        if text is None and options is _PARSE:
+            # An id that is a fraction, a boolean or past 64 bits: quote the integers and read the ids as text,
+            # so only the messages holding such an id fail (and go the exact way), not the whole chunk.
+            values, options = _quote_numeric_ids(values), _PARSE_QUOTED
+            continue
+        return (None if text is None else text.select(RAW_SCHEMA.names).combine_chunks()), pos
     return None, pos
 
 

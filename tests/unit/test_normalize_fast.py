@@ -274,6 +274,19 @@ def test_two_gateways_on_one_topic_numeric_and_text_ids_in_one_chunk_agree(seed,
     assert sorted({m.offset - 1000 for m in seen}) == bad
 
 
+@pytest.mark.parametrize("odd", [1.5, True, 2**64 - 1, [7]])
+def test_one_odd_id_sends_only_its_own_message_the_exact_way(odd, monkeypatch):
+    """Numeric ids everywhere and one that is not an integer Arrow can read: the chunk stays vectorised."""
+    seen: list[Message] = []
+    real = fast.normalize_messages
+    monkeypatch.setattr(fast, "normalize_messages", lambda t, m, f: (seen.extend(m), real(t, m, f))[1])
+    rng = random.Random(17)
+    values = [orjson.dumps(seed_shaped(rng, i)) for i in range(300)]
+    values[123] = dumps(seed_shaped(rng, 123) | {"user_id": odd})
+    both_paths(values)
+    assert {m.offset - 1000 for m in seen} == {123}
+
+
 def test_source_ids_many_are_derived_ids():
     ids = SourceIds("cluster-b", TOPIC)
     offsets = [0, 1, 99, 10**12]
