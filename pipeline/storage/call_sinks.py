@@ -14,7 +14,7 @@ and 2.5x the file. What a key used to catch comes in two kinds, and each is drop
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import duckdb
@@ -165,8 +165,20 @@ class CallsSink:
         if self.pruned_at is None or now - self.pruned_at > self.window / 24:
             cutoff = (now - self.window).isoformat()
             built.statements.append(f"DELETE FROM calls_recent_ids WHERE seen_at < TIMESTAMPTZ '{cutoff}'")
-            self.pruned_at = now
+            built.after_commit = _then(built.after_commit, lambda: setattr(self, "pruned_at", now))
         return built
+
+
+def _then(first: Callable[[], None] | None, second: Callable[[], None]) -> Callable[[], None]:
+    """Both after-commit steps, in order."""
+    if first is None:
+        return second
+
+    def both() -> None:
+        first()
+        second()
+
+    return both
 
 
 def _inconsistent(source: Source, seqs: np.ndarray) -> str | None:

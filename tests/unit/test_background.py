@@ -17,7 +17,10 @@ def test_a_task_that_dies_is_logged_when_it_dies_and_stop_still_returns():
             async def work() -> None:
                 raise RuntimeError("the first load failed")
             task.start(work())
-            await asyncio.sleep(0.01)
+            deadline = asyncio.get_running_loop().time() + 5
+            while not any(e["event"] == "background_task_died" for e in logs):  # logged when it dies
+                assert asyncio.get_running_loop().time() < deadline, "the death was never logged"
+                await asyncio.sleep(0)
             died = list(logs)
         await task.stop()  # must not raise the task's own error at shutdown
         return task, died

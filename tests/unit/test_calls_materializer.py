@@ -6,6 +6,7 @@ are one transaction."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -187,14 +188,22 @@ def test_a_batch_duckdb_refuses_is_dead_lettered_and_the_other_streams_go_on(mat
     assert moved == (8,)  # past the poison: a restart does not meet it again
 
 
-def test_stop_is_heard_while_the_broker_is_away(tmp_path):
+def test_stop_is_heard_while_the_broker_is_away(tmp_path, monkeypatch):
     """An api shutting down with its broker gone must not leave a materializer thread behind (it used to wait
     up to an hour for the broker, past the 10 s join, logging into whatever came next)."""
+    waiting = threading.Event()
+    real_wait = materializer_module.wait_for_broker
+
+    def wait_for_broker(*args, **kwargs):
+        waiting.set()
+        return real_wait(*args, **kwargs)
+
+    monkeypatch.setattr(materializer_module, "wait_for_broker", wait_for_broker)
     settings = Settings(kafka_bootstrap=f"127.0.0.1:{free_port()}", data_dir=tmp_path)  # nobody listens there
     con = connect(settings.db_path)
     m = Materializer(settings, con, platform_sinks(settings))
     m.start()
-    time.sleep(0.5)
+    assert waiting.wait(5.0), "the materializer never started waiting for its broker"
     started = time.monotonic()
     m.stop(timeout_s=10.0)
     assert not m.alive and time.monotonic() - started < 3.0
