@@ -53,9 +53,9 @@ _MIXED_IDS = re.compile(r"Column\(/(?:tenant_id|user_id)\) changed from")
 # else stays a number and fails the text column, so its message goes the exact way.
 _NUMERIC_ID = r'"(tenant_id|user_id)":(-?[1-9]\d{0,17}|0)([,}])'
 CHUNK = 5000  # messages per Arrow parse (a worker batch): one unparseable message costs a re-parse of its chunk
-# A chunk is read in blocks of this size on Arrow's threads (1.3 against 2.2 us an event on one, measured on
-# 5,000 events); a block ends at a line break, so a message is never split.
-_BLOCK = 256 << 10
+# A chunk is parsed on the calling thread, in one block. Arrow's threads halve the parse's wall time on an idle
+# machine but cost more CPU, and a busy worker has no core to spare: on 300,000 events end to end through worker,
+# broker and api on 2 cores, one thread carried 59k events/s against 48k (bench/calls.py, 6 paired rounds).
 _RETRIES = 8  # parse errors that name a row drop that message and parse again; past this the chunk goes exact
 _ROW_ERROR = re.compile(r"in row (\d+)")
 _MAX_DEPTH_BYTES = 2000  # orjson refuses nesting past 1024 levels; Arrow does not; that takes 2 KiB of brackets
@@ -190,21 +190,17 @@ def _parse(batch: Batch, pos: list[int]) -> tuple[pa.Table | None, list[int]]:
     if not _utf8(data) or max(map(len, values), default=0) >= _MAX_DEPTH_BYTES:
         keep = [j for j, v in enumerate(values) if _utf8(v) and v.count(b"{") + v.count(b"[") < 1000]
         values, pos = [values[j] for j in keep], [pos[j] for j in keep]
+        data = b"\n".join(values)
     options = _PARSE
-    whole = False  # first in blocks on Arrow's threads; after an error in one block, whose row numbers are its own
-    for _ in range(_RETRIES + 1):
+    for attempt in range(_RETRIES + 1):
         if not values:
             return None, pos
-        data = b"\n".join(values)
-        blocks = not whole and len(data) > 2 * _BLOCK
-        read = (pj.ReadOptions(use_threads=True, block_size=_BLOCK) if blocks
-                else pj.ReadOptions(use_threads=False, block_size=len(data) + 1))
+        if attempt:
+            data = b"\n".join(values)  # some were dropped or quoted
+        read = pj.ReadOptions(use_threads=False, block_size=len(data) + 1)
         try:
             table = pj.read_json(io.BytesIO(data), parse_options=options, read_options=read)
         except pa.ArrowInvalid as exc:
-            if blocks:
-                whole = True
-                continue
             if options is _PARSE and _MIXED_IDS.search(str(exc)):
                 values, options = _quote_numeric_ids(values), _PARSE_QUOTED
                 continue
@@ -248,11 +244,13 @@ def _ids_as_text(table: pa.Table) -> pa.Table | None:
 
 
 def _utf8(data: bytes) -> bool:
+    """What orjson demands of its input, checked by Arrow's UTF-8 validation (no str is built)."""
     if data.isascii():
         return True
+    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64))
     try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
+        pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(data)]).cast(pa.large_string())
+    except pa.ArrowInvalid:
         return False
     return True
 

@@ -78,6 +78,10 @@ RAW_BAD: list[bytes | None] = [
     b' {"method":"GET","path":"/a","status_code":200}',
     b'{"method":"GET","path":"/a","status_code":200} x',
     b'{"method":"GET","path":"/a","status_code":200,"x":"\xff"}',
+    b'{"method":"GET","path":"/\xed\xa0\x80","status_code":200}',  # a surrogate, UTF-8 encoded: not UTF-8
+    b'{"method":"GET","path":"/\xc0\xaf","status_code":200}',  # an overlong '/'
+    b'{"method":"GET","path":"/\xf4\x90\x80\x80","status_code":200}',  # past U+10FFFF
+    '{"method":"GET","path":"/\ud55c\uad6d","status_code":200}'.encode(),  # Hangul, valid
     b'{"method":"GET","path":"/\\ud800","status_code":200}',
     b'{"method":"GET","path":"/\\ud83d\\ude00","status_code":200}',
     b'{"method":"GET","path":"/a","status_code":200,}',
