@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -19,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
+from pipeline.broker.records import Batch
 from pipeline.calls.arrow import CALLS_SCHEMA, SEQ_BITS
 from pipeline.calls.normalize import (
     MAX_AGENT_ID,
@@ -66,24 +66,6 @@ _ISO = (r"^(?:19|2\d)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])[T ](?:[01]\d
 # unquoting or Unicode lower-casing to do so; the others are left as they are without a Python call.
 _MAY_REDACT = "(?i)" + "|".join(re.escape(k) for k in sorted(TRIGGERS)) + r"|%|\+|[^\x00-\x7f]"
 _NULL_TEXT = pa.scalar(None, pa.string())
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    """One partition's messages, column-wise (what the consumer hands over, without a tuple per message)."""
-
-    partition: int
-    offsets: list[int]
-    timestamps_ms: list[int]
-    values: list[bytes | None]
-
-    @classmethod
-    def of(cls, partition: int, messages: Sequence[Message]) -> Batch:
-        return cls(partition, [m.offset for m in messages], [m.timestamp_ms for m in messages],
-                   [m.value for m in messages])
-
-    def message(self, i: int) -> Message:
-        return Message(self.partition, self.offsets[i], self.timestamps_ms[i], self.values[i])
 
 
 class Normalized(NamedTuple):
@@ -153,7 +135,8 @@ def _exact(topic: str, batch: Batch, rest: list[int],
             made.add(id_ := make_id(partition, offset, index))
             return id_
 
-        recs, letters = normalize_messages(topic, (batch.message(i),), derive)
+        message = Message(batch.partition, batch.offsets[i], batch.timestamps_ms[i], batch.values[i])
+        recs, letters = normalize_messages(topic, (message,), derive)
         records += recs
         positions += [i] * len(recs)
         supplied += [r["api_call_history_id"] not in made for r in recs]

@@ -1,7 +1,8 @@
 """The calls stream's worker side: a batch consumer (getmany) on `calls.raw`, hosted in the Faust worker.
 
 A per-event Faust agent stops near 4k events/s on this machine (docs/architecture.md "Speed"); this loop reads
-thousands of messages a call, normalizes them in one vectorised pass, and sends Arrow batches per source partition.
+thousands of messages a call (librdkafka's consumer, see broker/batch_consumer.py), normalizes them in one
+vectorised pass, and sends Arrow batches per source partition.
 Fetching and normalizing the next batch overlaps with the acks of the previous ones: up to MAX_IN_FLIGHT
 batches are sent but not yet committed. At-least-once: a committer task commits offsets in batch order, and
 only once every output of a batch (and of all before it) is acknowledged; a failed send rewinds the consumer
@@ -12,18 +13,21 @@ materializer drops every row of a range it has already stored.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from pipeline.broker.kafka import cluster_id, make_consumer, make_producer
+from pipeline.broker.batch_consumer import BatchConsumer
+from pipeline.broker.kafka import cluster_id, make_producer
+from pipeline.broker.records import Batch
 from pipeline.broker.topics import CALLS_NORMALIZED, CALLS_RAW, dlq
 from pipeline.calls.arrow import CONTENT_TYPE, SEQ_LAST, Source, seq, table_to_ipc
-from pipeline.calls.fast import Batch, Normalized, normalize_batch
+from pipeline.calls.fast import Normalized, normalize_batch
 from pipeline.ids import SourceIds
 from pipeline.metrics import EVENTS
 from pipeline.settings import Settings
@@ -55,7 +59,7 @@ class CallsNormalizer:
         self.raw = settings.topic(CALLS_RAW)
         self.out = settings.topic(CALLS_NORMALIZED)
         self.dlq = settings.topic(dlq(CALLS_RAW))
-        self.consumer: AIOKafkaConsumer | None = None
+        self.consumer: BatchConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self._inflight: deque[_Sent] = deque()
         self._has_work = asyncio.Event()
@@ -63,13 +67,14 @@ class CallsNormalizer:
         self._permits = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._epoch = 0
         self._failed: BaseException | None = None
+        self._acked: dict[TopicPartition, int] = {}  # next offsets of everything acknowledged, in batch order
 
     async def run(self) -> None:
         cluster = await cluster_id(self.settings.bootstrap())
         self.make_id = SourceIds(cluster, self.raw)
-        self.consumer = make_consumer(self.settings, group=self.settings.group("calls-normalizer"),
-                                      max_poll_records=MAX_RECORDS)
-        self.consumer.subscribe([self.raw], listener=_CommitBeforeRevoke(self))
+        # Hand partitions over with their offsets committed, so the next owner replays as little as possible.
+        self.consumer = BatchConsumer(self.settings, self.raw, self.settings.group("calls-normalizer"),
+                                      on_revoked=self._finished_before_revoke)
         self.producer = make_producer(self.settings)
         await self.producer.start()
         await self.consumer.start()
@@ -80,6 +85,11 @@ class CallsNormalizer:
             done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()  # either loop ending means a bug: raise it rather than stall the other
+        except BaseException as exc:
+            stopped = isinstance(exc, asyncio.CancelledError)  # the worker stopping, not a failure
+            log.log(logging.INFO if stopped else logging.ERROR, "calls_normalizer_stopping", reason=repr(exc),
+                    exc_info=not stopped)
+            raise
         finally:
             loops[0].cancel()
             await self.drain(2.0)
@@ -120,19 +130,15 @@ class CallsNormalizer:
                 self._fail(exc)
                 self._permits.release()
                 continue
-            offsets = {tp: msgs[-1].offset + 1 for tp, msgs in batches.items()}
+            offsets = {tp: batch.offsets[-1] + 1 for tp, batch in batches.items()}
             self._inflight.append(_Sent(asyncio.gather(*acks, return_exceptions=True), offsets, epoch))
             self._pushed += 1
             self._has_work.set()
 
-    def normalize(self, batches: dict) -> list[tuple[TopicPartition, Normalized, int, int]]:
+    def normalize(self, batches: dict[TopicPartition, Batch]) -> list[tuple[TopicPartition, Normalized, int, int]]:
         """One getmany's worth, partition by partition: (partition, records and dead letters, first, last offset)."""
-        out = []
-        for tp, msgs in batches.items():
-            batch = Batch(tp.partition, [m.offset for m in msgs], [m.timestamp for m in msgs],
-                          [m.value for m in msgs])
-            out.append((tp, normalize_batch(tp.topic, batch, self.make_id), msgs[0].offset, msgs[-1].offset))
-        return out
+        return [(tp, normalize_batch(tp.topic, batch, self.make_id), batch.offsets[0], batch.offsets[-1])
+                for tp, batch in batches.items()]
 
     async def send(self, normalized: list[tuple[TopicPartition, Normalized, int, int]]) -> list[asyncio.Future]:
         """Send what `normalize` made, in order; returns the futures of every send."""
@@ -171,16 +177,14 @@ class CallsNormalizer:
                 if error is not None:
                     break
                 offsets |= sent.offsets
+                self._acked |= sent.offsets
             if offsets:
                 await self._commit(offsets)
             if error is not None:
                 self._fail(error)
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
-        assigned = self.consumer.assignment()  # a partition revoked meanwhile is its new owner's to commit
-        offsets = {tp: o for tp, o in offsets.items() if tp in assigned}
-        if not offsets:
-            return
+        """(A partition revoked meanwhile is left out by the consumer: it is its new owner's to commit.)"""
         try:
             await self.consumer.commit(offsets)
         except CommitFailedError as exc:
@@ -198,12 +202,26 @@ class CallsNormalizer:
         """Back to the committed offsets: everything after them is consumed again (same ids, dropped)."""
         await asyncio.sleep(self.rewind_backoff_s)
         self._failed = None
-        for tp in self.consumer.assignment():
+        for tp in await self.consumer.assignment():
             committed = await self.consumer.committed(tp)
             if committed is None:
                 await self.consumer.seek_to_beginning(tp)
             else:
-                self.consumer.seek(tp, committed)
+                await self.consumer.seek(tp, committed)
+
+    async def _finished_before_revoke(self, revoked: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """Partitions are about to move: wait (briefly) for what was sent to be acknowledged, and say what may
+        be committed: the consumer commits it before they go, so the next owner replays as little as possible.
+        Only acks are awaited, not the committer: its commit waits behind this revocation on the consumer."""
+        pending = [sent.acks for sent in self._inflight if sent.epoch == self._epoch]
+        if pending:
+            await asyncio.wait(pending, timeout=self.settings.session_timeout_s / 2)
+        finished = dict(self._acked)
+        for sent in self._inflight:  # batch order: stop at the first one not (or not well) acknowledged
+            if sent.epoch != self._epoch or not sent.acks.done() or _first_error(sent.acks.result()) is not None:
+                break
+            finished |= sent.offsets
+        return {tp: o for tp, o in finished.items() if tp in revoked}
 
     async def drain(self, timeout_s: float) -> None:
         """Wait until every batch sent so far is committed (or dropped after a failure)."""
@@ -231,16 +249,3 @@ def outputs(out: Normalized, partition: int, first: int, last: int) -> Iterator[
 
 def _first_error(results: list) -> BaseException | None:
     return next((r for r in results if isinstance(r, BaseException)), None)
-
-
-class _CommitBeforeRevoke(ConsumerRebalanceListener):
-    """Hand partitions over with their offsets committed, so the next owner replays as little as possible."""
-
-    def __init__(self, normalizer: CallsNormalizer) -> None:
-        self.normalizer = normalizer
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self.normalizer.drain(self.normalizer.settings.session_timeout_s / 2)
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        pass

@@ -96,3 +96,36 @@ def test_batch_messages_and_replays_never_duplicate_rows(settings, tmp_path):
         m.stop()
         stop_process(worker)
         con.close()
+
+
+def test_a_second_worker_joining_and_the_first_leaving_mid_stream_store_every_event_once(settings, tmp_path):
+    """Partitions move twice while events flow (a worker joins, then the first one stops): each owner commits
+    what it finished before handing over, the next replays the rest, and the replays are dropped."""
+    values = [orjson.dumps(call_event(i, api_call_history_id=None)) for i in range(12_000)]
+    first = start_cli(["worker"], env_for(settings), tmp_path / "worker1.log")
+    second = None
+    con = connect(settings.db_path)
+    m = Materializer(settings, con, platform_sinks(settings))
+    try:
+        m.start()
+        _produce(settings, values[:4_000])
+        wait_for(lambda: _count(con, "SELECT count(*) FROM sys_api_call_histories") >= 1_000, 90, "first rows")
+        second = start_cli(["worker"], env_for(settings), tmp_path / "worker2.log")
+        _produce(settings, values[4_000:8_000])
+        # The embedded broker never finishes a rebalance whose leader leaves in the middle of it (a rolling
+        # restart waits for the new worker to be assigned its partitions before stopping the old one).
+        wait_for(lambda: b"batch_consumer_assigned" in (tmp_path / "worker2.log").read_bytes(), 60, "second owns")
+        stop_process(first)  # leaves the group: its partitions go to the second worker
+        _produce(settings, values[8_000:])
+        wait_for(lambda: _count(con, "SELECT count(*) FROM sys_api_call_histories") >= 12_000, 120, "12,000 rows")
+        m.caught_up.clear()
+        wait_for(m.caught_up.is_set, 30, "materializer idle")
+        assert _count(con, "SELECT count(*) FROM sys_api_call_histories") == 12_000
+        assert _count(con, "SELECT count(DISTINCT trace_id) FROM sys_api_call_histories") == 12_000
+        assert _count(con, "SELECT count(*) FROM dead_letters") == 0
+    finally:
+        m.stop()
+        stop_process(first)
+        if second is not None:
+            stop_process(second)
+        con.close()

@@ -13,6 +13,7 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaTimeoutError
 
+from pipeline.broker.records import Batch
 from pipeline.calls import stream
 from pipeline.calls.arrow import ipc_to_table
 from pipeline.calls.stream import CallsNormalizer
@@ -42,15 +43,15 @@ class FakeConsumer:
         self.seeks: list[int] = []
         self.committed_at_seek: list[int | None] = []
 
-    async def getmany(self, timeout_ms: int, max_records: int) -> dict:
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, Batch]:
         got = self.records[self.position:self.position + self.per_fetch]
         if not got:
             await asyncio.sleep(0.001)
             return {}
         self.position += len(got)
-        return {TP: got}
+        return {TP: Batch(TP.partition, [r.offset for r in got], [r.timestamp for r in got], [r.value for r in got])}
 
-    def assignment(self) -> set[TopicPartition]:
+    async def assignment(self) -> set[TopicPartition]:
         return {TP}
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
@@ -59,13 +60,13 @@ class FakeConsumer:
     async def committed(self, tp: TopicPartition) -> int | None:
         return self.commits[-1] if self.commits else None
 
-    def seek(self, tp: TopicPartition, offset: int) -> None:
+    async def seek(self, tp: TopicPartition, offset: int) -> None:
         self.seeks.append(offset)
         self.committed_at_seek.append(self.commits[-1] if self.commits else None)
         self.position = offset
 
     async def seek_to_beginning(self, tp: TopicPartition) -> None:
-        self.seek(tp, 0)
+        await self.seek(tp, 0)
 
 
 class FakeProducer:

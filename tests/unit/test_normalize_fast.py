@@ -149,10 +149,14 @@ def encoded(rng: random.Random, p_change: float) -> bytes | None:
     return dumps(event)
 
 
+def batch_of(partition: int, msgs: list[Message]) -> Batch:
+    return Batch(partition, [m.offset for m in msgs], [m.timestamp_ms for m in msgs], [m.value for m in msgs])
+
+
 def both_paths(values: list[bytes | None], partition: int = 3) -> None:
     msgs = [Message(partition, 1000 + i, KAFKA_TS_MS + i, v) for i, v in enumerate(values)]
     records, dead = normalize_messages(TOPIC, msgs, make_id)
-    table, dead_fast, _, _ = normalize_batch(TOPIC, Batch.of(partition, msgs), make_id)
+    table, dead_fast, _, _ = normalize_batch(TOPIC, batch_of(partition, msgs), make_id)
     expected = pa.Table.from_pylist(records, schema=CALLS_SCHEMA)
     assert table.schema.equals(CALLS_SCHEMA)
     if not table.equals(expected):
@@ -173,7 +177,7 @@ def assert_sources(msgs: list[Message]) -> None:
         recs, _ = normalize_messages(TOPIC, [m], lambda p, o, i, made=made: made.append(make_id(p, o, i)) or made[-1])
         want_seqs += [m.offset << 20 | rank for rank in range(len(recs))]
         want_supplied += [r["api_call_history_id"] not in made for r in recs]
-    got = normalize_batch(TOPIC, Batch.of(msgs[0].partition, msgs), make_id)
+    got = normalize_batch(TOPIC, batch_of(msgs[0].partition, msgs), make_id)
     assert got.seqs.to_pylist() == want_seqs
     assert got.supplied.to_pylist() == want_supplied
 
