@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import httpx
 import orjson
@@ -129,7 +130,10 @@ def test_seed_curl_examples_then_seed_queries_return_their_rows(system):
 def _children(up_pid: int) -> dict[str, int]:
     found = {}
     for pid in subprocess.run(["pgrep", "-P", str(up_pid)], capture_output=True, text=True).stdout.split():
-        cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:  # gone between pgrep and here (a child that just died and was reaped)
+            continue
         for name in ("worker", "api"):
             if cmd[-2:-1] == [name.encode()] or (len(cmd) > 1 and cmd[-2] == name.encode()):
                 found[name] = int(pid)
