@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import secrets
+import threading
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -134,15 +135,28 @@ def read_broker_file(data_dir: Path) -> dict | None:
     return info
 
 
+_SECRETS: dict[Path, str] = {}  # a generated secret, once read: every authenticated request needs one
+_SECRETS_LOCK = threading.Lock()
+
+
 def _secret(given: SecretStr | None, data_dir: Path, name: str, generate: Callable[[], str]) -> str:
     """A configured secret, else one generated once into data/ (mode 0600) and shared by every process.
 
     Written to a private temp file and hard-linked into place: the link is atomic and fails if another
-    process won the race, so nobody ever reads a half-written (or empty) secret.
+    process won the race, so nobody ever reads a half-written (or empty) secret. A process reads the file
+    once; a secret replaced on disk takes effect when each process restarts.
     """
     if given is not None:
         return given.get_secret_value()
-    path = data_dir / name
+    path = (data_dir / name).absolute()
+    with _SECRETS_LOCK:
+        if (known := _SECRETS.get(path)) is None:
+            known = _SECRETS[path] = _read_or_generate(path, generate)
+        return known
+
+
+def _read_or_generate(path: Path, generate: Callable[[], str]) -> str:
+    data_dir, name = path.parent, path.name
     private_dir(data_dir)
     if not path.exists():
         tmp = data_dir / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"

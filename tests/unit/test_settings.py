@@ -58,3 +58,12 @@ def test_topic_prefix_is_applied_to_topics_and_groups(monkeypatch, tmp_path):
 
 def test_no_prefix_by_default(tmp_path):
     assert Settings(data_dir=tmp_path).topic("calls.raw.dlq") == "calls.raw.dlq"
+
+
+def test_a_process_reads_its_generated_secret_once_not_on_every_request(tmp_path):
+    """Every authenticated request asks for the key: it comes from memory after the first read, so a file
+    replaced on disk takes effect only when each process restarts (documented in docs/security.md)."""
+    first = Settings(data_dir=tmp_path).jwt_key()
+    (tmp_path / "jwt_secret").write_text("replaced-while-running")
+    assert Settings(data_dir=tmp_path).jwt_key() == first
+    assert Settings(data_dir=tmp_path).fernet_key() != first
