@@ -184,7 +184,7 @@ class CallsNormalizer:
                 self._fail(error)
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
-        """(A partition revoked meanwhile is left out by the consumer: it is its new owner's to commit.)"""
+        # A partition revoked meanwhile is left out by the consumer: it is its new owner's to commit.
         try:
             await self.consumer.commit(offsets)
         except CommitFailedError as exc:
@@ -221,6 +221,8 @@ class CallsNormalizer:
             if sent.epoch != self._epoch or not sent.acks.done() or _first_error(sent.acks.result()) is not None:
                 break
             finished |= sent.offsets
+        for tp in revoked:  # if they come back, they start from what is committed now, not from this
+            self._acked.pop(tp, None)
         return {tp: o for tp, o in finished.items() if tp in revoked}
 
     async def drain(self, timeout_s: float) -> None:
