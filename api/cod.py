@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from api.wire import iso_z
 from pipeline.security import Principal, Role
 
 PREFIXES = ("/v1/sol-cod", "/v1/sleep-quality-cod")
@@ -43,7 +44,7 @@ def is_cod_path(path: str) -> bool:
 
 def meta(request: Request) -> dict[str, str]:
     return {"requestId": getattr(request.state, "trace_id", None) or "", "version": VERSION,
-            "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
+            "timestamp": iso_z(datetime.now(UTC))}
 
 
 def ok(request: Request, data: Any, status: int = 200) -> JSONResponse:

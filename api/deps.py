@@ -1,39 +1,64 @@
-"""Dependencies shared by routers: settings, database cursor, producer, runtime state."""
+"""What a route may depend on, as typed `Annotated` dependencies: settings and the api's services.
+
+Routes never read `app.state`; they declare `store: StoreDep`, `publisher: PublisherDep`, … and FastAPI hands them
+the parts `api/services.py` started. A test swaps any of them with `app.dependency_overrides[get_store] = …`.
+Settings are set when the app is built (`create_app`), so they exist even when lifespan never ran.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
-import duckdb
-from fastapi import Depends, Request
-from starlette.concurrency import run_in_threadpool
+from fastapi import Depends
+from starlette.requests import HTTPConnection
 
+from api.errors import ApiError
+from api.ingest_jobs import Jobs
+from api.predicting import Predictor
+from api.publish import Publisher
+from api.search_service import SearchService
+from api.services import Services
 from pipeline.settings import Settings
-from pipeline.storage.db import run_on_cursor
+from pipeline.storage.store import Store
 
 
-def get_settings_dep(request: Request) -> Settings:
-    return request.app.state.settings
+def settings_of(conn: HTTPConnection) -> Settings:
+    return conn.app.state.settings
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+def services_of(conn: HTTPConnection) -> Services:
+    services = getattr(conn.app.state, "services", None)
+    if services is None:  # lifespan has not started them (or already stopped them)
+        raise ApiError(503, "the api is starting or stopping; try again", headers={"Retry-After": "1"})
+    return services
 
 
-def get_cursor(request: Request):
-    cur = request.app.state.db.cursor()
-    try:
-        yield cur
-    finally:
-        cur.close()
+ServicesDep = Annotated[Services, Depends(services_of)]
 
 
-CursorDep = Annotated[duckdb.DuckDBPyConnection, Depends(get_cursor)]
+def get_store(services: ServicesDep) -> Store:
+    return services.store
 
 
-T = TypeVar("T")
+def get_publisher(services: ServicesDep) -> Publisher:
+    return services.publisher
 
 
-async def in_db(request: Request, fn: Callable[..., T], *args: Any) -> T:
-    """Run `fn(cursor, *args)` on a fresh cursor of the api's database, off the event loop."""
-    return await run_in_threadpool(run_on_cursor, request.app.state.db, fn, *args)
+def get_jobs(services: ServicesDep) -> Jobs:
+    return services.jobs
+
+
+def get_search(services: ServicesDep) -> SearchService:
+    return services.search
+
+
+def get_predictor(services: ServicesDep) -> Predictor:
+    return services.predictor
+
+
+SettingsDep = Annotated[Settings, Depends(settings_of)]
+StoreDep = Annotated[Store, Depends(get_store)]
+PublisherDep = Annotated[Publisher, Depends(get_publisher)]
+JobsDep = Annotated[Jobs, Depends(get_jobs)]
+SearchDep = Annotated[SearchService, Depends(get_search)]
+PredictorDep = Annotated[Predictor, Depends(get_predictor)]

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import cod
+from api.refusals import AlreadyRunning, BrokerUnavailable, NotEnoughData, Refused, Unavailable
 from api.routing import methods_for
 
 log = structlog.get_logger(__name__)
@@ -94,7 +95,34 @@ def validation_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return out
 
 
+# What a service's refusal (api/refusals.py) answers: HTTP status, platform code, seed-004 code. The most specific
+# class listed first wins. Under seed 004 a 503 keeps its status beside the generic COD_005.
+REFUSALS: tuple[tuple[type[Refused], int, str, str], ...] = (
+    (BrokerUnavailable, 503, "BROKER_UNAVAILABLE", "COD_005"),
+    (Unavailable, 503, "UNAVAILABLE", "COD_005"),
+    (NotEnoughData, 422, "VALIDATION_ERROR", "COD_P001"),
+    (AlreadyRunning, 409, "CONFLICT", "COD_P005"),
+    (Refused, 400, "BAD_REQUEST", "COD_001"),
+)
+
+
+def refusal(exc: Refused) -> tuple[int, str, str]:
+    """(HTTP status, platform code, seed-004 code) of a refusal."""
+    return next((status, code, cod_code) for kind, status, code, cod_code in REFUSALS if isinstance(exc, kind))
+
+
+def refused_response(request: Request, exc: Refused) -> JSONResponse:
+    status, code, cod_code = refusal(exc)
+    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, Unavailable) else None
+    if _cod(request):
+        keep = status if status != cod.STATUS[cod_code] else None
+        return cod.error_response(request, cod_code, exc.message, exc.details, keep, headers)
+    return error_response(request, status, code, exc.message, exc.details, headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Refused, refused_response)  # type: ignore[arg-type]
+
     @app.exception_handler(cod.CodError)
     async def _cod_error(request: Request, exc: cod.CodError) -> JSONResponse:
         return cod.error_response(request, exc.code, exc.message, exc.details)

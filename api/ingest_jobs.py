@@ -12,18 +12,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import duckdb
 import structlog
 from cryptography.fernet import Fernet
-from starlette.concurrency import run_in_threadpool
 
 from api.background import BackgroundTask
 from api.publish import Publisher
 from api.security.company_identity import CompanyIdentity, ProvenCredentials
 from pipeline.broker.topics import INGEST_COMMANDS
 from pipeline.settings import Settings
-from pipeline.storage.db import run_on_cursor
 from pipeline.storage.queries import ingest as q
+from pipeline.storage.store import Store
 from schemas.ingest import JobCommand, JobOptions, JobStatistics
 
 log = structlog.get_logger(__name__)
@@ -35,15 +33,12 @@ def new_job_id(company: str, now: datetime) -> str:
 
 
 class Jobs:
-    def __init__(self, settings: Settings, db: duckdb.DuckDBPyConnection, publisher: Publisher) -> None:
-        self.settings, self.db, self.publisher = settings, db, publisher
+    def __init__(self, settings: Settings, store: Store, publisher: Publisher) -> None:
+        self.settings, self.store, self.publisher = settings, store, publisher
         self.fernet = Fernet(settings.fernet_key().encode())
         self._task = BackgroundTask("ingest-watchdog")
         self.on_purge: Callable[[str], None] | None = None  # the search index forgets the company's documents
-        self.identity = CompanyIdentity(settings, self.db_call)
-
-    async def db_call(self, fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201
-        return await run_in_threadpool(lambda: run_on_cursor(self.db, fn, *args, **kwargs))
+        self.identity = CompanyIdentity(settings, store)
 
     async def create(self, proven: ProvenCredentials, opts: JobOptions, ignored: dict[str, str]) -> dict[str, Any]:
         """A job for credentials the platform confirmed (`identity.prove`): only then may it purge."""
@@ -55,13 +50,13 @@ class Jobs:
         if opts.purge or opts.force_rebuild:
             # Rebuilt from the full history whatever `incremental` says: an incremental run after a purge would
             # leave only what changed since the last job.
-            purged = await self.db_call(q.purge_company, creds.company)
+            purged = await self.store.run(q.purge_company, creds.company)
             log.info("ingest_purged", tenant=creds.company, rows=purged)
             if self.on_purge is not None:
                 self.on_purge(creds.company)
         elif opts.incremental:
-            cursor = await self.db_call(q.last_cursor, creds.company, creds.domain)
-        await self.db_call(q.insert_job, {
+            cursor = await self.store.run(q.last_cursor, creds.company, creds.domain)
+        await self.store.run(q.insert_job, {
             "job_id": job_id, "tenant": creds.company, "platform": creds.platform, "domain": creds.domain,
             "status": "queued", "priority": opts.priority.value, "options": opts.model_dump(mode="json"),
             "api_key_token": token, "created_at": now, "current_step": "queued", "completed_items": 0,
@@ -69,14 +64,14 @@ class Jobs:
         if opts.auto_start:
             await self.send(JobCommand(action="run", job_id=job_id, tenant=creds.company, domain=creds.domain,
                                        options=opts, api_key_token=token, cursor=cursor, at=now))
-        return await self.db_call(q.get_job, job_id, creds.company)
+        return await self.store.run(q.get_job, job_id, creds.company)
 
     async def send(self, cmd: JobCommand) -> None:
         await self.publisher.send(INGEST_COMMANDS, cmd.model_dump_json().encode(), cmd.domain.encode())
 
     async def resume_command(self, job: dict[str, Any], action: str, reason: str | None = None) -> JobCommand:
         """A command that can (re)start the job anywhere: its options, encrypted key and last cursor."""
-        token = await self.db_call(q.job_token, job["job_id"])
+        token = await self.store.run(q.job_token, job["job_id"])
         return JobCommand(action=action, job_id=job["job_id"], tenant=job["tenant"], domain=job["domain"],
                           options=JobOptions.model_validate(job["options"]), api_key_token=token,
                           cursor=job["cursor"], phase=job["phase"], reason=reason, at=datetime.now(UTC),
@@ -92,12 +87,11 @@ class Jobs:
         while True:
             await asyncio.sleep(2.0)
             try:
-                for job_id in await self.db_call(q.stale_running, self.settings.ingest_stale_after_s):
-                    rows = await self.db_call(lambda cur, j=job_id: cur.execute(
-                        "SELECT tenant FROM ingest_jobs WHERE job_id = ?", [j]).fetchone())
-                    job = await self.db_call(q.get_job, job_id, rows[0])
+                for job_id in await self.store.run(q.stale_running, self.settings.ingest_stale_after_s):
+                    tenant = await self.store.run(q.job_tenant, job_id)
+                    job = await self.store.run(q.get_job, job_id, tenant)
                     log.warning("ingest_job_stale_reissued", job_id=job_id, cursor=job["cursor"])
-                    await self.db_call(q.set_fields, job_id, last_activity=datetime.now(UTC))
+                    await self.store.run(q.set_fields, job_id, last_activity=datetime.now(UTC))
                     await self.send(await self.resume_command(job, "run", "worker went quiet; taken over"))
             except Exception:  # noqa: BLE001 - the watchdog must outlive one bad pass
                 log.exception("ingest_watchdog_failed")

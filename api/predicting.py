@@ -15,14 +15,15 @@ from typing import Any
 
 import duckdb
 import structlog
-from starlette.concurrency import run_in_threadpool
 
-from api.cod import CodError
-from api.publish import Publisher, PublishFailed
+from api.publish import Publisher
+from api.refusals import AlreadyRunning, BrokerUnavailable, NotEnoughData
+from api.wire import iso_z
 from pipeline.broker.topics import PREDICTIONS_REQUESTS
 from pipeline.predictions.features import build_snapshot, completeness
 from pipeline.settings import Settings
 from pipeline.storage.queries import predictions as q
+from pipeline.storage.store import Store
 from schemas.debate import AgentType
 from schemas.predictions import (
     PREDICTION_TIMEOUT_S,
@@ -48,77 +49,66 @@ def new_ids(user_id: str, now: datetime) -> tuple[str, str]:
 class Predictor:
     """One per api process; serializes the check-then-insert per user so two requests cannot both pass."""
 
-    def __init__(self, settings: Settings, db: duckdb.DuckDBPyConnection,
-                 publisher: Publisher) -> None:
+    def __init__(self, settings: Settings, store: Store, publisher: Publisher) -> None:
         self.settings = settings
-        self.db = db
+        self.store = store
         self.publisher = publisher
         self._locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def start(self, tenant: str, user_id: str, trigger: TriggerType, requested_by: str,
                     scope: AnalysisScope, options: PredictOptions, schedule_id: str | None = None) -> dict[str, Any]:
         async with self._locks[(tenant, user_id)]:
-            request = await run_in_threadpool(self._admit, tenant, user_id, trigger, requested_by, scope, options,
-                                              schedule_id)
+            request = await self.store.run(self._admit, tenant, user_id, trigger, requested_by, scope, options,
+                                           schedule_id)
         await self._publish(request)
         c = request.completeness
         return {"predictionId": request.prediction_id, "status": "IN_PROGRESS",
-                "estimatedCompletionTime": _z(request.requested_at + timedelta(seconds=EXPECTED_S)),
+                "estimatedCompletionTime": iso_z(request.requested_at + timedelta(seconds=EXPECTED_S)),
                 "participatingAgents": len(AgentType),
                 "dataCompleteness": {"sleepDays": c.sleep_days, "questionnaireAvailable": c.questionnaire_available,
                                      "mobileDataAvailable": c.mobile_data_available, "totalScore": c.total_score}}
 
-    def _admit(self, tenant: str, user_id: str, trigger: TriggerType, requested_by: str, scope: AnalysisScope,
-               options: PredictOptions, schedule_id: str | None) -> PredictionRequest:
-        cur = self.db.cursor()
-        try:
-            records = q.load_sleep_records(cur, tenant, user_id)
-            start, end = _window(scope, records)
-            snapshot = build_snapshot(tenant, user_id, records, start, end, scope.include_treatment_cycle_data,
-                                      scope.include_questionnaire_data)
-            comp = completeness(snapshot)
-            if comp.sleep_days < MIN_SLEEP_DAYS:
-                raise CodError("COD_P001", "최소 데이터 요구사항을 충족하지 않습니다", {
-                    "required": f"최소 {MIN_SLEEP_DAYS}일간의 수면 기록",
-                    "current": f"{comp.sleep_days}일간의 수면 기록",
-                    "suggestion": "더 많은 수면 데이터 수집 후 재시도하세요"})
-            active = q.active_prediction(cur, tenant, user_id, PREDICTION_TIMEOUT_S + 5)
-            if active and not options.force_execution:
-                raise CodError("COD_P005", "이 사용자의 예측이 이미 진행 중입니다 "
-                               "(options.forceExecution으로 강제 실행)", {"activePredictionId": active})
-            now = datetime.now(UTC)
-            pid, session = new_ids(user_id, now)
-            request = PredictionRequest(
-                prediction_id=pid, session_id=session, tenant=tenant, user_id=user_id, trigger_type=trigger,
-                priority=options.priority, requested_by=requested_by, requested_at=now,
-                deadline=now + timedelta(seconds=PREDICTION_TIMEOUT_S), schedule_id=schedule_id,
-                completeness=comp, snapshot=snapshot)
-            q.insert_in_progress(cur, {
-                "prediction_id": pid, "tenant": tenant, "user_id": user_id, "trigger_type": trigger.value,
-                "priority": options.priority.value, "status": "IN_PROGRESS", "requested_by": requested_by,
-                "schedule_id": schedule_id, "session_id": session, "created_at": now,
-                "target_date": snapshot.diary[-1].date + timedelta(days=1),
-                "data_completeness": comp.model_dump(mode="json", by_alias=True)})
-            return request
-        finally:
-            cur.close()
+    @staticmethod
+    def _admit(cur: duckdb.DuckDBPyConnection, tenant: str, user_id: str, trigger: TriggerType, requested_by: str,
+               scope: AnalysisScope, options: PredictOptions, schedule_id: str | None) -> PredictionRequest:
+        records = q.load_sleep_records(cur, tenant, user_id)
+        start, end = _window(scope, records)
+        snapshot = build_snapshot(tenant, user_id, records, start, end, scope.include_treatment_cycle_data,
+                                  scope.include_questionnaire_data)
+        comp = completeness(snapshot)
+        if comp.sleep_days < MIN_SLEEP_DAYS:
+            raise NotEnoughData("최소 데이터 요구사항을 충족하지 않습니다", {
+                "required": f"최소 {MIN_SLEEP_DAYS}일간의 수면 기록",
+                "current": f"{comp.sleep_days}일간의 수면 기록",
+                "suggestion": "더 많은 수면 데이터 수집 후 재시도하세요"})
+        active = q.active_prediction(cur, tenant, user_id, PREDICTION_TIMEOUT_S + 5)
+        if active and not options.force_execution:
+            raise AlreadyRunning("이 사용자의 예측이 이미 진행 중입니다 (options.forceExecution으로 강제 실행)",
+                                 {"activePredictionId": active})
+        now = datetime.now(UTC)
+        pid, session = new_ids(user_id, now)
+        request = PredictionRequest(
+            prediction_id=pid, session_id=session, tenant=tenant, user_id=user_id, trigger_type=trigger,
+            priority=options.priority, requested_by=requested_by, requested_at=now,
+            deadline=now + timedelta(seconds=PREDICTION_TIMEOUT_S), schedule_id=schedule_id,
+            completeness=comp, snapshot=snapshot)
+        q.insert_in_progress(cur, {
+            "prediction_id": pid, "tenant": tenant, "user_id": user_id, "trigger_type": trigger.value,
+            "priority": options.priority.value, "status": "IN_PROGRESS", "requested_by": requested_by,
+            "schedule_id": schedule_id, "session_id": session, "created_at": now,
+            "target_date": snapshot.diary[-1].date + timedelta(days=1),
+            "data_completeness": comp.model_dump(mode="json", by_alias=True)})
+        return request
 
     async def _publish(self, request: PredictionRequest) -> None:
         try:
             await self.publisher.send(PREDICTIONS_REQUESTS, request.model_dump_json().encode(),
                                       request.user_id.encode())
-        except PublishFailed as exc:  # no broker: the prediction cannot run; say so (503), keep the row honest
-            await run_in_threadpool(self._fail, request.prediction_id, exc.message)
+        except BrokerUnavailable as exc:  # no broker: the prediction cannot run; say so (503), keep the row honest
+            await self.store.run(q.mark_failed, request.prediction_id, "COD_005", exc.message)
             raise
         log.info("prediction_requested", prediction_id=request.prediction_id, user_id=request.user_id,
                  trigger=request.trigger_type.value, sleep_days=request.completeness.sleep_days)
-
-    def _fail(self, prediction_id: str, message: str) -> None:
-        cur = self.db.cursor()
-        try:
-            q.mark_failed(cur, prediction_id, "COD_005", message)
-        finally:
-            cur.close()
 
 
 def _window(scope: AnalysisScope, records: list) -> tuple[Any, Any]:
@@ -129,7 +119,3 @@ def _window(scope: AnalysisScope, records: list) -> tuple[Any, Any]:
         return None, None
     end = max(diary)
     return end - timedelta(days=DEFAULT_WINDOW_DAYS - 1), end
-
-
-def _z(dt: datetime) -> str:
-    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")

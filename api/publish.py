@@ -1,4 +1,4 @@
-"""The api's one way to publish: one producer, every send bounded in time, every failure one `PublishFailed`.
+"""The api's one way to publish: one producer, every send bounded in time, every failure one `BrokerUnavailable`.
 
 A route that publishes answers within `publish_timeout_s` whatever the broker does: a dead broker is a 503
 (with Retry-After) in the route's error shape, never a hang. A send that timed out may still land later; the
@@ -13,21 +13,12 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from api.errors import ApiError
 from api.limits import json_batches
+from api.refusals import BrokerUnavailable
 from pipeline.broker.kafka import make_producer
 from pipeline.settings import Settings
 
 RETRY_AFTER_S = 5
-
-
-class PublishFailed(ApiError):
-    """The broker did not take the message in time: 503 with Retry-After, in the route's shape."""
-
-    def __init__(self, topic: str, reason: str) -> None:
-        super().__init__(503, f"could not publish to {topic}: {reason}; retry shortly",
-                         code="BROKER_UNAVAILABLE", headers={"Retry-After": str(RETRY_AFTER_S)})
-        self.topic = topic
 
 
 class Publisher:
@@ -41,15 +32,16 @@ class Publisher:
         return (await self.send_many(topic, [(key, value)]))[0]
 
     async def send_many(self, topic: str, messages: Sequence[tuple[bytes | None, bytes]]) -> list[tuple[int, int]]:
-        """Publish messages in order; all are acknowledged, or PublishFailed within the time limit."""
+        """Publish messages in order; all are acknowledged, or BrokerUnavailable within the time limit (a route
+        answers it as 503 with Retry-After, in its own error shape)."""
         name = self.settings.topic(topic)
         try:
             return await asyncio.wait_for(self._send(name, messages), self.settings.publish_timeout_s)
         except TimeoutError:
-            raise PublishFailed(name, f"the broker did not answer within {self.settings.publish_timeout_s:g} s") \
-                from None
+            raise BrokerUnavailable(name, f"the broker did not answer within {self.settings.publish_timeout_s:g} s",
+                                    RETRY_AFTER_S) from None
         except Exception as exc:  # noqa: BLE001 - any client or broker error is the same answer to the caller
-            raise PublishFailed(name, str(exc) or type(exc).__name__) from None
+            raise BrokerUnavailable(name, str(exc) or type(exc).__name__, RETRY_AFTER_S) from None
 
     async def send_json_batches(self, topic: str, items: list[Any], key: bytes) -> int:
         """Items published as JSON arrays of at most `max_message_bytes` each, all acknowledged; TooLarge if one

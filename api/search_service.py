@@ -19,38 +19,29 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import duckdb
+import anyio.to_thread
 import orjson
-import pyarrow as pa
 import pyarrow.compute as pc
 import structlog
-from starlette.concurrency import run_in_threadpool
 
 from api.background import BackgroundTask
-from api.errors import ApiError
 from api.publish import Publisher
+from api.refusals import Unavailable
 from pipeline.broker.topics import EMBED_REQUESTS
 from pipeline.search import Doc, Embedder, SearchIndex, embedder_for
 from pipeline.search.vectors import embed_text
 from pipeline.settings import Settings
+from pipeline.storage.queries import search as sq
+from pipeline.storage.store import Store
 
 log = structlog.get_logger(__name__)
 REQUEST_OBJECTS = 64  # objects per `tickets.embed_requests` message
 ORPHAN_WAIT = timedelta(seconds=60)  # a vector whose object is not stored yet is retried this long
-INDEXED = """
-    SELECT v.seq, v.tenant, v.key, v.kind, o.title, o.text, o.updated_at, v.vector, v.embedded_at
-    FROM ticket_vectors v LEFT JOIN integrated_objects o ON o.tenant = v.tenant AND o.key = v.key
-    WHERE v.seq > ? ORDER BY v.seq"""
-PENDING = """
-    SELECT o.tenant, o.key, o.object_type, o.updated_at, o.title, coalesce(o.summary, ''), o.text
-    FROM integrated_objects o LEFT JOIN ticket_vectors v ON v.tenant = o.tenant AND v.key = o.key
-    WHERE o.tenant = ? AND (? OR v.key IS NULL OR v.updated_at < o.updated_at OR v.model <> ?)"""
 
 
 class SearchService:
-    def __init__(self, settings: Settings, db: duckdb.DuckDBPyConnection,
-                 publisher: Publisher | None = None) -> None:
-        self.settings, self.db, self.publisher = settings, db, publisher
+    def __init__(self, settings: Settings, store: Store, publisher: Publisher | None = None) -> None:
+        self.settings, self.store, self.publisher = settings, store, publisher
         self._embedder: Embedder | None = None
         self._lock = threading.Lock()
         self._index_lock = threading.Lock()  # one refresh at a time: the loop and sync-summaries
@@ -68,7 +59,7 @@ class SearchService:
     def refresh(self) -> int:
         """Index the vectors stored since the last call (all of them the first time); returns how many."""
         with self._index_lock:
-            table = self.db.cursor().sql(INDEXED, params=[self.seq]).to_arrow_table()  # vectors stay numpy
+            table = self.store.call(sq.vectors_since, self.seq)
             if not table.num_rows:
                 return 0
             seqs, titles, embedded = (table.column(c).to_pylist() for c in ("seq", "title", "embedded_at"))
@@ -106,52 +97,24 @@ class SearchService:
         """Have the worker embed the company's missing or stale vectors (all with `force`); wait until indexed."""
         started = time.perf_counter()
         model = self.embedder().name
-        pending, total, since = await run_in_threadpool(self._pending, tenant, force, model)
+        rows, total, since = await self.store.run(sq.pending_objects, tenant, force, model)
+        pending = [{"tenant": r[0], "key": r[1], "object_type": r[2], "updated_at": r[3].isoformat(),
+                    "embed_text": embed_text(r[4], r[5], r[6])} for r in rows]
         sent = await self._request(pending, force)
         deadline = started + self.settings.search_sync_wait_s
         left = len(pending)
         while left and time.perf_counter() < deadline:
             await asyncio.sleep(0.1)
-            left = await run_in_threadpool(self._left, tenant, pending, since)
-            if left and (error := await run_in_threadpool(self._refused, sent)):
-                raise ApiError(503, f"the worker could not embed: {error}", headers={"Retry-After": "30"})
-        await run_in_threadpool(self.refresh)
+            left = len(pending) - await self.store.run(sq.vectors_written_since, tenant, [o["key"] for o in pending],
+                                                         since)
+            if left and (error := await self.store.run(sq.dead_lettered, self.settings.topic(EMBED_REQUESTS),
+                                                       sent)):
+                raise Unavailable(f"the worker could not embed: {error}", retry_after_s=30)
+        await anyio.to_thread.run_sync(self.refresh)
         return {"status": "completed" if not left else "in_progress", "objects": total,
                 "embedded": len(pending) - left, "pending": left, "reused": total - len(pending), "model": model,
                 "dimensions": self.index.dim if self.index else None,
                 "duration_seconds": round(time.perf_counter() - started, 2)}
-
-    def _pending(self, tenant: str, force: bool, model: str) -> tuple[list[dict[str, Any]], int, int]:
-        cur = self.db.cursor()
-        since = cur.execute("SELECT coalesce(max(seq), 0) FROM ticket_vectors").fetchone()[0]
-        rows = cur.execute(PENDING, [tenant, force, model]).fetchall()
-        total = cur.execute("SELECT count(*) FROM integrated_objects WHERE tenant = ?", [tenant]).fetchone()[0]
-        objects = [{"tenant": r[0], "key": r[1], "object_type": r[2], "updated_at": r[3].isoformat(),
-                    "embed_text": embed_text(r[4], r[5], r[6])} for r in rows]
-        return objects, total, since
-
-    def _left(self, tenant: str, pending: list[dict[str, Any]], since: int) -> int:
-        """How many of the requested objects have no vector written since the request."""
-        cur = self.db.cursor()
-        cur.register("_requested", pa.table({"key": [o["key"] for o in pending]}))
-        try:
-            done = cur.execute("SELECT count(*) FROM ticket_vectors v JOIN _requested r ON r.key = v.key "
-                               "WHERE v.tenant = ? AND v.seq > ?", [tenant, since]).fetchall()[0][0]
-        finally:
-            cur.unregister("_requested")
-        return len(pending) - done
-
-    def _refused(self, sent: list[tuple[int, int]]) -> str | None:
-        """The error of a request the worker dead-lettered (its embedder failed), if any."""
-        cur = self.db.cursor()
-        cur.register("_sent", pa.table({"p": [p for p, _ in sent], "o": [o for _, o in sent]}))
-        try:
-            rows = cur.execute('SELECT error FROM dead_letters d JOIN _sent s ON d."partition" = s.p AND '
-                               'd."offset" = s.o WHERE d.topic = ? LIMIT 1',
-                               [self.settings.topic(EMBED_REQUESTS)]).fetchall()
-        finally:
-            cur.unregister("_sent")
-        return rows[0][0] if rows else None
 
     async def _request(self, objects: list[dict[str, Any]], force: bool) -> list[tuple[int, int]]:
         """Publish the objects to embed; returns where each request landed (partition, offset)."""
@@ -174,7 +137,7 @@ class SearchService:
         loaded = None
         while True:
             try:
-                indexed = await run_in_threadpool(self.refresh)
+                indexed = await anyio.to_thread.run_sync(self.refresh)
             except Exception:  # noqa: BLE001 - search catching up (or its first load) must never stop for good
                 log.exception("search_index_failed")
             else:

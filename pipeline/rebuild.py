@@ -16,6 +16,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from pipeline.settings import BrokerNotConfigured, Settings
 from pipeline.storage.db import DatabaseLocked, connect
 from pipeline.storage.materializer import Materializer
+from pipeline.storage.queries.operations import row_counts
 from pipeline.storage.sinks import platform_sinks
 
 
@@ -42,7 +43,7 @@ def run_rebuild(settings: Settings, idle_s: float, out: Console, err: Console) -
             bar.update(task, description=f"rebuilding: {m.rows_written:,} rows from {len(sinks)} topics")
             time.sleep(0.2)
     m.stop()
-    rebuilt = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in current}
+    rebuilt = row_counts(con, current)
     con.close()
     short = {t: (rebuilt.get(t, 0), n) for t, n in current.items() if rebuilt.get(t, 0) < n}
     if short:
@@ -59,7 +60,6 @@ def run_rebuild(settings: Settings, idle_s: float, out: Console, err: Console) -
 def _counts(settings: Settings) -> dict[str, int]:
     con = connect(settings.db_path, read_only=True)
     try:
-        tables = ("sys_api_call_histories", "dead_letters")
-        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+        return row_counts(con, ("sys_api_call_histories", "dead_letters"))
     finally:
         con.close()

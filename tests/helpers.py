@@ -71,3 +71,34 @@ def stop_process(proc: subprocess.Popen, timeout_s: float = 15.0) -> None:
 def start_cli(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args], cwd=REPO, env={**os.environ, **env},
                             stdout=log.open("ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+def services_without_a_broker(settings: Any) -> Any:
+    """The api's services over an in-memory DuckDB, none started: for route tests that never reach a broker."""
+    import duckdb
+
+    from api.services import Services
+    from pipeline.storage.store import Store
+
+    return Services.build(settings, Store(duckdb.connect()))
+
+
+_next_offset = iter(range(10**9))
+
+
+def normalized(first: int, n: int, partition: int = 0, **event: Any) -> list[Any]:
+    """The calls.normalized messages a worker sends for calls.raw offsets first..first+n-1 (as `outputs` does):
+    what the materializer is fed, for tests that write rows without a broker (`m._write({tp: records})`)."""
+    from aiokafka.structs import ConsumerRecord
+
+    from pipeline.broker.records import Batch
+    from pipeline.calls.fast import normalize_batch
+    from pipeline.calls.stream import outputs
+    from pipeline.ids import SourceIds
+
+    values = [orjson.dumps(call_event(i, api_call_history_id=None) | event) for i in range(first, first + n)]
+    out = normalize_batch("calls.raw", Batch(partition, list(range(first, first + n)), [0] * n, values),
+                          SourceIds("cluster-a", "calls.raw"))
+    return [ConsumerRecord("calls.normalized", 0, next(_next_offset), 0, 0, None, value, None, 0, len(value),
+                           [("source", source.header())])
+            for value, source in outputs(out, partition, first, first + n - 1)]

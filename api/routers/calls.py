@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query
 
-from api.deps import CursorDep
+from api.deps import PublisherDep, SettingsDep, StoreDep
 from api.errors import MAX_ERRORS, ApiError, clip
 from api.limits import TooLarge
 from api.security import bearer
@@ -58,35 +58,35 @@ Filters = Annotated[CallFilters, Depends(_filters)]
 
 
 @router.get("", response_model=CallHistoriesPublic)
-def list_call_histories(
-    filters: Filters, cur: CursorDep,
+async def list_call_histories(
+    filters: Filters, store: StoreDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> dict[str, Any]:
     """Newest first, keyset-paginated: pass `next_cursor` back as `cursor`."""
     try:
-        items, nxt = list_calls(cur, filters, limit, cursor)
+        items, nxt = await store.run(list_calls, filters, limit, cursor)
     except BadCursor as exc:
         raise ApiError(422, str(exc)) from None
     return {"items": items, "next_cursor": nxt}
 
 
 @router.get("/stats")
-def call_history_stats(
-    filters: Filters, cur: CursorDep,
+async def call_history_stats(
+    filters: Filters, store: StoreDep,
     bucket: Bucket = "hour",
     top: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> dict[str, Any]:
     """Latency percentiles and error rate per route, top agents/users, counts per minute/hour/day."""
-    return call_stats(cur, filters, bucket, top)
+    return await store.run(call_stats, filters, bucket, top)
 
 
 @router.get("/{call_id}", response_model=CallHistoryPublic)
-def get_call_history(
-    call_id: str, principal: Reader, cur: CursorDep,
+async def get_call_history(
+    call_id: str, principal: Reader, store: StoreDep,
     tenant_id: Annotated[str | None, Query(description="system_admin only: ids are unique per tenant")] = None,
 ) -> dict[str, Any]:
-    row = get_call(cur, call_id, _tenant_scope(principal, tenant_id))
+    row = await store.run(get_call, call_id, _tenant_scope(principal, tenant_id))
     if row is None:
         raise ApiError(404, f"no call history {call_id}")  # another tenant's record does not exist for you
     return row
@@ -94,7 +94,7 @@ def get_call_history(
 
 @router.post("", status_code=202, response_model=Accepted)
 async def post_call_histories(
-    request: Request, principal: Writer,
+    principal: Writer, publisher: PublisherDep, settings: SettingsDep,
     body: Annotated[dict[str, Any] | list[dict[str, Any]], Body(description="one event or an array of events")],
 ) -> dict[str, Any]:
     """For gateways that cannot speak Kafka: validated here, published to calls.raw, materialized as usual.
@@ -113,10 +113,10 @@ async def post_call_histories(
     try:
         # Redacted before they leave the api: calls.raw never holds a secret this route was given.
         published = [redact_json(e) for e in events]
-        await request.app.state.publisher.send_json_batches(CALLS_RAW, published, principal.tenant_id.encode())
+        await publisher.send_json_batches(CALLS_RAW, published, principal.tenant_id.encode())
     except TooLarge as exc:
         raise ApiError(413, str(exc)) from None
-    return {"accepted": len(events), "topic": request.app.state.settings.topic(CALLS_RAW),
+    return {"accepted": len(events), "topic": settings.topic(CALLS_RAW),
             "ids": [e["api_call_history_id"] for e in events]}
 
 

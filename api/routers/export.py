@@ -3,7 +3,6 @@ routes beside it are added (a user obviously needs them): poll `…/data-export/
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import secrets
@@ -17,9 +16,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from api.cod import CodError, ok
-from api.deps import in_db
-from api.routers.predictions import prediction_public, z
+from api.deps import ServicesDep, StoreDep
 from api.security import matrix
+from api.wire import iso_z, prediction_public
+from pipeline.storage.queries import exports
 from pipeline.storage.queries import predictions as q
 
 log = structlog.get_logger(__name__)
@@ -33,18 +33,14 @@ def collect(cur: duckdb.DuckDBPyConnection, tenant: str, user_id: str, raw: bool
     """Everything held about the user: predictions with their recommendations, schedules, and raw records."""
     rows, _ = q.list_predictions(cur, tenant, user_id, None, None, None, 10_000, 0)
     doc: dict[str, Any] = {
-        "userId": user_id, "tenant": tenant, "exportedAt": z(datetime.now(UTC)),
+        "userId": user_id, "tenant": tenant, "exportedAt": iso_z(datetime.now(UTC)),
         "predictions": [{**prediction_public(r), "recommendations": q.get_recommendations(cur, r["prediction_id"])}
                         for r in rows],
-        "schedules": [{"scheduleId": s, "bedtimeGoal": z(b), "scheduledTriggerTime": z(t), "status": st}
-                      for s, b, t, st in cur.execute(
-                          "SELECT schedule_id, bedtime_goal, scheduled_trigger_time, status FROM prediction_schedules "
-                          "WHERE tenant = ? AND user_id = ? ORDER BY scheduled_trigger_time",
-                          [tenant, user_id]).fetchall()],
+        "schedules": [{"scheduleId": s, "bedtimeGoal": iso_z(b), "scheduledTriggerTime": iso_z(t), "status": st}
+                      for s, b, t, st in exports.schedules_of(cur, tenant, user_id)],
     }
     if raw:
-        records = cur.execute("SELECT kind, date, data FROM sleep_records WHERE tenant = ? AND user_id = ? "
-                              "ORDER BY date, kind", [tenant, user_id]).fetchall()
+        records = exports.sleep_records_of(cur, tenant, user_id)
         doc["sleepRecords"] = [{"kind": k, "date": d.isoformat(), "data": orjson.loads(data)} for k, d, data in records]
     return doc
 
@@ -68,23 +64,20 @@ def render(doc: dict[str, Any], fmt: Format) -> bytes:
 
 def _build(cur: duckdb.DuckDBPyConnection, export_id: str, tenant: str, user_id: str, fmt: Format, raw: bool) -> None:
     try:
-        content = render(collect(cur, tenant, user_id, raw), fmt)
-        cur.execute("UPDATE data_exports SET status = 'COMPLETED', content = ?, completed_at = now(), "
-                    "expires_at = ? WHERE tenant = ? AND export_id = ?", [content, datetime.now(UTC) + TTL, tenant,
-                                                                          export_id])
+        exports.complete(cur, tenant, export_id, render(collect(cur, tenant, user_id, raw), fmt),
+                         datetime.now(UTC) + TTL)
     except Exception as exc:  # noqa: BLE001 - the export fails visibly, never silently
         log.exception("export_failed", export_id=export_id)
-        cur.execute("UPDATE data_exports SET status = 'FAILED', error = ? WHERE tenant = ? AND export_id = ?",
-                    [str(exc), tenant, export_id])
+        exports.fail(cur, tenant, export_id, str(exc))
 
 
 def public(row: tuple, prefix: str) -> dict[str, Any]:
     export_id, status, fmt, created, expires = row
     done = status == "COMPLETED"
-    return {"exportId": export_id, "status": status, "format": fmt, "requestedAt": z(created),
-            "estimatedCompletionTime": z(created + timedelta(seconds=5)),
+    return {"exportId": export_id, "status": status, "format": fmt, "requestedAt": iso_z(created),
+            "estimatedCompletionTime": iso_z(created + timedelta(seconds=5)),
             "downloadUrl": f"{prefix}/users/me/data-export/{export_id}/download" if done else None,
-            "expiresAt": z(expires) if done else None}
+            "expiresAt": iso_z(expires) if done else None}
 
 
 def _prefix(request: Request) -> str:
@@ -93,42 +86,30 @@ def _prefix(request: Request) -> str:
 
 @router.get("/users/me/data-export")
 async def request_export(
-    request: Request, principal: ExportAuth,
+    request: Request, principal: ExportAuth, services: ServicesDep,
     format: Annotated[Format, Query(description="JSON or CSV")] = "JSON",  # noqa: A002 - the seed's name
     include_raw: Annotated[bool, Query(alias="includeRawData")] = False,
 ) -> JSONResponse:
     now = datetime.now(UTC)
     export_id = f"export_{now:%Y%m%d%H%M}_{principal.user_id[:40]}_{secrets.token_hex(4)}"
-
-    def create(cur: duckdb.DuckDBPyConnection) -> None:
-        cur.execute("INSERT INTO data_exports (export_id, tenant, user_id, status, format, include_raw, created_at) "
-                    "VALUES (?, ?, ?, 'IN_PROGRESS', ?, ?, ?)",
-                    [export_id, principal.tenant_id, principal.user_id, format, include_raw, now])
-
-    await in_db(request, create)
-    task = asyncio.create_task(in_db(request, _build, export_id, principal.tenant_id, principal.user_id, format,
-                                    include_raw))
-    request.app.state.background.add(task)
-    task.add_done_callback(request.app.state.background.discard)
+    store = services.store
+    await store.run(exports.create, export_id, principal.tenant_id, principal.user_id, format, include_raw, now)
+    services.run_in_background(store.run(_build, export_id, principal.tenant_id, principal.user_id, format,
+                                         include_raw))
     return ok(request, public((export_id, "IN_PROGRESS", format, now, None), _prefix(request)), 202)
 
 
-def _own_export(cur: duckdb.DuckDBPyConnection, export_id: str, tenant: str, user_id: str) -> tuple | None:
-    return cur.execute("SELECT export_id, status, format, created_at, expires_at, content FROM data_exports "
-                       "WHERE export_id = ? AND tenant = ? AND user_id = ?", [export_id, tenant, user_id]).fetchone()
-
-
 @router.get("/users/me/data-export/{export_id}")
-async def export_status(request: Request, principal: ExportAuth, export_id: str) -> JSONResponse:
-    row = await in_db(request, _own_export, export_id, principal.tenant_id, principal.user_id)
+async def export_status(request: Request, principal: ExportAuth, store: StoreDep, export_id: str) -> JSONResponse:
+    row = await store.run(exports.own, export_id, principal.tenant_id, principal.user_id)
     if row is None:
         raise CodError("COD_004", f"데이터 추출 요청을 찾을 수 없습니다: {export_id}")
     return ok(request, public(row[:5], _prefix(request)))
 
 
 @router.get("/users/me/data-export/{export_id}/download", response_model=None)
-async def export_download(request: Request, principal: ExportAuth, export_id: str) -> Response:
-    row = await in_db(request, _own_export, export_id, principal.tenant_id, principal.user_id)
+async def export_download(principal: ExportAuth, store: StoreDep, export_id: str) -> Response:
+    row = await store.run(exports.own, export_id, principal.tenant_id, principal.user_id)
     if row is None or row[1] != "COMPLETED" or row[4] < datetime.now(UTC):
         raise CodError("COD_004", f"다운로드할 추출 파일이 없습니다 (진행 중이거나 만료됨): {export_id}")
     media = "application/json" if row[2] == "JSON" else "text/csv"

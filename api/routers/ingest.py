@@ -12,14 +12,18 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
+import anyio.to_thread
 from fastapi import APIRouter, Body, Query, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.concurrency import run_in_threadpool
 
+from api.deps import JobsDep, ServicesDep, StoreDep
 from api.errors import ApiError
 from api.security import CompanyReader, CompanyStream, ProvenCompany, public
 from api.security.company_keys import refuse_body_credentials
+from api.services import Services
+from api.wire import iso_z
 from pipeline.storage.queries import ingest as q
+from pipeline.storage.store import Store
 from schemas.ingest import TERMINAL, IngestOptions, JobOptions, Priority
 
 router = APIRouter(tags=["ingest (seed 000)"])
@@ -45,10 +49,6 @@ def _ignored(request: Request) -> dict[str, str]:
     return dict(request.query_params)
 
 
-def _iso(v: datetime | None) -> str | None:
-    return v.astimezone(UTC).isoformat().replace("+00:00", "Z") if v else None
-
-
 def _progress(job: dict[str, Any]) -> dict[str, Any]:
     done, total = job["completed_items"] or 0, job["total_items"]
     return {"current_step": job["current_step"], "step_details": job["step_details"] or "", "completed_items": done,
@@ -60,26 +60,26 @@ def _estimated_completion(job: dict[str, Any]) -> str | None:
     total, done, rate = job["total_items"], job["completed_items"] or 0, job["items_per_second"] or 0
     if job["status"] != "running" or not total or not rate:
         return None
-    return _iso(datetime.now(UTC) + timedelta(seconds=(total - done) / rate))
+    return iso_z(datetime.now(UTC) + timedelta(seconds=(total - done) / rate))
 
 
 def job_summary(job: dict[str, Any]) -> dict[str, Any]:
     return {"job_id": job["job_id"], "company_id": job["tenant"], "platform": job["platform"],
             "domain": job["domain"], "status": job["status"], "priority": job["priority"],
-            "progress": _progress(job), "created_at": _iso(job["created_at"]), "started_at": _iso(job["started_at"]),
+            "progress": _progress(job), "created_at": iso_z(job["created_at"]), "started_at": iso_z(job["started_at"]),
             "estimated_completion": _estimated_completion(job)}
 
 
 @router.post("/ingest/jobs", status_code=202)
-async def create_job(request: Request, proven: ProvenCompany, body: RawBody) -> dict[str, Any]:
+async def create_job(request: Request, proven: ProvenCompany, jobs: JobsDep, body: RawBody) -> dict[str, Any]:
     """Creates a job (`queued`) for a company whose key the platform confirmed; with `auto_start` a worker picks
     it up at once."""
     opts = _options(JobOptions, body)
-    job = await request.app.state.jobs.create(proven, opts, _ignored(request))
+    job = await jobs.create(proven, opts, _ignored(request))
     url = f"/ingest/jobs/{job['job_id']}"
     host = request.headers.get("host", f"{request.url.hostname}:{request.url.port}")
     out = {"job_id": job["job_id"], "status": job["status"], "priority": job["priority"],
-           "estimated_duration": None, "estimated_items": opts.max_tickets, "created_at": _iso(job["created_at"]),
+           "estimated_duration": None, "estimated_items": opts.max_tickets, "created_at": iso_z(job["created_at"]),
            "progress_tracking": {"status_url": url, "websocket_url": f"ws://{host}{url}/stream"},
            "control": {"pause_url": f"{url}/control", "cancel_url": f"{url}/control"}}
     return _with_ignored(out, request)
@@ -94,7 +94,7 @@ def _with_ignored(out: dict[str, Any], request: Request) -> dict[str, Any]:
 
 @router.get("/ingest/jobs")
 async def list_jobs(
-    request: Request, company: Company,
+    company: Company, store: StoreDep,
     status: Literal["queued", "running", "paused", "completed", "failed", "cancelled"] | None = None,
     platform: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
@@ -103,7 +103,7 @@ async def list_jobs(
 ) -> dict[str, Any]:
     if company_id is not None and company_id != company:
         raise ApiError(403, f"you may list the jobs of company {company} only")
-    rows, total, counts = await request.app.state.jobs.db_call(q.list_jobs, company, status, platform, limit, page)
+    rows, total, counts = await store.run(q.list_jobs, company, status, platform, limit, page)
     return {"jobs": [job_summary(j) for j in rows],
             "pagination": {"page": page, "limit": limit, "total": total, "total_pages": -(-total // limit)},
             "summary": {"total_jobs": sum(counts.values()),
@@ -111,8 +111,8 @@ async def list_jobs(
                                                          "cancelled")}}}
 
 
-async def _job(request: Request, company: str, job_id: str) -> dict[str, Any]:
-    job = await request.app.state.jobs.db_call(q.get_job, job_id, company)
+async def _job(store: Store, company: str, job_id: str) -> dict[str, Any]:
+    job = await store.run(q.get_job, job_id, company)
     if job is None:
         raise ApiError(404, f"no job {job_id} for company {company}")  # another company's job does not exist
     return job
@@ -122,21 +122,21 @@ def job_detail(job: dict[str, Any], logs: list[dict[str, Any]]) -> dict[str, Any
     started, last = job["started_at"], job["last_activity"] or job["created_at"]
     end = job["completed_at"] or (datetime.now(UTC) if job["status"] == "running" else last)
     return {**job_summary(job),
-            "timing": {"created_at": _iso(job["created_at"]), "started_at": _iso(started),
-                       "last_activity": _iso(last), "completed_at": _iso(job["completed_at"]),
+            "timing": {"created_at": iso_z(job["created_at"]), "started_at": iso_z(started),
+                       "last_activity": iso_z(last), "completed_at": iso_z(job["completed_at"]),
                        "estimated_completion": _estimated_completion(job),
                        "elapsed_seconds": round((end - started).total_seconds(), 1) if started else 0},
             "statistics": job["statistics"] or {}, "error": job["error"],
             "options": job["options"], "ignored_query_parameters": sorted(job["ignored_query"] or {}),
-            "logs": [{**line, "timestamp": _iso(line["timestamp"])} for line in logs]}
+            "logs": [{**line, "timestamp": iso_z(line["timestamp"])} for line in logs]}
 
 
 @router.get("/ingest/jobs/{job_id}")
-async def get_job(request: Request, company: Company, job_id: str) -> dict[str, Any]:
-    job = await _job(request, company, job_id)
-    marks = set(await request.app.state.jobs.db_call(_marks, job_id))
+async def get_job(company: Company, store: StoreDep, job_id: str) -> dict[str, Any]:
+    job = await _job(store, company, job_id)
+    marks = set(await store.run(q.marks, job_id))
     # Beyond the seed: a finished job's records are all in DuckDB (materialized), and embedded (searchable).
-    return job_detail(job, await request.app.state.jobs.db_call(q.logs, job_id)) | {
+    return job_detail(job, await store.run(q.logs, job_id)) | {
         "storage": {"materialized": "stored" in marks, "searchable": "embedded" in marks}}
 
 
@@ -161,34 +161,34 @@ RESULT = {"pause": "paused", "resume": "running", "cancel": "cancelled", "start"
 
 
 @router.post("/ingest/jobs/{job_id}/control")
-async def control_job(request: Request, company: Company, job_id: str, body: ControlBody) -> dict[str, Any]:
-    jobs = request.app.state.jobs
-    job = await _job(request, company, job_id)
+async def control_job(company: Company, jobs: JobsDep, job_id: str, body: ControlBody) -> dict[str, Any]:
+    store = jobs.store
+    job = await _job(store, company, job_id)
     before = job["status"]
     if before not in ALLOWED_FROM[body.action]:
         raise ApiError(409, f"cannot {body.action} a {before} job", details={"status": before})
     if body.action == "priority_change":
         if body.options.priority is None:
             raise ApiError(422, "priority_change needs options.priority: low, normal, high or urgent")
-        await jobs.db_call(q.set_fields, job_id, priority=body.options.priority.value)
+        await store.run(q.set_fields, job_id, priority=body.options.priority.value)
     command = await jobs.resume_command(job, "run" if body.action == "start" else body.action, body.reason)
     if body.options.priority is not None:
         command = command.model_copy(update={"priority": body.options.priority})
     await jobs.send(command)
-    after = await _settle(request, company, job_id, RESULT.get(body.action))
+    after = await _settle(store, company, job_id, RESULT.get(body.action))
     done, total = after["completed_items"] or 0, after["total_items"]
     return {"job_id": job_id, "action_performed": body.action, "previous_status": before,
-            "current_status": after["status"], "timestamp": _iso(datetime.now(UTC)),
+            "current_status": after["status"], "timestamp": iso_z(datetime.now(UTC)),
             "progress_saved": body.action == "pause" and after["cursor"] is not None,
             "resume_capability": after["status"] == "paused", "priority": after["priority"],
             "message": _message(body.action, after["status"], done, total)}
 
 
-async def _settle(request: Request, company: str, job_id: str, want: str | None) -> dict[str, Any]:
+async def _settle(store: Store, company: str, job_id: str, want: str | None) -> dict[str, Any]:
     """Wait (briefly) for the worker to confirm, so the answer states the job's real status."""
     deadline = time.monotonic() + CONTROL_WAIT_S
     while True:
-        job = await _job(request, company, job_id)
+        job = await _job(store, company, job_id)
         if want is None or job["status"] == want or job["status"] in TERMINAL or time.monotonic() > deadline:
             return job
         await asyncio.sleep(0.05)
@@ -208,22 +208,22 @@ def _message(action: str, status: str, done: int, total: int | None) -> str:
 
 
 @router.websocket("/ingest/jobs/{job_id}/stream")
-async def stream_job(ws: WebSocket, job_id: str, company: CompanyStream) -> None:
+async def stream_job(ws: WebSocket, job_id: str, company: CompanyStream, store: StoreDep) -> None:
     """Pushes the job's state whenever it changes, until it finishes (the seed's planned live stream)."""
     if company is None:  # the same headers (or a token) as the GET
         await ws.close(code=4401, reason="send X-Company-ID with its X-API-Key, or Authorization: Bearer <token>")
         return
     await ws.accept()
-    jobs, last = ws.app.state.jobs, None
+    last = None
     try:
         while True:
-            job = await jobs.db_call(q.get_job, job_id, company)
+            job = await store.run(q.get_job, job_id, company)
             if job is None:
                 await ws.send_json({"error": f"no job {job_id}"})
                 break
             if job["seq"] != last:
                 last = job["seq"]
-                await ws.send_json(job_detail(job, await jobs.db_call(q.logs, job_id, 5)))
+                await ws.send_json(job_detail(job, await store.run(q.logs, job_id, 5)))
             if job["status"] in TERMINAL:
                 break
             await asyncio.sleep(0.2)
@@ -233,20 +233,20 @@ async def stream_job(ws: WebSocket, job_id: str, company: CompanyStream) -> None
 
 
 @router.post("/ingest")
-async def ingest_now(request: Request, proven: ProvenCompany, body: RawBody) -> dict[str, Any]:
+async def ingest_now(request: Request, proven: ProvenCompany, services: ServicesDep, body: RawBody) -> dict[str, Any]:
     """Runs a collection and answers when it is done (the seed's synchronous route; small runs)."""
     creds = proven.creds
     opts = JobOptions.model_validate(_options(IngestOptions, body).model_dump())
     started = datetime.now(UTC)
-    job = await request.app.state.jobs.create(proven, opts, _ignored(request))
-    job = await _until_done(request, creds.company, job["job_id"])
+    job = await services.jobs.create(proven, opts, _ignored(request))
+    job = await _until_done(services.store, creds.company, job["job_id"])
     if job["status"] == "failed":
         status = 401 if "rejected the API key" in (job["error"] or "") else 502
         raise ApiError(status, job["error"] or "the collection failed", code="INGEST_FAILED",
                        details={"execution_id": job["job_id"]})
-    stats, db = job["statistics"] or {}, request.app.state.settings.db_path
-    stages = await _until_marked(request, job["job_id"])
-    counts = await request.app.state.jobs.db_call(_table_counts, creds.company)
+    stats, db = job["statistics"] or {}, services.settings.db_path
+    stages = await _until_marked(services, job["job_id"])
+    counts = await services.store.run(q.record_counts, creds.company)
     done = job["completed_at"] or datetime.now(UTC)
     out = {"status": job["status"], "execution_id": job["job_id"],
            "results": {k: stats.get(k, 0) for k in ("tickets_collected", "conversations_collected",
@@ -255,17 +255,17 @@ async def ingest_now(request: Request, proven: ProvenCompany, body: RawBody) -> 
                        "total_records": sum(counts.values()),
                        # Beyond the seed: whether every collected record is stored, and embedded for /search.
                        "materialized": "stored" in stages, "searchable": "embedded" in stages},
-           "timing": {"started_at": _iso(started), "completed_at": _iso(done),
+           "timing": {"started_at": iso_z(started), "completed_at": iso_z(done),
                       "duration_seconds": round((done - started).total_seconds(), 1)},
            "next_steps": ["Use /ingest/sync-summaries to enable vector search",
                           "Check data quality with /ingest/metrics"]}
     return _with_ignored(out, request)
 
 
-async def _until_done(request: Request, company: str, job_id: str) -> dict[str, Any]:
+async def _until_done(store: Store, company: str, job_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + SYNC_TIMEOUT_S
     while time.monotonic() < deadline:
-        job = await _job(request, company, job_id)
+        job = await _job(store, company, job_id)
         if job["status"] in TERMINAL:
             return job
         await asyncio.sleep(0.1)
@@ -273,27 +273,17 @@ async def _until_done(request: Request, company: str, job_id: str) -> dict[str, 
                         f"/ingest/jobs/{job_id}", details={"job_id": job_id})
 
 
-async def _until_marked(request: Request, job_id: str) -> set[str]:
+async def _until_marked(services: Services, job_id: str) -> set[str]:
     """Wait (a while) for the job's end mark to be stored and embedded (pipeline/tickets/marks.py)."""
     deadline = time.monotonic() + MARK_TIMEOUT_S
     stages: set[str] = set()
     while time.monotonic() < deadline:
-        stages = set(await request.app.state.jobs.db_call(_marks, job_id))
+        stages = set(await services.store.run(q.marks, job_id))
         if {"stored", "embedded"} <= stages:
-            await run_in_threadpool(request.app.state.search.refresh)  # searchable now, not a second later
+            await anyio.to_thread.run_sync(services.search.refresh)  # searchable now, not a second later
             break
         await asyncio.sleep(0.05)
     return stages
-
-
-def _marks(cur, job_id: str) -> list[str]:  # noqa: ANN001
-    return [r[0] for r in cur.execute("SELECT stage FROM ingest_marks WHERE job_id = ?", [job_id]).fetchall()]
-
-
-def _table_counts(cur, company: str) -> dict[str, int]:  # noqa: ANN001
-    existing = {r[0] for r in cur.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    return {t: cur.execute(f"SELECT count(*) FROM {t} WHERE tenant = ?", [company]).fetchone()[0]
-            for t in ("tickets", "conversations", "integrated_objects", "kb_articles") if t in existing}
 
 
 @router.get("/ingest", include_in_schema=False,

@@ -8,9 +8,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
-from api.routers.ingest import Company
+from api.deps import SearchDep, StoreDep
+from api.security import CompanyReader as Company
 from pipeline.metrics import MATERIALIZER_SECONDS
 from pipeline.storage.queries import ingest as q
 
@@ -71,38 +72,23 @@ def metrics_for(jobs: list[dict[str, Any]], quality: dict[str, float | None]) ->
     }
 
 
-def _quality(cur, company: str) -> dict[str, float | None]:  # noqa: ANN001
+def data_quality(counts: dict[str, int] | None) -> dict[str, float | None]:
     """Duplicates dropped, records refused, tickets missing a subject or description — once tickets exist."""
-    tables = {r[0] for r in cur.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    if "tickets" not in tables:
+    if counts is None:
         return {"duplicate_rate": None, "validation_error_rate": None, "missing_fields_rate": None}
-    total, missing = cur.execute("SELECT count(*), count(*) FILTER (WHERE coalesce(subject, '') = '' OR "
-                                 "coalesce(description_text, '') = '') FROM tickets WHERE tenant = ?",
-                                 [company]).fetchone()
-    # A refused record keeps its envelope, which names the tenant; one that is not even JSON counts for nobody.
-    refused = cur.execute("SELECT count(*) FROM dead_letters WHERE topic LIKE '%tickets.raw' AND "
-                          "try(json_extract_string(decode(value), '$.tenant')) = ?", [company]).fetchone()[0]
-    dupes = cur.execute("SELECT coalesce(sum(duplicates), 0) FROM ingest_duplicates WHERE tenant = ?",
-                        [company]).fetchone()[0] if "ingest_duplicates" in tables else 0
-    seen = total + dupes + refused
-    return {"duplicate_rate": _rate(dupes, seen) or 0.0, "validation_error_rate": _rate(refused, seen) or 0.0,
-            "missing_fields_rate": _rate(missing, total) or 0.0}
-
-
-def _vectors(cur, company: str) -> tuple[int, int]:  # noqa: ANN001
-    """The company's integrated objects, and how many have a vector of their current version."""
-    return cur.execute("SELECT count(*), count(v.key) FROM integrated_objects o LEFT JOIN ticket_vectors v ON "
-                       "v.tenant = o.tenant AND v.key = o.key AND v.updated_at >= o.updated_at WHERE o.tenant = ?",
-                       [company]).fetchone()
+    seen = counts["tickets"] + counts["duplicates"] + counts["refused"]
+    return {"duplicate_rate": _rate(counts["duplicates"], seen) or 0.0,
+            "validation_error_rate": _rate(counts["refused"], seen) or 0.0,
+            "missing_fields_rate": _rate(counts["missing_fields"], counts["tickets"]) or 0.0}
 
 
 @router.get("/ingest/metrics")
-async def ingest_metrics(request: Request, company: Company) -> dict[str, Any]:
+async def ingest_metrics(company: Company, store: StoreDep, search: SearchDep) -> dict[str, Any]:
     since = datetime.now(UTC) - timedelta(days=1)
-    jobs = [j for j in await request.app.state.jobs.db_call(q.jobs_since, since) if j["tenant"] == company]
-    quality = await request.app.state.jobs.db_call(_quality, company)
-    objects, embedded = await request.app.state.jobs.db_call(_vectors, company)
-    index = request.app.state.search.index
+    jobs = [j for j in await store.run(q.jobs_since, since) if j["tenant"] == company]
+    quality = data_quality(await store.run(q.quality_counts, company))
+    objects, embedded = await store.run(q.vector_coverage, company)
+    index = search.index
     tenant_index = index.tenant(company) if index is not None else None
     # Beyond the seed's four blocks: how far search is behind what was collected.
     return metrics_for(jobs, quality) | {"search_metrics": {

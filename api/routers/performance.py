@@ -7,11 +7,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from api.cod import ok, tenant_filter
-from api.routers.predictions import z
+from api.deps import StoreDep
 from api.security import matrix
+from api.wire import iso_z
 from pipeline.storage.queries import performance as perf
 from schemas.debate import AgentType
 
@@ -27,7 +27,7 @@ def _r(v: float | None, digits: int = 3) -> float | None:
 
 
 def _alerts(o: dict[str, Any]) -> list[dict[str, Any]]:
-    now = z(datetime.now(UTC))
+    now = iso_z(datetime.now(UTC))
     alerts = []
     times = [t for _, _, t in o["trend"] if t is not None]
     if len(times) >= 3 and times[-3] < times[-2] < times[-1]:
@@ -43,8 +43,9 @@ def _alerts(o: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @router.get("/performance/overview")
-async def performance_overview(request: Request, principal: OverviewAuth, period: Period = "7d") -> JSONResponse:
-    o = await run_in_threadpool(lambda: perf.overview(request.app.state.db.cursor(), tenant_filter(principal), period))
+async def performance_overview(request: Request, principal: OverviewAuth, store: StoreDep,
+                               period: Period = "7d") -> JSONResponse:
+    o = await store.run(perf.overview, tenant_filter(principal), period)
     return ok(request, {
         "period": period,
         "overall": {"totalPredictions": o["total"], "successRate": _r(o["success_rate"]),
@@ -68,13 +69,12 @@ def _agent_public(a: dict[str, Any]) -> dict[str, Any]:
 
 @router.get("/performance/agents")
 async def performance_agents(
-    request: Request, principal: AgentsAuth, period: Period = "7d",
+    request: Request, principal: AgentsAuth, store: StoreDep, period: Period = "7d",
     agent_type: Annotated[AgentType | None, Query(alias="agentType")] = None,
 ) -> JSONResponse:
     """successRate: share of analyses that had data to work on; reliability: agreement (±15 min) with the panel's
     final answer; consistencyScore: 1 - SD of the error / 30 min; accuracy: as in the overview."""
-    rows = await run_in_threadpool(lambda: perf.agents(request.app.state.db.cursor(), tenant_filter(principal),
-                                                       period, agent_type.value if agent_type else None))
+    rows = await store.run(perf.agents, tenant_filter(principal), period, agent_type.value if agent_type else None)
     agents = [_agent_public(a) for a in rows]
 
     def score(a: dict[str, Any]) -> float:

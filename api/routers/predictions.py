@@ -6,7 +6,6 @@ another user's) resource answers COD_004, exactly as one that does not exist.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request
@@ -14,13 +13,16 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from api.cod import CodError, ok, only_self, subject_user, tenant_filter, visible
-from api.deps import in_db
+from api.deps import PredictorDep, PublisherDep, SettingsDep, StoreDep
 from api.errors import MAX_ERRORS, validation_details
 from api.limits import TooLarge
 from api.security import matrix
+from api.wire import iso_z, prediction_public, rounded
 from pipeline.broker.topics import SLEEP_RECORDS
 from pipeline.predictions.voice import RULES_INFO
+from pipeline.security import Principal
 from pipeline.storage.queries import predictions as q
+from pipeline.storage.store import Store
 from schemas.predictions import PredictBody
 from schemas.sleep import SleepRecord
 from schemas.strict import IsoDate, IsoDateTime
@@ -37,23 +39,19 @@ RecommendationsAuth = matrix("recommendations")
 SleepRecordsAuth = matrix("sleep_records")
 
 
-def z(v: datetime | None) -> str | None:
-    return v.isoformat().replace("+00:00", "Z") if v is not None else None
-
-
 @router.post("/predict", status_code=202)
-async def predict(request: Request, principal: PredictAuth, body: PredictBody) -> JSONResponse:
+async def predict(request: Request, principal: PredictAuth, predictor: PredictorDep, body: PredictBody) -> JSONResponse:
     """Checks completeness and concurrency, records the prediction IN_PROGRESS, publishes the request."""
     if only_self(principal) and body.user_id != principal.user_id:
         raise CodError("COD_003", "일반 사용자는 자신의 예측만 요청할 수 있습니다")
-    data = await request.app.state.predictor.start(principal.tenant_id, body.user_id, body.trigger_type,
-                                                   principal.user_id, body.analysis_scope, body.options)
+    data = await predictor.start(principal.tenant_id, body.user_id, body.trigger_type, principal.user_id,
+                                 body.analysis_scope, body.options)
     return ok(request, data, 202)
 
 
 @router.post("/sleep-records", status_code=202)
 async def post_sleep_records(
-    request: Request, principal: SleepRecordsAuth,
+    request: Request, principal: SleepRecordsAuth, publisher: PublisherDep, settings: SettingsDep,
     body: Annotated[dict[str, Any] | list[dict[str, Any]], Body(description="sleep.records message(s)")],
 ) -> JSONResponse:
     """Convenience entry (added): publishes to `sleep.records` as a producer would; tenant is the caller's.
@@ -73,10 +71,10 @@ async def post_sleep_records(
         r.setdefault("user_id", principal.user_id)
     _validate_records(records)
     try:
-        await request.app.state.publisher.send_json_batches(SLEEP_RECORDS, records, principal.user_id.encode())
+        await publisher.send_json_batches(SLEEP_RECORDS, records, principal.user_id.encode())
     except TooLarge as exc:
         raise CodError("COD_001", str(exc)) from None
-    return ok(request, {"accepted": len(records), "topic": request.app.state.settings.topic(SLEEP_RECORDS)}, 202)
+    return ok(request, {"accepted": len(records), "topic": settings.topic(SLEEP_RECORDS)}, 202)
 
 
 def _validate_records(records: list[dict[str, Any]]) -> None:
@@ -92,7 +90,7 @@ def _validate_records(records: list[dict[str, Any]]) -> None:
 
 @router.get("/predictions/history")
 async def prediction_history(
-    request: Request, principal: HistoryAuth,
+    request: Request, principal: HistoryAuth, store: StoreDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     start_date: Annotated[IsoDateTime | IsoDate | None, Query(alias="startDate")] = None,
@@ -101,68 +99,43 @@ async def prediction_history(
     user_id: Annotated[str | None, Query(alias="userId", description="staff only; default: yourself")] = None,
 ) -> JSONResponse:
     user = subject_user(principal, user_id)
-    rows, s = await in_db(request, q.list_predictions, tenant_filter(principal), user,
-                        None if status == "ALL" else status, start_date, end_date, limit, offset)
+    rows, s = await store.run(q.list_predictions, tenant_filter(principal), user,
+                              None if status == "ALL" else status, start_date, end_date, limit, offset)
     return ok(request, {
         "predictions": [_history_item(r) for r in rows],
         "pagination": {"total": s["total"], "limit": limit, "offset": offset,
                        "hasNext": offset + len(rows) < s["total"]},
-        "summary": {"averageSOLScore": _round(s["average_sol"]),
-                    "averageConfidenceScore": _round(s["average_confidence"], 2),
-                    "totalPredictions": s["total"], "lastPredictionDate": z(s["last"])},
+        "summary": {"averageSOLScore": rounded(s["average_sol"]),
+                    "averageConfidenceScore": rounded(s["average_confidence"], 2),
+                    "totalPredictions": s["total"], "lastPredictionDate": iso_z(s["last"])},
     })
 
 
-def _round(v: float | None, digits: int | None = None) -> float | int | None:
-    return None if v is None else round(v, digits) if digits else round(v)
-
-
 def _history_item(r: dict[str, Any]) -> dict[str, Any]:
-    return {"predictionId": r["prediction_id"], "predictionDate": z(r["created_at"]), "status": r["status"],
-            "solScore": _round(r["sol_score"]), "confidenceScore": _round(r["confidence_score"], 2),
+    return {"predictionId": r["prediction_id"], "predictionDate": iso_z(r["created_at"]), "status": r["status"],
+            "solScore": rounded(r["sol_score"]), "confidenceScore": rounded(r["confidence_score"], 2),
             "processingTime": r["processing_time_ms"], "participatingAgents": 4, "triggerType": r["trigger_type"]}
 
 
-def prediction_public(r: dict[str, Any]) -> dict[str, Any]:
-    comp = r["data_completeness"] or {}
-    data: dict[str, Any] = {
-        "predictionId": r["prediction_id"], "userId": r["user_id"],
-        "predictionDate": r["created_at"].date().isoformat(), "status": r["status"],
-        "processingTime": r["processing_time_ms"], "triggerType": r["trigger_type"], "result": None,
-        "dataUsed": {"sleepDataDays": comp.get("sleepDays"),
-                     "questionnaireIncluded": comp.get("questionnaireAvailable"),
-                     "mobileDataAvailable": comp.get("mobileDataAvailable"),
-                     "dataQualityScore": comp.get("totalScore")},
-        "debateInfo": {"sessionId": r["session_id"], "totalRounds": r["total_rounds"],
-                       "finalConsensusScore": r["final_consensus_score"], "debateTime": r["debate_time_ms"]},
-    }
-    if r["status"] == "COMPLETED":
-        data["result"] = {"solScore": _round(r["sol_score"]), "confidenceScore": _round(r["confidence_score"], 2),
-                          "participatingAgents": 4, "consensusReached": r["consensus_reached"],
-                          "keyFindings": r["key_findings"], "concernAreas": r["concern_areas"]}
-    if r["status"] == "FAILED":
-        data["error"] = {"code": r["error_code"], "message": r["error_message"]}
-    return data
-
-
-async def _visible_prediction(request: Request, principal, prediction_id: str) -> dict[str, Any]:  # noqa: ANN001
-    row = await in_db(request, q.get_prediction, prediction_id)
+async def _visible_prediction(store: Store, principal: Principal, prediction_id: str) -> dict[str, Any]:
+    row = await store.run(q.get_prediction, prediction_id)
     if row is None or not visible(principal, row["tenant"], row["user_id"]):
         raise CodError("COD_004", f"예측 리소스를 찾을 수 없습니다: {prediction_id}")
     return row
 
 
 @router.get("/predictions/{prediction_id}")
-async def get_prediction(request: Request, principal: PredictionAuth, prediction_id: str) -> JSONResponse:
-    return ok(request, prediction_public(await _visible_prediction(request, principal, prediction_id)))
+async def get_prediction(request: Request, principal: PredictionAuth, store: StoreDep,
+                         prediction_id: str) -> JSONResponse:
+    return ok(request, prediction_public(await _visible_prediction(store, principal, prediction_id)))
 
 
 @router.get("/debates/{session_id}")
-async def get_debate(request: Request, principal: DebateAuth, session_id: str) -> JSONResponse:
-    row = await in_db(request, q.prediction_by_session, session_id)
+async def get_debate(request: Request, principal: DebateAuth, store: StoreDep, session_id: str) -> JSONResponse:
+    row = await store.run(q.prediction_by_session, session_id)
     if row is None or not visible(principal, row["tenant"], row["user_id"]):
         raise CodError("COD_004", f"토론 세션을 찾을 수 없습니다: {session_id}")
-    rounds = await in_db(request, q.get_rounds, session_id)
+    rounds = await store.run(q.get_rounds, session_id)
     quality = row["quality"] or {}
     return ok(request, {
         "sessionId": session_id, "predictionId": row["prediction_id"], "status": row["status"],
@@ -170,15 +143,16 @@ async def get_debate(request: Request, principal: DebateAuth, session_id: str) -
         "consensusReached": row["consensus_reached"], "finalConsensusScore": row["final_consensus_score"],
         "totalDebateTime": row["debate_time_ms"],
         "judge": {k: (row["outcome"] or {}).get(k) for k in ("aggregation", "judgeReasoning", "baselinePlainAverage")},
-        "rounds": [{**r, "startTime": z(r["startTime"]), "endTime": z(r["endTime"])} for r in rounds],
+        "rounds": [{**r, "startTime": iso_z(r["startTime"]), "endTime": iso_z(r["endTime"])} for r in rounds],
         "qualityMetrics": quality or None,
-        "analyses": await in_db(request, q.analyses_of, row["prediction_id"]),
+        "analyses": await store.run(q.analyses_of, row["prediction_id"]),
     })
 
 
 @router.get("/analyses/expert/{analysis_id}")
-async def get_expert_analysis(request: Request, principal: AnalysisAuth, analysis_id: str) -> JSONResponse:
-    a = await in_db(request, q.get_analysis, analysis_id)
+async def get_expert_analysis(request: Request, principal: AnalysisAuth, store: StoreDep,
+                              analysis_id: str) -> JSONResponse:
+    a = await store.run(q.get_analysis, analysis_id)
     if a is None or not visible(principal, a["tenant"], a["user_id"]):
         raise CodError("COD_004", f"전문가 분석을 찾을 수 없습니다: {analysis_id}")
     o = a["opinion"]
@@ -194,9 +168,10 @@ async def get_expert_analysis(request: Request, principal: AnalysisAuth, analysi
 
 
 @router.get("/recommendations/{prediction_id}")
-async def get_recommendations(request: Request, principal: RecommendationsAuth, prediction_id: str) -> JSONResponse:
-    await _visible_prediction(request, principal, prediction_id)
-    body = await in_db(request, q.get_recommendations, prediction_id)
+async def get_recommendations(request: Request, principal: RecommendationsAuth, store: StoreDep,
+                              prediction_id: str) -> JSONResponse:
+    await _visible_prediction(store, principal, prediction_id)
+    body = await store.run(q.get_recommendations, prediction_id)
     if body is None:
         raise CodError("COD_004", f"권장사항이 아직 없습니다 (예측이 완료되지 않았거나 실패): {prediction_id}")
     return ok(request, {"predictionId": prediction_id, **body})

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from api.cod import CodError, ok, subject_user, tenant_filter, visible
-from api.deps import in_db
-from api.routers.predictions import z
+from api.deps import SettingsDep, StoreDep
 from api.security import matrix
+from api.wire import iso_z
 from pipeline.storage.queries import schedules as sq
 from schemas.predictions import ScheduleUpdateBody
 
@@ -22,9 +22,9 @@ DeleteAuth = matrix("schedule_delete")
 
 
 def public(s: dict[str, Any]) -> dict[str, Any]:
-    return {"scheduleId": s["schedule_id"], "userId": s["user_id"], "bedtimeGoal": z(s["bedtime_goal"]),
-            "scheduledTriggerTime": z(s["scheduled_trigger_time"]), "status": s["status"],
-            "retryCount": s["retry_count"], "nextExecution": z(s["next_execution"]) if s["status"] in sq.ACTIVE
+    return {"scheduleId": s["schedule_id"], "userId": s["user_id"], "bedtimeGoal": iso_z(s["bedtime_goal"]),
+            "scheduledTriggerTime": iso_z(s["scheduled_trigger_time"]), "status": s["status"],
+            "retryCount": s["retry_count"], "nextExecution": iso_z(s["next_execution"]) if s["status"] in sq.ACTIVE
             else None, "timezone": s["timezone"], "lastPredictionId": s["last_prediction_id"]}
 
 
@@ -43,12 +43,12 @@ def _current(cur, tenant: str, user: str, lead: timedelta) -> dict[str, Any]:  #
 
 @router.get("/schedules/current")
 async def current_schedule(
-    request: Request, principal: CurrentAuth,
+    request: Request, principal: CurrentAuth, store: StoreDep, settings: SettingsDep,
     user_id: Annotated[str | None, Query(alias="userId", description="staff only; default: yourself")] = None,
 ) -> JSONResponse:
-    lead = timedelta(seconds=request.app.state.settings.schedule_lead_s)
+    lead = timedelta(seconds=settings.schedule_lead_s)
     user = subject_user(principal, user_id)
-    return ok(request, public(await in_db(request, _current, principal.tenant_id, user, lead)))
+    return ok(request, public(await store.run(_current, principal.tenant_id, user, lead)))
 
 
 def _reschedule(cur, tenant: str, body: ScheduleUpdateBody, lead: timedelta) -> dict[str, Any]:  # noqa: ANN001
@@ -75,9 +75,10 @@ def _reschedule(cur, tenant: str, body: ScheduleUpdateBody, lead: timedelta) -> 
 
 
 @router.put("/schedules/update")
-async def update_schedule(request: Request, principal: UpdateAuth, body: ScheduleUpdateBody) -> JSONResponse:
-    lead = timedelta(seconds=request.app.state.settings.schedule_lead_s)
-    row = await in_db(request, _reschedule, principal.tenant_id, body, lead)
+async def update_schedule(request: Request, principal: UpdateAuth, store: StoreDep, settings: SettingsDep,
+                          body: ScheduleUpdateBody) -> JSONResponse:
+    lead = timedelta(seconds=settings.schedule_lead_s)
+    row = await store.run(_reschedule, principal.tenant_id, body, lead)
     return ok(request, {**public(row), "previousScheduleId": row["previous"], "reason": body.reason})
 
 
@@ -91,5 +92,5 @@ def _cancel(cur, principal, sid: str) -> dict[str, Any]:  # noqa: ANN001
 
 
 @router.delete("/schedules/{schedule_id}")
-async def cancel_schedule(request: Request, principal: DeleteAuth, schedule_id: str) -> JSONResponse:
-    return ok(request, public(await in_db(request, _cancel, principal, schedule_id)))
+async def cancel_schedule(request: Request, principal: DeleteAuth, store: StoreDep, schedule_id: str) -> JSONResponse:
+    return ok(request, public(await store.run(_cancel, principal, schedule_id)))

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Query, Request
+import anyio.to_thread
+from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
 
+from api.deps import SearchDep
 from api.errors import ApiError
-from api.routers.ingest import Company
+from api.security import CompanyReader as Company
 from pipeline.search import search as hybrid_search
 from pipeline.search.errors import SearchError
 from schemas.strict import Flag
@@ -35,7 +36,7 @@ class SyncBody(BaseModel):
 
 
 @router.post("/ingest/sync-summaries")
-async def sync_summaries(request: Request, company: Company,
+async def sync_summaries(company: Company, search: SearchDep,
                          body: Annotated[SyncBody, Body(default_factory=SyncBody)]) -> dict[str, Any]:
     """Has the worker embed the company's new or changed summaries and KB articles (all of them with
     `force_rebuild`, or `incremental_only: false`) and answers once they are searchable."""
@@ -43,7 +44,7 @@ async def sync_summaries(request: Request, company: Company,
         raise ApiError(403, f"you may sync company {company} only (body company_id {body.company_id!r})")
     o = body.sync_options
     force = o.force_rebuild or not o.incremental_only
-    done = await request.app.state.search.sync(company, force)
+    done = await search.sync(company, force)
     note = None
     if o.embedding_model and o.embedding_model != done["model"]:
         note = f"embedding_model {o.embedding_model!r} is not configured here; used {done['model']!r}"
@@ -56,19 +57,18 @@ async def sync_summaries(request: Request, company: Company,
 
 @router.get("/search")
 async def search(
-    request: Request, company: Company,
+    company: Company, service: SearchDep,
     q: Annotated[str, Query(min_length=1, max_length=500)],
     k: Annotated[int, Query(ge=1, le=50)] = 10,
     kind: Literal["ticket", "kb_article"] | None = None,
     mode: Literal["hybrid", "keyword", "semantic"] = "hybrid",
 ) -> dict[str, Any]:
     """The company's best matches: BM25 and embeddings fused by reciprocal rank, each with a snippet."""
-    service = request.app.state.search
     if service.index is None or service.index.tenant(company) is None:
         return {"query": q, "mode": mode, "hits": [], "total": 0,
                 "note": "nothing indexed yet for this company: ingest, then POST /ingest/sync-summaries"}
     try:
-        hits = await run_in_threadpool(hybrid_search, service.index, company, q,
+        hits = await anyio.to_thread.run_sync(hybrid_search, service.index, company, q,
                                        service.embedder() if mode != "keyword" else None, k,
                                        [kind] if kind else None, mode)
     except SearchError as exc:

@@ -14,10 +14,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from api.cod import CodError, ok, tenant_filter
-from api.deps import in_db
-from api.publish import PublishFailed
-from api.routers.predictions import prediction_public, z
+from api.deps import PublisherDep, StoreDep
+from api.publish import Publisher
+from api.refusals import BrokerUnavailable
 from api.security import matrix
+from api.wire import iso_z, prediction_public
 from pipeline.broker.topics import PRIVACY_ERASURES
 from pipeline.storage.queries import predictions as q
 from pipeline.storage.queries import user_data
@@ -34,7 +35,7 @@ CODE_TTL = timedelta(minutes=10)
 
 
 def _details(cur: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> dict[str, Any]:
-    rounds = [{**r, "startTime": z(r["startTime"]), "endTime": z(r["endTime"])}
+    rounds = [{**r, "startTime": iso_z(r["startTime"]), "endTime": iso_z(r["endTime"])}
               for r in q.get_rounds(cur, row["session_id"])]
     return {**prediction_public(row), "debateRounds": rounds,
             "analyses": q.analyses_of(cur, row["prediction_id"]),
@@ -43,7 +44,7 @@ def _details(cur: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> dict[str, A
 
 @router.get("/admin/users/{user_id}/predictions")
 async def user_predictions(
-    request: Request, principal: UserPredictionsAuth, user_id: str,
+    request: Request, principal: UserPredictionsAuth, store: StoreDep, user_id: str,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     start_date: Annotated[IsoDateTime | IsoDate | None, Query(alias="startDate")] = None,
     end_date: Annotated[IsoDateTime | IsoDate | None, Query(alias="endDate")] = None,
@@ -55,15 +56,16 @@ async def user_predictions(
         return {"userId": user_id, "predictions": items, "total": s["total"], "limit": limit,
                 "includeDetails": include_details}
 
-    return ok(request, await in_db(request, read))
+    return ok(request, await store.run(read))
 
 
 @router.post("/admin/users/{user_id}/archive")
-async def archive_user(request: Request, principal: ArchiveAuth, user_id: str, body: ArchiveBody) -> JSONResponse:
+async def archive_user(request: Request, principal: ArchiveAuth, store: StoreDep, user_id: str,
+                       body: ArchiveBody) -> JSONResponse:
     tenant = principal.tenant_id
     try:
-        moved = await in_db(request, user_data.archive, tenant, user_id, body.reason, body.retention_policy,
-                                   body.archive_date or datetime.now(UTC).date())
+        moved = await store.run(user_data.archive, tenant, user_id, body.reason, body.retention_policy,
+                                body.archive_date or datetime.now(UTC).date())
     except duckdb.Error as exc:
         log.error("archive_failed", user_id=user_id, error=str(exc))
         raise CodError("COD_D001", "데이터 아카이빙 실패; 아무것도 옮겨지지 않았습니다") from None
@@ -71,18 +73,19 @@ async def archive_user(request: Request, principal: ArchiveAuth, user_id: str, b
         raise CodError("COD_004", f"아카이브할 데이터가 없습니다: {user_id}")
     return ok(request, {"userId": user_id, "status": "ARCHIVED", "reason": body.reason,
                         "retentionPolicy": body.retention_policy, "rowsArchived": moved,
-                        "archivedAt": z(datetime.now(UTC)), "restoreUrl": f"{_prefix(request)}/admin/users/"
+                        "archivedAt": iso_z(datetime.now(UTC)), "restoreUrl": f"{_prefix(request)}/admin/users/"
                                                                           f"{user_id}/restore"})
 
 
 @router.post("/admin/users/{user_id}/restore")
-async def restore_user(request: Request, principal: RestoreAuth, user_id: str, body: RestoreBody) -> JSONResponse:
+async def restore_user(request: Request, principal: RestoreAuth, store: StoreDep, user_id: str,
+                       body: RestoreBody) -> JSONResponse:
     """Added beside archive (docs/decisions.md): moves the user's archived rows back into the hot tables."""
     tenant = principal.tenant_id
-    if await in_db(request, user_data.archive_status, tenant, user_id) != "ARCHIVED":
+    if await store.run(user_data.archive_status, tenant, user_id) != "ARCHIVED":
         raise CodError("COD_004", f"아카이브된 데이터가 없습니다: {user_id}")
     try:
-        moved = await in_db(request, user_data.restore, tenant, user_id)
+        moved = await store.run(user_data.restore, tenant, user_id)
     except duckdb.Error as exc:
         log.error("restore_failed", user_id=user_id, error=str(exc))
         raise CodError("COD_D002", "데이터 복원 실패; 아카이브는 그대로 남아 있습니다") from None
@@ -97,43 +100,32 @@ def _hash(code: str) -> str:
     return hashlib.sha256(code.encode()).hexdigest()
 
 
-def _issue_code(cur: duckdb.DuckDBPyConnection, tenant: str, user_id: str, by: str) -> tuple[str, datetime]:
-    code = f"DELETE_CONFIRM_{secrets.token_hex(4).upper()}"
-    expires = datetime.now(UTC) + CODE_TTL
-    cur.execute("INSERT INTO erasure_codes VALUES (?, ?, ?, ?, ?)", [_hash(code), tenant, user_id, by, expires])
-    return code, expires
-
-
-def _redeem(cur: duckdb.DuckDBPyConnection, code: str, tenant: str, user_id: str) -> bool:
-    """One-time: a valid code for this user is consumed by the erasure it confirms."""
-    n = cur.execute("DELETE FROM erasure_codes WHERE code_hash = ? AND tenant = ? AND user_id = ? AND expires_at > ?",
-                    [_hash(code), tenant, user_id, datetime.now(UTC)]).fetchone()[0]
-    return n == 1
-
-
 @router.delete("/admin/users/{user_id}/data")
-async def erase_user(request: Request, principal: DeleteAuth, user_id: str, body: EraseBody) -> JSONResponse:
+async def erase_user(request: Request, principal: DeleteAuth, store: StoreDep, publisher: PublisherDep, user_id: str,
+                     body: EraseBody) -> JSONResponse:
     """Two steps: without a valid confirmationCode the answer is COD_D004 carrying a new one (10 minutes)."""
     tenant = principal.tenant_id
     if not body.cascade_delete:
         raise CodError("COD_D004", "GDPR 준수 요구사항 미충족: 영구 삭제는 모든 테이블에 연쇄 적용되어야 합니다"
                                    " (cascadeDelete: true)")
-    if not body.confirmation_code or not await in_db(request, _redeem, body.confirmation_code, tenant,
-                                                            user_id):
-        code, expires = await in_db(request, _issue_code, tenant, user_id, principal.user_id)
+    if not body.confirmation_code or not await store.run(user_data.redeem_erasure_code, _hash(body.confirmation_code),
+                                                         tenant, user_id):
+        code = f"DELETE_CONFIRM_{secrets.token_hex(4).upper()}"
+        expires = datetime.now(UTC) + CODE_TTL
+        await store.run(user_data.issue_erasure_code, _hash(code), tenant, user_id, principal.user_id, expires)
         raise CodError("COD_D004", "삭제 확인이 필요합니다: 받은 confirmationCode를 담아 같은 요청을 다시 보내세요", {
-            "confirmationCode": code, "expiresAt": z(expires), "invalidCodeGiven": bool(body.confirmation_code)})
-    deleted = await in_db(request, user_data.erase, tenant, user_id, body.reason, principal.user_id)
-    await _announce_erasure(request, tenant, user_id)
+            "confirmationCode": code, "expiresAt": iso_z(expires), "invalidCodeGiven": bool(body.confirmation_code)})
+    deleted = await store.run(user_data.erase, tenant, user_id, body.reason, principal.user_id)
+    await _announce_erasure(publisher, tenant, user_id)
     log.info("user_erased", tenant=tenant, user_id=user_id, rows=sum(deleted.values()))
     return ok(request, {"userId": user_id, "status": "DELETED", "reason": body.reason, "rowsDeleted": deleted,
-                        "deletedAt": z(datetime.now(UTC))})
+                        "deletedAt": iso_z(datetime.now(UTC))})
 
 
-async def _announce_erasure(request: Request, tenant: str, user_id: str) -> None:
+async def _announce_erasure(publisher: Publisher, tenant: str, user_id: str) -> None:
     """`privacy.erasures` lets every replica and a rebuild skip this user forever; best effort, the row stays."""
     value = orjson.dumps({"tenant": tenant, "user_id": user_id, "erased_at": datetime.now(UTC).isoformat()})
     try:
-        await request.app.state.publisher.send(PRIVACY_ERASURES, value, f"{tenant}/{user_id}".encode())
-    except PublishFailed as exc:
+        await publisher.send(PRIVACY_ERASURES, value, f"{tenant}/{user_id}".encode())
+    except BrokerUnavailable as exc:
         log.error("erasure_not_announced", tenant=tenant, user_id=user_id, error=str(exc))

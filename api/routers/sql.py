@@ -6,34 +6,32 @@ import csv
 import io
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
+from api.deps import SettingsDep, StoreDep
 from api.errors import ApiError
 from api.security import bearer
 from pipeline.security import Role
-from pipeline.storage.readonly import SqlRefused, run_read_only
+from pipeline.storage.readonly import EXAMPLE_QUERY, SqlRefused, run_read_only
 
 router = APIRouter(tags=["sql"])
 
 
 class SqlQuery(BaseModel):
-    query: str = Field(min_length=1, max_length=100_000, examples=["SELECT count(*) FROM sys_api_call_histories"])
+    query: str = Field(min_length=1, max_length=100_000, examples=[EXAMPLE_QUERY])
     format: Literal["json", "csv"] = "json"
 
 
 @router.post("/v1/sql", responses={200: {"description": "rows as JSON, or as CSV with `format: csv`",
                                           "content": {"text/csv": {"schema": {"type": "string"}}}}})
 async def run_sql(
-    body: SqlQuery, request: Request,
+    body: SqlQuery, store: StoreDep, s: SettingsDep,
     _: bearer(Role.SYSTEM_ADMIN),
 ) -> Any:
-    s = request.app.state.settings
     try:
-        result = await run_in_threadpool(run_read_only, request.app.state.db, body.query, s.sql_max_rows,
-                                         s.sql_timeout_s)
+        result = await store.run(run_read_only, body.query, s.sql_max_rows, s.sql_timeout_s)
     except SqlRefused as exc:
         raise ApiError(400, str(exc), code="SQL_REFUSED") from None
     if body.format == "csv":

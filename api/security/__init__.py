@@ -112,7 +112,7 @@ async def proven_company(request: Request, _k: _CompanyKey) -> ProvenCredentials
         body = None  # not JSON: the route's own body validation answers
     if isinstance(body, dict):
         refuse_body_credentials(body)
-    return await request.app.state.jobs.identity.prove(request, credentials(request))
+    return await request.app.state.services.jobs.identity.prove(request, credentials(request))
 
 
 @declare("company: as the job reads, for its websocket (refused: close 4401)")

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 from fastapi import Request
@@ -33,6 +31,7 @@ from pipeline.connectors.freshdesk.errors import (
 from pipeline.security import Principal, Role
 from pipeline.settings import Settings
 from pipeline.storage.queries import ingest as q
+from pipeline.storage.store import Store
 
 log = structlog.get_logger(__name__)
 CACHE_TTL_S = 60.0
@@ -51,8 +50,8 @@ class ProvenCredentials:
 class CompanyIdentity:
     """`await prove(request, creds)`: ProvenCredentials, or an ApiError (401/403/400/502/503) and nothing done."""
 
-    def __init__(self, settings: Settings, db_call: Callable[..., Awaitable[Any]]) -> None:
-        self.settings, self._db_call = settings, db_call
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings, self.store = settings, store
         self._confirmed: dict[tuple[str, str, str], float] = {}  # (key hash, platform, domain) -> expiry
         self._bind = asyncio.Lock()  # one api process: the first binding of a company happens once
 
@@ -67,14 +66,14 @@ class CompanyIdentity:
             bound = await self._check_domain(creds, admin)
             if creds.domain not in bound:
                 by = f"token:{admin.user_id}" if admin else "verified_key"
-                await self._db_call(q.bind_domain, creds.company, creds.platform, creds.domain, by)
+                await self.store.run(q.bind_domain, creds.company, creds.platform, creds.domain, by)
                 log.info("company_domain_bound", tenant=creds.company, domain=creds.domain, by=by,
                          first=not bound)
-            await self._db_call(q.remember_key, creds.company, creds.platform, creds.domain, digest)
+            await self.store.run(q.remember_key, creds.company, creds.platform, creds.domain, digest)
         return ProvenCredentials(creds, digest)
 
     async def _check_domain(self, creds: Credentials, admin: Principal | None) -> list[str]:
-        bound = await self._db_call(q.bound_domains, creds.company, creds.platform)
+        bound = await self.store.run(q.bound_domains, creds.company, creds.platform)
         if bound and creds.domain not in bound and admin is None:
             log.warning("company_domain_refused", tenant=creds.company, domain=creds.domain)
             raise ApiError(403, f"company {creds.company} collects from another {creds.platform} domain, not "
@@ -87,7 +86,7 @@ class CompanyIdentity:
         expiry = self._confirmed.get((digest, creds.platform, creds.domain))
         if expiry is not None and expiry > time.monotonic():
             return True
-        stored = await self._db_call(q.verified_keys, creds.company, creds.platform, creds.domain)
+        stored = await self.store.run(q.verified_keys, creds.company, creds.platform, creds.domain)
         return digest in stored
 
     def _remember(self, digest: str, creds: Credentials) -> None:

@@ -18,7 +18,6 @@ from starlette.requests import HTTPConnection, Request
 
 from api.errors import ApiError
 from api.security.bearer import optional_principal
-from pipeline.storage.db import run_on_cursor
 from pipeline.storage.queries import ingest as q
 
 PLATFORMS = ("freshdesk",)
@@ -75,7 +74,7 @@ def company_of(conn: HTTPConnection) -> str:
 
 def _known_key(conn: HTTPConnection, company: str, key: SecretStr) -> bool:
     digest = key_hash(conn.app.state.settings.fernet_key(), company, key)
-    hashes = run_on_cursor(conn.app.state.db, q.verified_keys, company)  # unconfirmed keys open nothing
+    hashes = conn.app.state.services.store.call(q.verified_keys, company)  # unconfirmed keys open nothing
     return any(hmac.compare_digest(digest, h) for h in hashes)
 
 

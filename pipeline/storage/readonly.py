@@ -27,6 +27,7 @@ TABLE_FUNCTIONS = frozenset({
     "pragma_platform", "pg_timezone_names", "icu_calendar_names",
 })
 # Scalar functions whose effect outlives a rollback (a sequence does not roll back) or the statement.
+EXAMPLE_QUERY = "SELECT count(*) FROM sys_api_call_histories"  # what the api's docs show
 STATEFUL_FUNCTIONS = frozenset({"nextval", "setval", "setseed", "write_log"})
 
 
@@ -128,7 +129,8 @@ def _message(exc: duckdb.Error) -> str:
 
 
 def run_read_only(con: duckdb.DuckDBPyConnection, sql: str, max_rows: int, timeout_s: float) -> SqlResult:
-    """Run one checked read on its own cursor, inside a transaction that is always rolled back."""
+    """Run one checked read on its own cursor of `con` (a connection or a cursor), inside a transaction that is
+    always rolled back."""
     statement, query = check_read_only(sql)
     cur = con.cursor()
     timer = threading.Timer(timeout_s, cur.interrupt)

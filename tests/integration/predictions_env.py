@@ -57,7 +57,8 @@ def cohort(api):
     total = sum(len(u.records) for u in users)
 
     def stored() -> bool:
-        return api.app.state.db.cursor().execute("SELECT count(*) FROM sleep_records").fetchone()[0] >= total
+        cur = api.app.state.services.store.con.cursor()
+        return cur.execute("SELECT count(*) FROM sleep_records").fetchone()[0] >= total
 
     wait_for(stored, 60, "sleep records materialized")
     return users

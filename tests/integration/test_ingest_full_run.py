@@ -54,7 +54,7 @@ def _truth(sim: SimulatorServer) -> dict[str, int]:
 
 
 def _counts(client) -> dict[str, int]:
-    cur = client.app.state.db.cursor()
+    cur = client.app.state.services.store.con.cursor()
     return {t: cur.execute(f"SELECT count(*), count(DISTINCT key) FROM {t} WHERE tenant = 'acme'").fetchone()
             for t in ("tickets", "conversations", "kb_articles", "integrated_objects")}
 
@@ -96,7 +96,7 @@ def test_full_then_incremental_run_end_with_exactly_the_simulators_records(syste
     got = _settled(c, {"conversations": truth2["conversations"]})
     assert got["tickets"] == (truth["tickets"], truth["tickets"])
     assert got["conversations"] == (truth2["conversations"], truth2["conversations"])
-    cur = c.app.state.db.cursor()
+    cur = c.app.state.services.store.con.cursor()
     newest = cur.execute("SELECT max(updated_at) FROM tickets WHERE tenant = 'acme'").fetchone()[0]
     data = sim.app.sim.dataset(DOMAIN)
     assert newest.timestamp() == max(t.updated for t in data.tickets.values())

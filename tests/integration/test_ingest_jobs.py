@@ -103,7 +103,7 @@ def test_seed_examples_right_and_wrong(system):
     assert out["results"]["attachments_processed"] == 0 and c.sim.stats()["files"].get("downloads", 0) == 0
     listed = c.sim.app.sim.dataset(HEADERS["X-Domain"]).ordered("updated_at", False)[:100]
     expected = sum(len(t.attachments) + sum(len(cv.attachments) for cv in t.conversations) for t in listed)
-    cur = c.app.state.db.cursor()
+    cur = c.app.state.services.store.con.cursor()
     count = "SELECT count(*), count(content_sha256) + count(content_size) + count(content_skipped) FROM attachments"
     assert wait_for(lambda: (n := cur.execute(count).fetchone())[0] == expected and n, 30, "attachments") == (
         expected, 0)
@@ -172,7 +172,7 @@ def test_control_reaches_each_running_job_within_a_second_on_whichever_of_two_wo
     sim, s, procs = _system(broker, tmp_path, tickets=400, plan=600, workers=2)  # ~10 calls/s: runs of ~40 s
     try:
         with TestClient(create_app(s)) as c:
-            cur = c.app.state.db.cursor()
+            cur = c.app.state.services.store.con.cursor()
             owner = lambda job_id: cur.execute(  # noqa: E731 - the worker the job's latest state came from
                 "SELECT worker FROM ingest_jobs WHERE job_id = ?", [job_id]).fetchone()[0]
             spent = lambda h: sim.stats()["domains"][h["X-Domain"]]["requests"]  # noqa: E731 - Freshdesk calls
@@ -258,7 +258,7 @@ def test_a_job_whose_worker_dies_is_taken_over_and_finishes(broker, tmp_path):
             done = _until(c, job_id, "completed", timeout=120)
             assert done["statistics"]["tickets_collected"] >= 300
             assert any("Job started on" in line["message"] for line in done["logs"])
-            cur = c.app.state.db.cursor()
+            cur = c.app.state.services.store.con.cursor()
             count = lambda: cur.execute("SELECT count(*), count(DISTINCT key) FROM tickets").fetchone()  # noqa: E731
             assert wait_for(lambda: count()[0] >= 300 and count(), 60, "tickets stored") == (300, 300)
     finally:
@@ -270,7 +270,7 @@ def test_a_job_whose_worker_dies_is_taken_over_and_finishes(broker, tmp_path):
 def test_the_api_key_is_never_in_duckdb_logs_or_topics(system):
     c, tmp_path = system, system.tmp
     c.post("/ingest", json={"max_tickets": 20, "max_articles": 3}, headers=HEADERS)
-    db = c.app.state.db
+    db = c.app.state.services.store.con
     wal = c.settings.db_path.with_name(c.settings.db_path.name + ".wal")
     stored = c.settings.db_path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")  # file and its WAL
     assert KEY.encode() not in stored
@@ -336,7 +336,7 @@ def test_purge_acts_on_the_calling_company_only(system):
     other = HEADERS | {"X-Company-ID": "initech", "X-Domain": "initech.freshdesk.com", "X-API-Key": KEY}
     for headers in (mine, other):
         assert c.post("/ingest", json={"max_tickets": 10, "include_kb": False}, headers=headers).status_code == 200
-    cur = c.app.state.db.cursor()
+    cur = c.app.state.services.store.con.cursor()
     counts = lambda: dict(cur.execute("SELECT tenant, count(*) FROM tickets WHERE tenant IN ('hooli', 'initech') "  # noqa: E731
                                       "GROUP BY 1").fetchall())
     assert counts() == {"hooli": 10, "initech": 10}  # POST /ingest answered once they were stored
@@ -352,7 +352,7 @@ def test_attachment_content_is_stored_hashed_with_its_text_within_the_cap(system
     small = {i: a for i, a in files.items() if a.size <= MAX_CONTENT_IN_TOPIC}
     texts = {i for i, a in small.items() if a.content_type.startswith("text/")}
     assert texts and len(small) > len(texts) and len(files) > len(small)  # text, binary and over-the-cap files
-    cur = c.app.state.db.cursor()
+    cur = c.app.state.services.store.con.cursor()
 
     def stored() -> dict[int, tuple] | None:
         got = {int(r[0]): r[1:] for r in cur.execute(

@@ -42,7 +42,7 @@ def send_records(api, user: str, nights: int, treatment: dict | None = None) -> 
     want = nights + (treatment is not None)
 
     def stored() -> bool:
-        cur = api.app.state.db.cursor()
+        cur = api.app.state.services.store.con.cursor()
         return cur.execute("SELECT count(*) FROM sleep_records WHERE user_id = ?", [user]).fetchone()[0] >= want
 
     wait_for(stored, 30, f"{user}'s records")
@@ -95,7 +95,7 @@ def test_cod_p005_one_prediction_at_a_time_unless_forced(api, cohort):
 
 def test_cod_005_when_the_request_cannot_be_published(api, cohort, monkeypatch):
     nobody = Publisher(api.settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{free_port()}"}))
-    monkeypatch.setattr(api.app.state.predictor, "publisher", nobody)  # a broker nobody answers at
+    monkeypatch.setattr(api.app.state.services.predictor, "publisher", nobody)  # a broker nobody answers at
     user = cohort[0].user_id
     started = time.monotonic()
     r = api.post(f"{P}/predict", json={"userId": user, "options": {"forceExecution": True}},
@@ -103,14 +103,14 @@ def test_cod_005_when_the_request_cannot_be_published(api, cohort, monkeypatch):
     code_of(r, 503, "COD_005")  # the seed's code for a system error; HTTP says it is worth a retry
     assert r.headers["Retry-After"] and time.monotonic() - started < api.settings.publish_timeout_s + 1.5
     monkeypatch.undo()
-    cur = api.app.state.db.cursor()
+    cur = api.app.state.services.store.con.cursor()
     row = cur.execute("SELECT status, error_code FROM predictions WHERE user_id = ? ORDER BY created_at DESC LIMIT 1",
                       [user]).fetchone()
     assert row == ("FAILED", "COD_005")  # the row it wrote first does not stay IN_PROGRESS
 
 
 def test_cod_p002_a_prediction_nobody_finishes_times_out(api):
-    cur = api.app.state.db.cursor()
+    cur = api.app.state.services.store.con.cursor()
     cur.execute("INSERT INTO predictions (prediction_id, tenant, user_id, status, created_at, trigger_type) "
                 "VALUES ('pred_stuck', ?, 'stuck', 'IN_PROGRESS', now() - INTERVAL 40 SECOND, 'MANUAL_REQUEST')",
                 [TENANT])
@@ -125,12 +125,12 @@ def test_cod_p003_a_debate_that_cannot_proceed_fails(api):
     req = PredictionRequest(prediction_id="pred_ghost", session_id="debate_ghost", tenant=TENANT, user_id="ghost",
                             trigger_type=TriggerType.MANUAL_REQUEST, requested_by="test", requested_at=now,
                             deadline=now + timedelta(seconds=25), completeness=completeness(empty), snapshot=empty)
-    api.app.state.db.cursor().execute(
+    api.app.state.services.store.con.cursor().execute(
         "INSERT INTO predictions (prediction_id, tenant, user_id, status, created_at, trigger_type, session_id) "
         "VALUES ('pred_ghost', ?, 'ghost', 'IN_PROGRESS', now(), 'MANUAL_REQUEST', 'debate_ghost')", [TENANT])
 
     async def publish() -> None:
-        await api.app.state.publisher.send(PREDICTIONS_REQUESTS, req.model_dump_json().encode())
+        await api.app.state.services.publisher.send(PREDICTIONS_REQUESTS, req.model_dump_json().encode())
 
     api.portal.call(publish)
     d = settle(api, "ghost", "pred_ghost")
@@ -170,7 +170,7 @@ def test_the_scheduler_triggers_auto_schedule_predictions_and_retries(api, cohor
                     headers=staff).json()["data"]
 
     def fired() -> dict | None:
-        cur = api.app.state.db.cursor()
+        cur = api.app.state.services.store.con.cursor()
         row = cur.execute("SELECT status, last_prediction_id FROM prediction_schedules WHERE schedule_id = ?",
                           [sched["scheduleId"]]).fetchone()
         return row if row[0] == "TRIGGERED" else None
@@ -185,7 +185,7 @@ def test_the_scheduler_triggers_auto_schedule_predictions_and_retries(api, cohor
                    headers=staff).json()["data"]
 
     def failed() -> tuple | None:
-        row = api.app.state.db.cursor().execute(
+        row = api.app.state.services.store.con.cursor().execute(
             "SELECT status, retry_count, last_error FROM prediction_schedules WHERE schedule_id = ?",
             [thin["scheduleId"]]).fetchone()
         return row if row[0] == "FAILED" else None
@@ -213,7 +213,7 @@ def test_archive_then_restore_moves_a_users_data_out_and_back(api):
 def test_cod_d001_and_d002_when_the_move_fails(api):
     send_records(api, "fragile", 3)
     admin = auth(api, Role.SYSTEM_ADMIN, "root")
-    db = api.app.state.db
+    db = api.app.state.services.store.con
     db.execute("ALTER TABLE archive_sleep_records RENAME TO archive_sleep_records_away")
     try:
         code_of(api.post(f"{P}/admin/users/fragile/archive", json={"reason": "X"}, headers=admin), 500, "COD_D001")
@@ -233,10 +233,10 @@ def test_erasure_needs_a_confirmation_then_removes_the_user_everywhere_for_good(
     send_records(api, "leaver", 3)
     bad = {"user_id": "leaver", "kind": "diary", "date": "2026-11-09", "data": {"bedtime": "99:99"}}
     async def send_bad() -> None:
-        await api.app.state.publisher.send("sleep.records", orjson.dumps({"tenant": TENANT, **bad}))
+        await api.app.state.services.publisher.send("sleep.records", orjson.dumps({"tenant": TENANT, **bad}))
 
     api.portal.call(send_bad)
-    cur = api.app.state.db.cursor()
+    cur = api.app.state.services.store.con.cursor()
     wait_for(lambda: cur.execute("SELECT count(*) FROM dead_letters WHERE decode(value) LIKE '%leaver%'").fetchone()[0],
              30, "the leaver's dead letter")
     admin = auth(api, Role.IAM_ADMIN, "adm")

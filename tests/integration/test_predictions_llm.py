@@ -73,7 +73,7 @@ def _predict_one(client, s) -> dict:
     body = [r.model_dump(mode="json") for r in user.records]
     r = client.post("/v1/sol-cod/sleep-records", json=body, headers=auth(client, Role.SERVICE_ACCOUNT))
     assert r.status_code == 202
-    cur = client.app.state.db.cursor()
+    cur = client.app.state.services.store.con.cursor()
     wait_for(lambda: cur.execute("SELECT count(*) FROM sleep_records").fetchone()[0] == len(body), 60, "records")
     headers = auth(client, Role.REGULAR_USER, user.user_id)
     r = client.post("/v1/sol-cod/predict", json={"userId": user.user_id}, headers=headers)

@@ -29,7 +29,7 @@ def send(api, records: list[dict]) -> None:
 
 
 def stored(api, user: str, n: int) -> None:
-    cur = api.app.state.db.cursor()
+    cur = api.app.state.services.store.con.cursor()
     wait_for(lambda: cur.execute("SELECT count(*) FROM sleep_records WHERE tenant = ? AND user_id = ?",
                                  [TENANT, user]).fetchone()[0] >= n, 30, f"{user}'s {n} records")
 

@@ -48,7 +48,7 @@ def two_workers(broker, tmp_path):
 
 
 def _rounds_by_session(api) -> dict[str, list[int]]:
-    rows = api.app.state.db.cursor().execute(
+    rows = api.app.state.services.store.con.cursor().execute(
         "SELECT session_id, list(round_number ORDER BY round_number) FROM debate_rounds GROUP BY 1").fetchall()
     return dict(rows)
 
@@ -63,7 +63,7 @@ def test_a_worker_killed_mid_debate_loses_nothing_and_records_no_round_twice(two
     producer.flush()
     producer.close()
     total = sum(len(u.records) for u in users)
-    cur = api.app.state.db.cursor()
+    cur = api.app.state.services.store.con.cursor()
     wait_for(lambda: cur.execute("SELECT count(*) FROM sleep_records").fetchone()[0] == total, 60, "all records")
 
     pids = []
@@ -92,7 +92,7 @@ def test_a_replayed_round_message_is_recorded_once(api, cohort):
     user = cohort[0].user_id
     pid = api.post("/v1/sol-cod/predict", json={"userId": user, "options": {"forceExecution": True}},
                    headers=auth(api, Role.REGULAR_USER, user)).json()["data"]["predictionId"]
-    cur = api.app.state.db.cursor()
+    cur = api.app.state.services.store.con.cursor()
     wait_for(lambda: cur.execute("SELECT status FROM predictions WHERE prediction_id = ?", [pid]).fetchone()[0]
              == "COMPLETED", 30, "the prediction completed")
     # Rebuild round 2's input exactly as the worker did, and deliver it twice more.
@@ -106,7 +106,7 @@ def test_a_replayed_round_message_is_recorded_once(api, cohort):
 
     async def replay() -> None:
         for _ in range(2):
-            await api.app.state.publisher.send(PREDICTIONS_ROUNDS, message, session.encode())
+            await api.app.state.services.publisher.send(PREDICTIONS_ROUNDS, message, session.encode())
 
     results = api.settings.topic(PREDICTIONS_RESULTS)
 
@@ -127,7 +127,7 @@ def _request_like(api, user: str, pid: str, session: str) -> PredictionRequest:
     from pipeline.predictions.features import build_snapshot, completeness
     from pipeline.storage.queries.predictions import load_sleep_records
 
-    records = load_sleep_records(api.app.state.db.cursor(), TENANT, user)
+    records = load_sleep_records(api.app.state.services.store.con.cursor(), TENANT, user)
     snapshot = build_snapshot(TENANT, user, records)
     now = datetime.now(UTC)
     return PredictionRequest(prediction_id=pid, session_id=session, tenant=TENANT, user_id=user,

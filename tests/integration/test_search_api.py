@@ -61,12 +61,12 @@ def _topic(sim: SimulatorServer, hit: dict) -> str | None:
 
 
 def _vectors(c) -> dict[str, int]:
-    cur = c.app.state.db.cursor()
+    cur = c.app.state.services.store.con.cursor()
     return dict(cur.execute("SELECT key, seq FROM ticket_vectors WHERE tenant = 'globex'").fetchall())
 
 
 def _objects(c) -> int:
-    cur = c.app.state.db.cursor()
+    cur = c.app.state.services.store.con.cursor()
     return cur.execute("SELECT count(*) FROM integrated_objects WHERE tenant = 'globex'").fetchone()[0]
 
 
@@ -84,7 +84,7 @@ def test_the_worker_embeds_what_streams_by_and_sync_summaries_fills_gaps_or_rebu
         "integrated_objects": n, "embedded": n, "pending_embedding": 0, "indexed": n}
 
     gap = sorted(_vectors(c))[:5]  # as if the embedder had been down for these five
-    c.app.state.db.cursor().execute("DELETE FROM ticket_vectors WHERE key IN (SELECT unnest(?))", [gap])
+    c.app.state.services.store.con.cursor().execute("DELETE FROM ticket_vectors WHERE key IN (SELECT unnest(?))", [gap])
     assert c.get("/ingest/metrics", headers=READ).json()["search_metrics"]["pending_embedding"] == 5
     filled = c.post("/ingest/sync-summaries", json={"company_id": "globex"}, headers=READ).json()
     assert (filled["status"], filled["embedded"], filled["pending"]) == ("completed", 5, 0)
@@ -117,7 +117,7 @@ def test_force_rebuild_recollects_the_full_history_and_search_follows(searchable
     """The seed's `force_rebuild` with `incremental` left at its default (true): the company's data is purged and
     collected again in full (an incremental run after a purge would leave only what changed since the last job)."""
     c = searchable
-    cur = c.app.state.db.cursor()
+    cur = c.app.state.services.store.con.cursor()
     tickets = lambda: cur.execute("SELECT count(*) FROM tickets WHERE tenant = 'globex'").fetchone()[0]  # noqa: E731
     truth = len(c.sim.app.sim.dataset(DOMAIN).tickets)
     assert tickets() == truth
@@ -146,7 +146,7 @@ def test_an_embeddings_url_that_is_down_leaves_objects_pending_and_sync_summarie
             r = c.post("/ingest/sync-summaries", json={}, headers=READ)
             assert r.status_code == 503 and "could not embed" in r.json()["error"]["message"], r.text
             assert metrics()["pending_embedding"] == 6  # stored all the same, waiting for a vector
-            cur = c.app.state.db.cursor()
+            cur = c.app.state.services.store.con.cursor()
             assert cur.execute("SELECT count(*) FROM dead_letters WHERE dlq_topic = ? AND error LIKE "
                                "'embedding failed%'", [s.topic("tickets.embed_requests.dlq")]).fetchone()[0] == 1
     finally:

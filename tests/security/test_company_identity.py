@@ -54,7 +54,7 @@ def system(broker, tmp_path_factory):
 
 
 def _rows(c, company: str = "victim") -> dict[str, int]:
-    cur = c.app.state.db.cursor()
+    cur = c.app.state.services.store.con.cursor()
     return {t: cur.execute(f"SELECT count(*) FROM {t} WHERE tenant = ?", [company]).fetchone()[0]
             for t in ("tickets", "conversations", "integrated_objects", "ingest_jobs")}
 
@@ -112,7 +112,7 @@ def test_an_iam_admin_of_the_tenant_adds_a_domain_with_a_confirmed_key(system):
     eu = VICTIM | {"X-Domain": "victim-eu.freshdesk.com"}
     r = c.post("/ingest/jobs", json={"auto_start": False}, headers=eu | _token(c, "victim", Role.IAM_ADMIN))
     assert r.status_code == 202, r.text
-    cur = c.app.state.db.cursor()
+    cur = c.app.state.services.store.con.cursor()
     bound = cur.execute("SELECT domain, bound_by FROM company_domains WHERE tenant = 'victim' ORDER BY bound_at"
                         ).fetchall()
     assert bound == [("victim.freshdesk.com", "verified_key"), ("victim-eu.freshdesk.com", "token:alice")]
@@ -142,7 +142,7 @@ def test_a_stored_confirmed_key_needs_no_new_call_to_freshdesk(system):
 def test_a_key_stored_without_confirmation_opens_nothing(system):
     c = system  # as a key stored before confirmation existed is kept by the migration
     digest = key_hash(c.settings.fernet_key(), "legacy", SecretStr("legacy-key"))
-    c.app.state.db.cursor().execute("INSERT INTO company_keys VALUES ('legacy', 'freshdesk', "
+    c.app.state.services.store.con.cursor().execute("INSERT INTO company_keys VALUES ('legacy', 'freshdesk', "
                                     "'legacy.freshdesk.com', ?, now(), NULL)", [digest])
     assert _reads(c, "legacy", "legacy-key") == 401
 

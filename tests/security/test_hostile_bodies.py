@@ -4,13 +4,13 @@ needed: all of them are refused while the request is read.)"""
 
 from __future__ import annotations
 
-import duckdb
 import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
 from pipeline.security import Role, mint_token
 from pipeline.settings import Settings
+from tests.helpers import services_without_a_broker
 
 BODIES = {
     "list nested 50,000 deep": b"[" * 50_000 + b"]" * 50_000,
@@ -28,7 +28,8 @@ ROUTES = [("/v1/call-histories", "platform"), ("/v1/sql", "platform"), ("/v1/sol
 def client(tmp_path_factory):
     settings = Settings(data_dir=tmp_path_factory.mktemp("bodies") / "data", _env_file=None)
     app = create_app(settings)
-    app.state.settings, app.state.db = settings, duckdb.connect()  # no lifespan: nothing here gets that far
+    # No lifespan: nothing is started, and nothing here gets past authentication or validation.
+    app.state.services = services_without_a_broker(settings)
     c = TestClient(app, raise_server_exceptions=False)
     roles = [Role.SYSTEM_ADMIN, Role.SERVICE_ACCOUNT]
     c.headers.update({"Authorization": f"Bearer {mint_token(settings.jwt_key(), 'u', 't', roles)}",

@@ -65,7 +65,7 @@ def _drive(client: TestClient, path: str, headers: dict[str, str], chunks: Itera
 
 
 def _rows(client: TestClient, sql: str, *params: Any) -> list[tuple]:
-    return client.app.state.db.cursor().execute(sql, list(params)).fetchall()
+    return client.app.state.services.store.con.cursor().execute(sql, list(params)).fetchall()
 
 
 def _platform_error(body: bytes, code: str) -> None:

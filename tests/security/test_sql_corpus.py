@@ -213,7 +213,7 @@ def api(broker, tmp_path_factory):
     root = tmp_path_factory.mktemp("sqlapi")
     with api_on(broker.bootstrap, root, "sql", worker=False) as client:
         s = client.settings
-        cur = client.app.state.db.cursor()
+        cur = client.app.state.services.store.con.cursor()
         for statement in SEED_ROWS:
             cur.execute(statement)
         cur.close()
@@ -223,7 +223,7 @@ def api(broker, tmp_path_factory):
 
 
 def test_a_delete_hidden_in_a_cte_deletes_nothing_through_the_api(api):
-    db = api.app.state.db
+    db = api.app.state.services.store.con
     before = db.cursor().execute("SELECT count(*) FROM sys_api_call_histories").fetchone()[0]
     r = api.post("/v1/sql", json={"query": DML_CTE}, headers=api.admin)
     assert r.status_code == 400, r.text
@@ -233,12 +233,12 @@ def test_a_delete_hidden_in_a_cte_deletes_nothing_through_the_api(api):
 
 @pytest.mark.parametrize(("category", "template"), CORPUS, ids=_ids())
 def test_post_sql_refuses_and_changes_nothing(api, category, template):
-    before, before_files = state(api.app.state.db), files(api.root)
+    before, before_files = state(api.app.state.services.store.con), files(api.root)
     r = api.post("/v1/sql", json={"query": attempt(template, api.root)}, headers=api.admin)
     assert r.status_code == 400, r.text
     body = r.json()
     assert body["error"]["code"] == "SQL_REFUSED" and body["error"]["message"] and body["trace_id"]
-    assert state(api.app.state.db) == before
+    assert state(api.app.state.services.store.con) == before
     assert files(api.root) == before_files
 
 

@@ -34,7 +34,7 @@ def _treatment(api, tenant: str, user: str) -> None:
 
 
 def _schedules(api, tenant: str, user: str) -> list[tuple]:
-    return api.app.state.db.cursor().execute(
+    return api.app.state.services.store.con.cursor().execute(
         "SELECT schedule_id, status, bedtime_goal FROM prediction_schedules WHERE tenant = ? AND user_id = ? "
         "ORDER BY created_at", [tenant, user]).fetchall()
 
@@ -100,7 +100,7 @@ def test_the_same_call_id_posted_by_two_tenants_is_two_rows_each_read_by_its_ten
         assert r.status_code == 202 and r.json()["ids"] == [call_id], r.text
 
     def stored() -> bool:
-        return api.app.state.db.cursor().execute("SELECT count(*) FROM sys_api_call_histories WHERE "
+        return api.app.state.services.store.con.cursor().execute("SELECT count(*) FROM sys_api_call_histories WHERE "
                                                  "api_call_history_id = ?", [call_id]).fetchone()[0] >= 2
 
     wait_for(stored, 20, "both tenants' rows")

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import time
 
-import duckdb
 import jwt
 import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
 from pipeline.settings import Settings
+from tests.helpers import services_without_a_broker
 
 NOW = int(time.time())
 GOOD = {"sub": "u1", "tenant": "t1", "roles": ["system_admin"], "iat": NOW, "exp": NOW + 600}
@@ -25,7 +25,8 @@ ROUTES = [("GET", "/v1/call-histories", "platform"), ("POST", "/v1/sql", "platfo
 def client(tmp_path_factory):
     settings = Settings(data_dir=tmp_path_factory.mktemp("tokens") / "data", _env_file=None)
     app = create_app(settings)
-    app.state.settings, app.state.db = settings, duckdb.connect()  # no lifespan: nothing here gets that far
+    # No lifespan: nothing is started, and nothing here gets past authentication or validation.
+    app.state.services = services_without_a_broker(settings)
     c = TestClient(app)
     c.key = settings.jwt_key()
     return c

@@ -7,7 +7,7 @@ import asyncio
 import structlog
 
 from api.background import BackgroundTask
-from api.main import _shut_down
+from api.services import _shut_down
 
 
 def test_a_task_that_dies_is_logged_when_it_dies_and_stop_still_returns():

@@ -18,32 +18,16 @@ from aiokafka.structs import ConsumerRecord
 
 from pipeline.broker.embedded import free_port
 from pipeline.calls.arrow import CALLS_SCHEMA, Source, table_to_ipc
-from pipeline.calls.fast import Batch, normalize_batch
-from pipeline.calls.stream import outputs
-from pipeline.ids import SourceIds
 from pipeline.metrics import DUPLICATES_DROPPED
 from pipeline.settings import Settings
 from pipeline.storage import materializer as materializer_module
 from pipeline.storage.db import connect
 from pipeline.storage.materializer import Context, Materializer
 from pipeline.storage.sinks import platform_sinks
-from tests.helpers import call_event
+from tests.helpers import call_event, normalized
 
 NORMALIZED = "calls.normalized"
 TP = TopicPartition(NORMALIZED, 0)
-_next_offset = iter(range(10**6))
-
-
-def normalized(first: int, n: int, partition: int = 0, **event) -> list[ConsumerRecord]:
-    """The calls.normalized messages a worker sends for calls.raw offsets first..first+n-1 (as `outputs` does)."""
-    values = [orjson.dumps(call_event(i, api_call_history_id=None) | event) for i in range(first, first + n)]
-    out = normalize_batch("calls.raw", Batch(partition, list(range(first, first + n)), [0] * n, values),
-                          SourceIds("cluster-a", "calls.raw"))
-    return [ConsumerRecord(NORMALIZED, 0, next(_next_offset), 0, 0, None, value, None, 0, len(value),
-                           [("source", source.header())])
-            for value, source in outputs(out, partition, first, first + n - 1)]
-
-
 def rows(m: Materializer, where: str = "true") -> int:
     return m.con.cursor().execute(f"SELECT count(*) FROM sys_api_call_histories WHERE {where}").fetchone()[0]
 

@@ -11,14 +11,15 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from pipeline.security import Role, mint_token
 from pipeline.settings import Settings
+from tests.helpers import services_without_a_broker
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     settings = Settings(data_dir=tmp_path_factory.mktemp("contract") / "data", _env_file=None)
     app = create_app(settings)
-    app.state.settings = settings  # no lifespan: these requests never reach the broker or the tables
-    app.state.db = duckdb.connect()
+    # No lifespan: nothing is started, and these requests never reach the broker or the tables.
+    app.state.services = services_without_a_broker(settings)
     c = TestClient(app)
     c.token = {"Authorization": f"Bearer {mint_token(settings.jwt_key(), 'u', 't', [Role.SYSTEM_ADMIN])}"}
     return c

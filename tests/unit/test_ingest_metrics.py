@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 import orjson
 
-from api.routers.ingest_metrics import _quality
+from api.routers.ingest_metrics import data_quality
 from pipeline.storage.db import connect
+from pipeline.storage.queries.ingest import quality_counts
 
 
 def test_refused_records_count_for_the_company_they_name_only(tmp_path):
@@ -24,7 +25,7 @@ def test_refused_records_count_for_the_company_they_name_only(tmp_path):
     for offset, value in enumerate(letters):
         cur.execute("INSERT INTO dead_letters (dead_letter_id, error, topic, \"partition\", \"offset\", rejected_at, "
                     "value) VALUES (?, 'bad', 'tickets.raw', 0, ?, ?, ?)", [f"dl{offset}", offset, now, value])
-    acme, globex = _quality(cur, "acme"), _quality(cur, "globex")
+    acme, globex = data_quality(quality_counts(cur, "acme")), data_quality(quality_counts(cur, "globex"))
     assert acme["validation_error_rate"] == 20.0 and acme["missing_fields_rate"] == 12.5
     assert globex["validation_error_rate"] == 33.3 and globex["missing_fields_rate"] == 50.0
-    assert _quality(cur, "initech")["validation_error_rate"] == 0.0  # the garbage names nobody
+    assert data_quality(quality_counts(cur, "initech"))["validation_error_rate"] == 0.0  # the garbage names nobody

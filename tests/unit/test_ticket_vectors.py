@@ -17,6 +17,7 @@ from pipeline.search import LocalEmbedder
 from pipeline.search.vectors import VectorCache, decode_vector, embed_text, encode_vector, vector_rows
 from pipeline.settings import Settings
 from pipeline.storage.materializer import Materializer
+from pipeline.storage.store import Store
 
 TOPIC = "tickets.vectors"
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -114,7 +115,7 @@ def test_a_message_that_is_not_a_vectors_batch_is_a_dead_letter_and_the_rest_is_
 
 def test_the_api_indexes_stored_vectors_and_waits_for_an_object_that_is_not_stored_yet(materializer, embedder):
     m, tp = materializer, TopicPartition(TOPIC, 0)
-    service = SearchService(m.settings, m.con)
+    service = SearchService(m.settings, Store(m.con))
     first, second = obj("1", "Parcel lost"), obj("2", "Refund for a parcel")
     m._write({tp: [message(0, vector_rows([first, second], embedder))]})
     assert service.refresh() == 0 and service.seq == 0  # vectors ahead of their objects: nothing indexed, held

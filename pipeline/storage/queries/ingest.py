@@ -119,3 +119,49 @@ def purge_company(cur: duckdb.DuckDBPyConnection, tenant: str) -> dict[str, int]
 def jobs_since(cur: duckdb.DuckDBPyConnection, since: datetime) -> list[dict[str, Any]]:
     rows = cur.execute(f"SELECT {', '.join(COLUMNS)} FROM ingest_jobs WHERE created_at >= ?", [since]).fetchall()
     return [_row(r) for r in rows]
+
+
+def job_tenant(cur: duckdb.DuckDBPyConnection, job_id: str) -> str | None:
+    """The company a job belongs to (for the watchdog, which sees every company's jobs)."""
+    row = cur.execute("SELECT tenant FROM ingest_jobs WHERE job_id = ?", [job_id]).fetchone()
+    return row[0] if row else None
+
+
+def marks(cur: duckdb.DuckDBPyConnection, job_id: str) -> list[str]:
+    """The stages the job's end mark reached: `stored` (in DuckDB), then `embedded` (searchable)."""
+    return [r[0] for r in cur.execute("SELECT stage FROM ingest_marks WHERE job_id = ?", [job_id]).fetchall()]
+
+
+def _tables(cur: duckdb.DuckDBPyConnection) -> set[str]:
+    return {r[0] for r in cur.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+
+
+def record_counts(cur: duckdb.DuckDBPyConnection, tenant: str) -> dict[str, int]:
+    """The company's stored tickets, conversations, integrated objects and KB articles."""
+    existing = _tables(cur)
+    return {t: cur.execute(f"SELECT count(*) FROM {t} WHERE tenant = ?", [tenant]).fetchone()[0]
+            for t in ("tickets", "conversations", "integrated_objects", "kb_articles") if t in existing}
+
+
+def quality_counts(cur: duckdb.DuckDBPyConnection, tenant: str) -> dict[str, int] | None:
+    """Tickets stored, of them missing a subject or description, records refused, duplicates dropped; None before
+    any ticket table exists. A refused record keeps its envelope, which names the tenant; one that is not even
+    JSON counts for nobody."""
+    tables = _tables(cur)
+    if "tickets" not in tables:
+        return None
+    total, missing = cur.execute("SELECT count(*), count(*) FILTER (WHERE coalesce(subject, '') = '' OR "
+                                 "coalesce(description_text, '') = '') FROM tickets WHERE tenant = ?",
+                                 [tenant]).fetchone()
+    refused = cur.execute("SELECT count(*) FROM dead_letters WHERE topic LIKE '%tickets.raw' AND "
+                          "try(json_extract_string(decode(value), '$.tenant')) = ?", [tenant]).fetchone()[0]
+    dupes = cur.execute("SELECT coalesce(sum(duplicates), 0) FROM ingest_duplicates WHERE tenant = ?",
+                        [tenant]).fetchone()[0] if "ingest_duplicates" in tables else 0
+    return {"tickets": total, "missing_fields": missing, "refused": refused, "duplicates": int(dupes)}
+
+
+def vector_coverage(cur: duckdb.DuckDBPyConnection, tenant: str) -> tuple[int, int]:
+    """The company's integrated objects, and how many have a vector of their current version."""
+    return cur.execute("SELECT count(*), count(v.key) FROM integrated_objects o LEFT JOIN ticket_vectors v ON "
+                       "v.tenant = o.tenant AND v.key = o.key AND v.updated_at >= o.updated_at WHERE o.tenant = ?",
+                       [tenant]).fetchone()

@@ -114,3 +114,16 @@ def _delete(cur: duckdb.DuckDBPyConnection, sql: str, params: list[str]) -> int:
 def is_erased(cur: duckdb.DuckDBPyConnection, tenant: str, user_id: str) -> bool:
     row = cur.execute("SELECT 1 FROM erasures WHERE tenant = ? AND user_id = ?", [tenant, user_id]).fetchone()
     return row is not None
+
+
+def issue_erasure_code(cur: duckdb.DuckDBPyConnection, code_hash: str, tenant: str, user_id: str, by: str,
+                       expires: datetime) -> None:
+    """Remember a confirmation code (its hash only) for erasing the user, valid until `expires`."""
+    cur.execute("INSERT INTO erasure_codes VALUES (?, ?, ?, ?, ?)", [code_hash, tenant, user_id, by, expires])
+
+
+def redeem_erasure_code(cur: duckdb.DuckDBPyConnection, code_hash: str, tenant: str, user_id: str) -> bool:
+    """One-time: a valid code for this user is consumed by the erasure it confirms."""
+    n = cur.execute("DELETE FROM erasure_codes WHERE code_hash = ? AND tenant = ? AND user_id = ? AND expires_at > ?",
+                    [code_hash, tenant, user_id, datetime.now(UTC)]).fetchone()[0]
+    return n == 1
