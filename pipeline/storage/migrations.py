@@ -1,11 +1,20 @@
-"""Files made by an older schema brought up to the current one on open.
+"""Files made by an older schema brought up to the current one on open: `MIGRATIONS`, in order.
+
+The DDL in schema.py is always the current shape, so a new file needs no migration; a file made by an older
+version has the current DDL's missing tables created, then each migration it has not recorded in
+`schema_migrations` run and recorded. Each migration also checks the shape it changes before it changes it, so
+a file whose history is not recorded (made before this table existed) is handled the same way. A fresh file and
+an upgraded one end identical: tests/unit/test_migrations.py upgrades the oldest shape still supported
+(tests/fixtures/oldest_schema.sql) and compares the two catalogs.
 
 DuckDB cannot alter a primary key, so a table whose key changed is rebuilt: the current DDL under a new
-name, the rows copied, the old table dropped and the new one renamed, all in one transaction. A file that
-already has the current keys is left untouched, so running this on every open costs one catalog query.
+name, the rows copied, the old table dropped and the new one renamed, all in one transaction.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import duckdb
 import structlog
@@ -85,9 +94,46 @@ def verify_company_keys(con: duckdb.DuckDBPyConnection) -> None:
         raise
 
 
-def migrate(con: duckdb.DuckDBPyConnection) -> None:
-    """Every migration, in order; idempotent."""
+def vector_seq(con: duckdb.DuckDBPyConnection) -> None:
+    """`ticket_vectors` gains `embedded_at` and `seq` (the api indexes what is past the last seq it saw); stored
+    vectors take the next seqs in no particular order."""
+    con.execute("ALTER TABLE ticket_vectors ADD COLUMN IF NOT EXISTS embedded_at TIMESTAMPTZ")
+    con.execute("ALTER TABLE ticket_vectors ADD COLUMN IF NOT EXISTS seq BIGINT")
+    con.execute("UPDATE ticket_vectors SET seq = nextval('ticket_vectors_seq') WHERE seq IS NULL")
+
+
+def tenant_keys(con: duckdb.DuckDBPyConnection) -> None:
     for table, (tenant, key) in TENANT_KEYS.items():
         rekey(con, table, tenant, key)
-    verify_company_keys(con)
 
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    what: str
+    apply: Callable[[duckdb.DuckDBPyConnection], object]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "ticket_vectors: embedded_at and seq", vector_seq),
+    Migration(2, "call histories, schedules and exports keyed per tenant; call histories then without a key",
+              tenant_keys),
+    Migration(3, "company_keys: verified_at (stored keys unverified until the platform confirms them)",
+              verify_company_keys),
+)
+RECORD = ("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, what VARCHAR, "
+          "applied_at TIMESTAMPTZ DEFAULT now())")
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
+    """Run and record every migration the file has not recorded, in order; returns the versions run."""
+    con.execute(RECORD)
+    done = {r[0] for r in con.execute("SELECT version FROM schema_migrations").fetchall()}
+    ran = []
+    for m in MIGRATIONS:
+        if m.version in done:
+            continue
+        m.apply(con)
+        con.execute("INSERT INTO schema_migrations (version, what) VALUES (?, ?)", [m.version, m.what])
+        ran.append(m.version)
+    return ran

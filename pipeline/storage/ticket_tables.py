@@ -60,9 +60,6 @@ TICKET_DDL: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS ticket_vectors (tenant VARCHAR, key VARCHAR, kind VARCHAR, model VARCHAR, "
     "text_hash VARCHAR, vector FLOAT[], updated_at TIMESTAMPTZ, embedded_at TIMESTAMPTZ, seq BIGINT, "
     "PRIMARY KEY (tenant, key))",
-    "ALTER TABLE ticket_vectors ADD COLUMN IF NOT EXISTS embedded_at TIMESTAMPTZ",  # files from before the worker
-    "ALTER TABLE ticket_vectors ADD COLUMN IF NOT EXISTS seq BIGINT",  # embedded (2026-12)
-    "UPDATE ticket_vectors SET seq = nextval('ticket_vectors_seq') WHERE seq IS NULL",
 )
 VECTOR_COLUMNS = ("kind", "model", "text_hash", "vector", "updated_at", "embedded_at", "seq")
 # A vector for the same or a newer version replaces the stored one (a rebuild, a model change); an older
