@@ -10,8 +10,8 @@ import uuid
 import faust
 import orjson
 import structlog
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
+from pipeline.broker.faust_tuning import apply_faust_tunings
 from pipeline.broker.topics import HEARTBEATS
 from pipeline.calls.stream import CallsNormalizer
 from pipeline.logging import configure_logging
@@ -24,23 +24,8 @@ from pipeline.tickets.job_agents import register_ingest_agents
 
 log = structlog.get_logger(__name__)
 
-# Faust hard-codes aiokafka's fetch_max_wait_ms=1500, and the embedded broker answers an idle fetch only when
-# that wait runs out, not when a message arrives: every agent hop then cost 0-1.5 s (measured: 330 and 750 ms on
-# the two hops of one prediction). 50 ms bounds the hop; an idle worker pays ~20 small fetches a second.
-FETCH_MAX_WAIT_MS = 50
-_faust_create_consumer = AIOKafkaConsumerThread._create_worker_consumer
-
-
-def _create_worker_consumer(self: AIOKafkaConsumerThread, transport: object) -> object:
-    consumer = _faust_create_consumer(self, transport)
-    consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by AIOKafkaConsumer.start() when it builds its Fetcher
-    return consumer
-
-
-AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer
-
-
 def create_faust_app(settings: Settings) -> faust.App:
+    apply_faust_tunings()
     app = faust.App(
         f"{settings.consumer_group_prefix}.{settings.topic_prefix}worker",
         broker=f"kafka://{settings.bootstrap()}",
