@@ -14,6 +14,7 @@ COPY pyproject.toml README.md ./
 COPY pipeline/ pipeline/
 COPY api/ api/
 COPY schemas/ schemas/
+COPY simulators/ simulators/
 # Install (not editable), then drop the sources so nothing can shadow the installed packages.
 RUN pip install . && rm -rf /src
 

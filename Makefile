@@ -21,7 +21,7 @@ test: setup
 	$(VENV)/bin/python -m pytest -q --durations=15
 
 lint: setup
-	$(VENV)/bin/ruff check pipeline api schemas tests bench
+	$(VENV)/bin/ruff check pipeline api schemas simulators tests bench
 
 QUIX_VENV := .venv-quix
 

@@ -15,12 +15,12 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from pipeline.predictions.cohort import Behaviour, SyntheticUser, generate_cohort, median_sol
 from pipeline.predictions.debate import CONSENSUS_THRESHOLD, MAX_ROUNDS, quality_metrics, run_debate
 from pipeline.predictions.deliberation import pooled
 from pipeline.predictions.features import build_snapshot, completeness
 from pipeline.predictions.recommend import recommend
 from schemas.debate import AgentType
+from simulators.sleep_cohort import Behaviour, SyntheticUser, generate_cohort, median_sol
 
 
 def _now() -> datetime:

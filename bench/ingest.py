@@ -31,11 +31,11 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from pipeline.connectors.freshdesk.simserver import SimulatorServer  # noqa: E402
-from pipeline.connectors.freshdesk.simstate import Faults, SimulatorConfig  # noqa: E402
 from pipeline.security import Role, mint_token  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from schemas.ingest import TERMINAL  # noqa: E402
+from simulators.freshdesk.server import SimulatorServer  # noqa: E402
+from simulators.freshdesk.state import Faults, SimulatorConfig  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from predictions import start  # noqa: E402

@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pipeline.broker.embedded import free_port, start_embedded_broker  # noqa: E402
 from pipeline.broker.kafka import ensure_topics, wait_for_broker  # noqa: E402
 from pipeline.broker.topics import SLEEP_RECORDS, pipeline_topics  # noqa: E402
-from pipeline.predictions.cohort import generate_cohort  # noqa: E402
 from pipeline.security import Role, mint_token  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
+from simulators.sleep_cohort import generate_cohort  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 CLK = os.sysconf("SC_CLK_TCK")

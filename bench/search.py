@@ -35,10 +35,10 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from pipeline.connectors.freshdesk import corpus  # noqa: E402
-from pipeline.connectors.freshdesk.fixtures import Dataset  # noqa: E402
 from pipeline.search import Doc, LocalEmbedder, SearchIndex, search  # noqa: E402
 from pipeline.search.text import query_terms, tokens  # noqa: E402
+from simulators.freshdesk import corpus  # noqa: E402
+from simulators.freshdesk.fixtures import Dataset  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

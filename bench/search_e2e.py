@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from predictions import log, pct, start  # noqa: E402
 
 from pipeline.broker.topics import TICKETS_RAW  # noqa: E402
-from pipeline.connectors.freshdesk.corpus import TOPICS  # noqa: E402
-from pipeline.connectors.freshdesk.fixtures import Dataset  # noqa: E402
 from pipeline.security import Role, mint_token  # noqa: E402
+from simulators.freshdesk.corpus import TOPICS  # noqa: E402
+from simulators.freshdesk.fixtures import Dataset  # noqa: E402
 
 TENANT, DOMAIN = "bench", "bench.freshdesk.com"
 

@@ -99,8 +99,8 @@ def simulator(
 
     import uvicorn
 
-    from pipeline.connectors.freshdesk.simstate import SimulatorConfig, accepted_keys_text
-    from pipeline.connectors.freshdesk.simulator import create_simulator
+    from simulators.freshdesk.simulator import create_simulator
+    from simulators.freshdesk.state import SimulatorConfig, accepted_keys_text
 
     settings = _settings()
     try:

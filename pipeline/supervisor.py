@@ -23,7 +23,6 @@ from rich.console import Console
 from pipeline.broker.embedded import EmbeddedBroker, free_port, start_embedded_broker
 from pipeline.broker.kafka import ensure_topics, wait_for_broker
 from pipeline.broker.topics import pipeline_topics
-from pipeline.connectors.freshdesk.simstate import accepted_keys_text
 from pipeline.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -128,7 +127,7 @@ class Supervisor:
             f"  api      http://{s.api_host}:{s.api_port}   docs: /docs   metrics: /metrics\n"
             f"  worker   pid {self._child('worker').proc.pid}\n"
             + (f"  freshdesk {self.simulator_url}  (the Freshdesk simulator, not Freshdesk)\n"
-               f"            accepted X-API-Key: {accepted_keys_text(s.simulator_keys)}\n"
+               f"            accepted X-API-Key: {_simulator_keys(s)}\n"
                if self.simulator_url else "") +
             f"  duckdb   {s.db_path}\n"
             f"Ctrl-C stops everything.",
@@ -177,3 +176,9 @@ class Supervisor:
         if self.broker:
             self.broker.stop()
         log.info("stopped")
+
+
+def _simulator_keys(settings: Settings) -> str:
+    from simulators.freshdesk.state import accepted_keys_text  # only `up --simulator` runs the simulator
+
+    return accepted_keys_text(settings.simulator_keys)

@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from pipeline.broker.kafka import ensure_topics
 from pipeline.broker.topics import pipeline_topics
-from pipeline.predictions.cohort import generate_cohort
 from pipeline.security import Role, mint_token
 from pipeline.settings import Settings
+from simulators.sleep_cohort import generate_cohort
 from tests.helpers import start_cli, stop_process, wait_for
 from tests.integration.conftest import env_for
 

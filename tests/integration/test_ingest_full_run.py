@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from pipeline.broker.kafka import ensure_topics
 from pipeline.broker.topics import pipeline_topics
-from pipeline.connectors.freshdesk.simserver import SimulatorServer
-from pipeline.connectors.freshdesk.simstate import Faults, SimulatorConfig
 from pipeline.settings import Settings
+from simulators.freshdesk.server import SimulatorServer
+from simulators.freshdesk.state import Faults, SimulatorConfig
 from tests.helpers import start_cli, stop_process, wait_for
 from tests.integration.conftest import env_for
 

@@ -19,11 +19,11 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from pipeline.broker.kafka import ensure_topics
 from pipeline.broker.topics import pipeline_topics
-from pipeline.connectors.freshdesk.simserver import SimulatorServer
-from pipeline.connectors.freshdesk.simstate import SimulatorConfig
 from pipeline.settings import Settings
 from pipeline.tickets.attachments import MAX_CONTENT_TEXT
 from pipeline.tickets.jobs import MAX_CONTENT_IN_TOPIC
+from simulators.freshdesk.server import SimulatorServer
+from simulators.freshdesk.state import SimulatorConfig
 from tests.helpers import start_cli, stop_process, wait_for
 from tests.integration.conftest import env_for
 

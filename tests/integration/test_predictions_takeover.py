@@ -17,11 +17,11 @@ from kafka import KafkaProducer
 from api.main import create_app
 from pipeline.broker.kafka import ensure_topics
 from pipeline.broker.topics import PREDICTIONS_RESULTS, PREDICTIONS_ROUNDS, SLEEP_RECORDS, pipeline_topics
-from pipeline.predictions.cohort import generate_cohort
 from pipeline.predictions.flow import advance, first_round
 from pipeline.security import Role
 from pipeline.settings import Settings
 from schemas.predictions import PredictionRequest
+from simulators.sleep_cohort import generate_cohort
 from tests.helpers import start_cli, stop_process, wait_for
 from tests.integration.conftest import env_for
 from tests.integration.predictions_env import TENANT, auth

@@ -15,10 +15,10 @@ from api.main import create_app
 from api.security.company_keys import key_hash
 from pipeline.broker.kafka import ensure_topics
 from pipeline.broker.topics import pipeline_topics
-from pipeline.connectors.freshdesk.simserver import SimulatorServer
-from pipeline.connectors.freshdesk.simstate import SimulatorConfig
 from pipeline.security import Role, mint_token
 from pipeline.settings import Settings
+from simulators.freshdesk.server import SimulatorServer
+from simulators.freshdesk.state import SimulatorConfig
 from tests.helpers import start_cli, stop_process, wait_for
 from tests.integration.conftest import env_for
 

@@ -22,12 +22,12 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from api.scheduler import TIMEOUT_GRACE_S
 from pipeline.broker.topics import INGEST_PROGRESS, PREDICTIONS_RESULTS, SLEEP_RECORDS
-from pipeline.connectors.freshdesk.simstate import SimulatorConfig, SimulatorState
-from pipeline.predictions.cohort import generate_cohort
 from pipeline.security import Role, mint_token
 from pipeline.settings import Settings
 from schemas.ingest import TERMINAL, JobProgress
 from schemas.predictions import PREDICTION_TIMEOUT_S, PredictionEvent
+from simulators.freshdesk.state import SimulatorConfig, SimulatorState
+from simulators.sleep_cohort import generate_cohort
 from tests.helpers import start_cli, stop_process, wait_for
 from tests.integration.conftest import env_for
 

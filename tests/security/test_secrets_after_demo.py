@@ -14,8 +14,8 @@ import orjson
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from pipeline.predictions.cohort import generate_cohort
 from pipeline.settings import read_broker_file
+from simulators.sleep_cohort import generate_cohort
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration

@@ -6,8 +6,8 @@ import statistics
 from dataclasses import replace
 from datetime import timedelta
 
-from pipeline.predictions.cohort import Behaviour, generate_cohort, median_sol
 from schemas.sleep import Instrument, MobileAnalytics, Questionnaire, SleepDiary, SleepRecord, TreatmentPhase
+from simulators.sleep_cohort import Behaviour, generate_cohort, median_sol
 
 COHORT = generate_cohort(300, days=14, seed=11)
 

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipeline.predictions.cohort import generate_cohort
 from pipeline.predictions.debate import (
     CONSENSUS_THRESHOLD,
     MAX_ROUNDS,
@@ -21,6 +20,7 @@ from pipeline.predictions.debate import (
 from pipeline.predictions.features import build_snapshot
 from schemas.debate import AgentType, DebateOutcome, Opinion, RoundRecord
 from schemas.sleep import DataSnapshot
+from simulators.sleep_cohort import generate_cohort
 
 T0 = datetime(2025, 8, 31, 14, 0, tzinfo=UTC)
 

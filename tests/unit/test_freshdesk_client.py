@@ -16,12 +16,12 @@ from structlog.testing import capture_logs
 
 from pipeline.connectors.freshdesk.client import FreshdeskClient
 from pipeline.connectors.freshdesk.errors import FreshdeskAuthError, FreshdeskDomainError, FreshdeskUnavailable
-from pipeline.connectors.freshdesk.fixtures import Dataset
 from pipeline.connectors.freshdesk.ratelimit import RateBudget, budget_for
 from pipeline.connectors.freshdesk.records import TicketCursor
-from pipeline.connectors.freshdesk.simserver import SimulatorServer
-from pipeline.connectors.freshdesk.simstate import SimulatorConfig
 from pipeline.connectors.freshdesk.threads import iter_threads
+from simulators.freshdesk.fixtures import Dataset
+from simulators.freshdesk.server import SimulatorServer
+from simulators.freshdesk.state import SimulatorConfig
 
 END = datetime(2026, 1, 1, tzinfo=UTC)
 DOMAIN = "acme.freshdesk.com"

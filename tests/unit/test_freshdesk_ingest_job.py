@@ -15,12 +15,12 @@ from pydantic import SecretStr
 
 from pipeline.calls.normalize import Message
 from pipeline.connectors.freshdesk.ratelimit import budget_for
-from pipeline.connectors.freshdesk.simserver import SimulatorServer
-from pipeline.connectors.freshdesk.simstate import Faults, SimulatorConfig
 from pipeline.entry import MAX_VALUE_BYTES
 from pipeline.tickets.jobs import MAX_CONTENT_IN_TOPIC, IngestJob, JobControl
 from pipeline.tickets.normalize import normalize_messages
 from schemas.ingest import JobCommand, JobOptions, JobProgress
+from simulators.freshdesk.server import SimulatorServer
+from simulators.freshdesk.state import Faults, SimulatorConfig
 
 END = datetime(2026, 1, 1, tzinfo=UTC)
 CONVERSATIONS = "GET /api/v2/tickets/{id}/conversations"

@@ -17,11 +17,11 @@ import httpx
 import pytest
 from rich.console import Console
 
-from pipeline.connectors.freshdesk.fixtures import Dataset
-from pipeline.connectors.freshdesk.simserver import SimulatorServer
-from pipeline.connectors.freshdesk.simstate import Faults, SimulatorConfig
 from pipeline.settings import Settings
 from pipeline.supervisor import Child, Supervisor
+from simulators.freshdesk.fixtures import Dataset
+from simulators.freshdesk.server import SimulatorServer
+from simulators.freshdesk.state import Faults, SimulatorConfig
 from tests.helpers import REPO, start_cli, stop_process, wait_for
 
 END = datetime(2026, 1, 1, tzinfo=UTC)

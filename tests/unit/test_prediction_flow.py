@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pipeline.predictions.cohort import generate_cohort
 from pipeline.predictions.debate import MAX_ROUNDS
 from pipeline.predictions.features import build_snapshot, completeness
 from pipeline.predictions.flow import advance, first_round
 from schemas.debate import AgentType
 from schemas.predictions import PredictionEvent, PredictionRequest, RoundMessage, TriggerType
 from schemas.sleep import DataSnapshot
+from simulators.sleep_cohort import generate_cohort
 
 
 def request_for(snapshot: DataSnapshot, now: datetime, timeout_s: float = 25) -> PredictionRequest:

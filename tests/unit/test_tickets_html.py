@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.connectors.freshdesk.fixtures import Dataset
 from pipeline.tickets.html import html_to_text, html_to_texts, normalize_text, strip_quoted_text
+from simulators.freshdesk.fixtures import Dataset
 
 GMAIL_REPLY_EN = (
     '<div dir="ltr">Thanks, exporting works again after the update.<br><br>Jane</div><br>'

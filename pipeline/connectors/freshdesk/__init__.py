@@ -1,1 +1,1 @@
-"""Freshdesk (API v2): an async client for ingest jobs and a simulator to run them against on loopback."""
+"""Freshdesk (API v2): the async client ingest jobs use (its simulator is `simulators.freshdesk`)."""

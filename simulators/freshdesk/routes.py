@@ -13,8 +13,8 @@ from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 
 from pipeline.connectors.freshdesk import timestamps
-from pipeline.connectors.freshdesk.fixtures import Attachment, Dataset, SimTicket, domain_seed
-from pipeline.connectors.freshdesk.simstate import Faults, SimulatorState, Stats
+from simulators.freshdesk.fixtures import Attachment, Dataset, SimTicket, domain_seed
+from simulators.freshdesk.state import Faults, SimulatorState, Stats
 
 ORDER_BY = ("created_at", "due_by", "updated_at", "status")
 LIST_PARAMS = {"page", "per_page", "updated_since", "order_by", "order_type", "include"}

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline.connectors.freshdesk import corpus
-from pipeline.connectors.freshdesk.kb import KnowledgeBase, build_kb
-from pipeline.connectors.freshdesk.markup import NBSP, Bold, Markup
 from pipeline.connectors.freshdesk.timestamps import iso
+from simulators.freshdesk import corpus
+from simulators.freshdesk.kb import KnowledgeBase, build_kb
+from simulators.freshdesk.markup import NBSP, Bold, Markup
 
 DAY = 86_400
 CONVERSATION_COUNTS = (0, 1, 2, 3, 4, 5, 6, 7, 8)

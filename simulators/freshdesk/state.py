@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.connectors.freshdesk.fixtures import Dataset, domain_seed
+from simulators.freshdesk.fixtures import Dataset, domain_seed
 
 Action = Literal["drop", "error", "throttle"]
 ADDRESS = re.compile(r"^(localhost|testserver|\d+(\.\d+){3})$")

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import uvicorn
 
-from pipeline.connectors.freshdesk.simstate import SimulatorConfig
-from pipeline.connectors.freshdesk.simulator import create_simulator
+from simulators.freshdesk.simulator import create_simulator
+from simulators.freshdesk.state import SimulatorConfig
 
 
 class SimulatorServer:

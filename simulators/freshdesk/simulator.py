@@ -24,8 +24,8 @@ from fastapi import FastAPI
 from starlette.types import Message, Receive, Scope, Send
 
 from pipeline.connectors.freshdesk.api import credits_for, endpoint_label
-from pipeline.connectors.freshdesk.simroutes import ApiError, admin_router, api_error_handler, api_router
-from pipeline.connectors.freshdesk.simstate import SimulatorConfig, SimulatorState
+from simulators.freshdesk.routes import ApiError, admin_router, api_error_handler, api_router
+from simulators.freshdesk.state import SimulatorConfig, SimulatorState
 
 UNAUTHORIZED = {"code": "invalid_credentials", "message": "You have to be logged in to perform this action."}
 NO_ACCOUNT = {"code": "account_not_found", "message": "There is no helpdesk here."}

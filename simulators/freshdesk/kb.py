@@ -6,9 +6,9 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.connectors.freshdesk import corpus
-from pipeline.connectors.freshdesk.markup import Markup
 from pipeline.connectors.freshdesk.timestamps import iso
+from simulators.freshdesk import corpus
+from simulators.freshdesk.markup import Markup
 
 DAY = 86_400
 
