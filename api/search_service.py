@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio.to_thread
-import orjson
 import pyarrow.compute as pc
 import structlog
 
@@ -33,6 +32,7 @@ from pipeline.search.vectors import embed_text
 from pipeline.settings import Settings
 from pipeline.storage.queries import search as sq
 from pipeline.storage.store import Store
+from schemas.search import EmbedObject, EmbedRequest
 
 log = structlog.get_logger(__name__)
 REQUEST_OBJECTS = 64  # objects per `tickets.embed_requests` message
@@ -98,14 +98,14 @@ class SearchService:
         started = time.perf_counter()
         model = self.embedder().name
         rows, total, since = await self.store.run(sq.pending_objects, tenant, force, model)
-        pending = [{"tenant": r[0], "key": r[1], "object_type": r[2], "updated_at": r[3].isoformat(),
-                    "embed_text": embed_text(r[4], r[5], r[6])} for r in rows]
+        pending = [EmbedObject(tenant=r[0], key=r[1], object_type=r[2], updated_at=r[3].isoformat(),
+                               embed_text=embed_text(r[4], r[5], r[6])) for r in rows]
         sent = await self._request(pending, force)
         deadline = started + self.settings.search_sync_wait_s
         left = len(pending)
         while left and time.perf_counter() < deadline:
             await asyncio.sleep(0.1)
-            left = len(pending) - await self.store.run(sq.vectors_written_since, tenant, [o["key"] for o in pending],
+            left = len(pending) - await self.store.run(sq.vectors_written_since, tenant, [o.key for o in pending],
                                                          since)
             if left and (error := await self.store.run(sq.dead_lettered, self.settings.topic(EMBED_REQUESTS),
                                                        sent)):
@@ -116,14 +116,15 @@ class SearchService:
                 "dimensions": self.index.dim if self.index else None,
                 "duration_seconds": round(time.perf_counter() - started, 2)}
 
-    async def _request(self, objects: list[dict[str, Any]], force: bool) -> list[tuple[int, int]]:
+    async def _request(self, objects: list[EmbedObject], force: bool) -> list[tuple[int, int]]:
         """Publish the objects to embed; returns where each request landed (partition, offset)."""
         if not objects:
             return []
         if self.publisher is None:
             raise RuntimeError("this SearchService cannot publish (no publisher)")
         return await self.publisher.send_many(EMBED_REQUESTS, [
-            (objects[i]["tenant"].encode(), orjson.dumps({"force": force, "objects": objects[i:i + REQUEST_OBJECTS]}))
+            (objects[i].tenant.encode(),
+             EmbedRequest(force=force, objects=objects[i:i + REQUEST_OBJECTS]).model_dump_json().encode())
             for i in range(0, len(objects), REQUEST_OBJECTS)])
 
     def start(self) -> None:

@@ -8,9 +8,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from pipeline.calls.redact import redact_bytes
+from schemas.dlq import DeadLetterRecord
 
 MAX_KEPT_BYTES = 64 * 1024
 
@@ -42,19 +41,13 @@ class DeadLetter:
                       None, m.value)
 
     def to_json(self) -> bytes:
-        """The DLQ record (docs/architecture.md); a value over 64 KiB keeps its head, its (redacted) size, sha256."""
-        doc: dict[str, Any] = {
-            "error": self.error,
-            "topic": self.topic,
-            "partition": self.partition,
-            "offset": self.offset,
-            "index": self.index,
-            "timestamp": self.timestamp_ms,
-            "value_b64": None,
-        }
+        """The `<topic>.dlq` record (schemas/dlq.py); a value over 64 KiB keeps its head, its (redacted) size and
+        sha256."""
+        record = DeadLetterRecord(error=self.error, topic=self.topic, partition=self.partition, offset=self.offset,
+                                  index=self.index, timestamp=self.timestamp_ms, value_b64=None)
         if self.value is not None:
-            doc["value_b64"] = base64.b64encode(self.value[:MAX_KEPT_BYTES]).decode()
+            record.value_b64 = base64.b64encode(self.value[:MAX_KEPT_BYTES]).decode()
             if len(self.value) > MAX_KEPT_BYTES:
-                doc["size"] = len(self.value)
-                doc["sha256"] = hashlib.sha256(self.value).hexdigest()
-        return orjson.dumps(doc)
+                record.size = len(self.value)
+                record.sha256 = hashlib.sha256(self.value).hexdigest()
+        return record.model_dump_json(exclude_unset=True).encode()

@@ -11,6 +11,7 @@ import faust
 import orjson
 import structlog
 
+from pipeline.broker.agent_topics import AgentTopics
 from pipeline.broker.faust_tuning import apply_faust_tunings
 from pipeline.broker.topics import HEARTBEATS
 from pipeline.calls.stream import CallsNormalizer
@@ -46,10 +47,11 @@ def create_faust_app(settings: Settings) -> faust.App:
     async def normalize_calls() -> None:
         await calls.run()
 
-    register_prediction_agents(app, settings)
-    register_ingest_agents(app, settings)
-    register_ticket_agents(app, settings)
-    register_embed_agents(app, settings)
+    topics = AgentTopics(app, settings)
+    register_prediction_agents(app, settings, topics)
+    register_ingest_agents(app, settings, topics)
+    register_ticket_agents(app, topics)
+    register_embed_agents(app, settings, topics)
 
     @app.timer(settings.worker_heartbeat_s)
     async def heartbeat() -> None:

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import duckdb
-import orjson
 import structlog
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -23,6 +22,7 @@ from pipeline.broker.topics import PRIVACY_ERASURES
 from pipeline.storage.queries import predictions as q
 from pipeline.storage.queries import user_data
 from schemas.predictions import ArchiveBody, EraseBody, RestoreBody
+from schemas.privacy import Erasure
 from schemas.strict import IsoDate, IsoDateTime
 
 log = structlog.get_logger(__name__)
@@ -124,7 +124,7 @@ async def erase_user(request: Request, principal: DeleteAuth, store: StoreDep, p
 
 async def _announce_erasure(publisher: Publisher, tenant: str, user_id: str) -> None:
     """`privacy.erasures` lets every replica and a rebuild skip this user forever; best effort, the row stays."""
-    value = orjson.dumps({"tenant": tenant, "user_id": user_id, "erased_at": datetime.now(UTC).isoformat()})
+    value = Erasure(tenant=tenant, user_id=user_id, erased_at=datetime.now(UTC)).model_dump_json().encode()
     try:
         await publisher.send(PRIVACY_ERASURES, value, f"{tenant}/{user_id}".encode())
     except BrokerUnavailable as exc:

@@ -1,8 +1,19 @@
-"""Messages of one partition, column-wise: what a batch consumer hands over, without an object per message."""
+"""Kafka records as the pure code sees them: one `Message`, or one partition's messages column-wise (`Batch`,
+what a batch consumer hands over, without an object per message)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
+
+
+class Message(NamedTuple):
+    """The parts of a Kafka record a normalizer or validator needs."""
+
+    partition: int
+    offset: int
+    timestamp_ms: int
+    value: bytes | None
 
 
 @dataclass(frozen=True, slots=True)

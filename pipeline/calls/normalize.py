@@ -13,11 +13,12 @@ import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from pipeline.broker.records import Message
 from pipeline.calls.redact import redact_query
 from pipeline.dlq import DeadLetter
 from pipeline.entry import Invalid, decode_json, element_bytes
@@ -30,15 +31,6 @@ _MICROSECOND = timedelta(microseconds=1)
 _MAX_MICROS = 253402300800 * 1_000_000  # year 10000
 _BIGINT_MAX = (1 << 63) - 1
 _TRACE_ID = re.compile(r"[0-9a-f]{32}", re.IGNORECASE)
-
-
-class Message(NamedTuple):
-    """The parts of a Kafka record the normalizer needs."""
-
-    partition: int
-    offset: int
-    timestamp_ms: int
-    value: bytes | None
 
 
 IdFn = Callable[[int, int, int | None], str]  # (partition, offset, index) -> id

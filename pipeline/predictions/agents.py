@@ -12,24 +12,22 @@ import faust
 import httpx
 import orjson
 import structlog
-from pydantic import ValidationError
 
+from pipeline.broker.agent_topics import AgentTopics
+from pipeline.broker.records import Message
 from pipeline.broker.topics import (
     PREDICTIONS_REQUESTS,
     PREDICTIONS_RESULTS,
     PREDICTIONS_ROUNDS,
     SLEEP_NORMALIZED,
     SLEEP_RECORDS,
-    dlq,
 )
-from pipeline.calls.normalize import Message
-from pipeline.dlq import DeadLetter
 from pipeline.metrics import EVENTS
 from pipeline.predictions.flow import P004_LLM_UNAVAILABLE, advance, failed, first_round
 from pipeline.predictions.records import validate_messages
 from pipeline.predictions.voice import LlmUnavailable, voice_round
 from pipeline.settings import Settings
-from schemas.predictions import PredictionEvent, PredictionRequest, RoundMessage
+from schemas.predictions import PredictionEvent, RoundMessage
 
 log = structlog.get_logger(__name__)
 
@@ -38,24 +36,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _raw(app: faust.App, name: str) -> faust.TopicT:
-    return app.topic(name, key_serializer="raw", value_serializer="raw")
+def register_prediction_agents(app: faust.App, settings: Settings, topics: AgentTopics) -> None:
+    sleep_out, rounds, results = topics(SLEEP_NORMALIZED), topics(PREDICTIONS_ROUNDS), topics(PREDICTIONS_RESULTS)
 
-
-def register_prediction_agents(app: faust.App, settings: Settings) -> None:
-    t = settings.topic
-    sleep_in, sleep_out, sleep_dlq = (_raw(app, t(n)) for n in (SLEEP_RECORDS, SLEEP_NORMALIZED, dlq(SLEEP_RECORDS)))
-    requests, rounds, results = (_raw(app, t(n)) for n in (PREDICTIONS_REQUESTS, PREDICTIONS_ROUNDS,
-                                                            PREDICTIONS_RESULTS))
-    internal_dlq = {t(n): _raw(app, t(dlq(n))) for n in (PREDICTIONS_REQUESTS, PREDICTIONS_ROUNDS)}
-
-    async def dead(letter: DeadLetter, sink: faust.TopicT) -> None:
-        EVENTS.labels(letter.topic, "dlq").inc()
-        log.warning("dead_letter", topic=letter.topic, partition=letter.partition, offset=letter.offset,
-                    error=letter.error)
-        await sink.send(value=letter.to_json())
-
-    @app.agent(sleep_in)
+    @app.agent(topics(SLEEP_RECORDS))
     async def validate_sleep_records(stream: faust.StreamT) -> None:
         async for ev in stream.events():
             m = ev.message
@@ -64,26 +48,21 @@ def register_prediction_agents(app: faust.App, settings: Settings) -> None:
             for row in rows:
                 await sleep_out.send(key=f"{row['tenant']}/{row['user_id']}".encode(), value=orjson.dumps(row))
             for letter in letters:
-                await dead(letter, sleep_dlq)
+                await topics.dead_letter(letter)
             EVENTS.labels(m.topic, "in").inc(len(rows) + len(letters))
             EVENTS.labels(m.topic, "out").inc(len(rows))
 
-    @app.agent(requests)
+    @app.agent(topics(PREDICTIONS_REQUESTS))
     async def start_debate(stream: faust.StreamT) -> None:
-        async for ev in stream.events():
-            req = await _decode(PredictionRequest, ev, internal_dlq, dead)
-            if req is not None:
-                log.info("debate_started", prediction_id=req.prediction_id, session_id=req.session_id)
-                await rounds.send(key=req.session_id.encode(), value=first_round(req).model_dump_json().encode())
+        async for _, req in topics.decoded(PREDICTIONS_REQUESTS, stream):
+            log.info("debate_started", prediction_id=req.prediction_id, session_id=req.session_id)
+            await rounds.send(key=req.session_id.encode(), value=first_round(req).model_dump_json().encode())
 
     llm = httpx.AsyncClient(timeout=settings.llm_timeout_s) if settings.llm_url else None
 
     @app.agent(rounds)
     async def debate_round(stream: faust.StreamT) -> None:
-        async for ev in stream.events():
-            msg = await _decode(RoundMessage, ev, internal_dlq, dead)
-            if msg is None:
-                continue
+        async for _, msg in topics.decoded(PREDICTIONS_ROUNDS, stream):
             events, nxt = advance(msg, _now)
             if llm is not None:
                 events, nxt = await _voiced(llm, settings, msg, events, nxt)
@@ -112,12 +91,3 @@ async def _voiced(client: httpx.AsyncClient, settings: Settings, msg: RoundMessa
     if nxt is not None:
         nxt = nxt.model_copy(update={"transcript": [*msg.transcript, voiced]})
     return out, nxt
-
-
-async def _decode(model, ev, dlqs, dead):  # noqa: ANN001, ANN202 - internal helper of the agents above
-    m = ev.message
-    try:
-        return model.model_validate_json(m.value)
-    except ValidationError as exc:
-        await dead(DeadLetter.not_a(model, exc, m), dlqs[m.topic])
-        return None

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from pipeline.calls.normalize import Message
+from pipeline.broker.records import Message
 from pipeline.dlq import DeadLetter
 from pipeline.entry import decode_json, element_bytes
 from schemas.sleep import SleepRecord

@@ -11,10 +11,10 @@ import faust
 import orjson
 import structlog
 
-from pipeline.broker.topics import TICKETS_NORMALIZED, TICKETS_RAW, dlq
-from pipeline.calls.normalize import Message
+from pipeline.broker.agent_topics import AgentTopics
+from pipeline.broker.records import Message
+from pipeline.broker.topics import TICKETS_NORMALIZED, TICKETS_RAW
 from pipeline.metrics import EVENTS
-from pipeline.settings import Settings
 from pipeline.tickets.marks import marks_of
 from pipeline.tickets.normalize import normalize_messages
 from pipeline.tickets.threads import integrated_objects
@@ -22,12 +22,10 @@ from pipeline.tickets.threads import integrated_objects
 log = structlog.get_logger(__name__)
 
 
-def register_ticket_agents(app: faust.App, settings: Settings) -> None:
-    t = settings.topic
-    raw, out, bad = (app.topic(t(n), key_serializer="raw", value_serializer="raw")
-                     for n in (TICKETS_RAW, TICKETS_NORMALIZED, dlq(TICKETS_RAW)))
+def register_ticket_agents(app: faust.App, topics: AgentTopics) -> None:
+    out = topics(TICKETS_NORMALIZED)
 
-    @app.agent(raw)
+    @app.agent(topics(TICKETS_RAW))
     async def normalize_tickets(stream: faust.StreamT) -> None:
         async for ev in stream.events():
             m = ev.message
@@ -41,6 +39,5 @@ def register_ticket_agents(app: faust.App, settings: Settings) -> None:
             for mark in marks_of(m.headers):  # a job's end, after its rows on the tenant's partition
                 await out.send(key=mark["tenant"].encode(), value=orjson.dumps({"tables": {}, "marks": [mark]}))
             for letter in dead:
-                await bad.send(value=letter.to_json())
+                await topics.dead_letter(letter)
             EVENTS.labels(m.topic, "out").inc(rows)
-            EVENTS.labels(m.topic, "dlq").inc(len(dead))

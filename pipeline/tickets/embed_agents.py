@@ -22,9 +22,9 @@ from typing import Any
 import faust
 import orjson
 import structlog
-from pydantic import BaseModel, ValidationError
 
-from pipeline.broker.topics import EMBED_REQUESTS, TICKETS_NORMALIZED, TICKETS_VECTORS, dlq
+from pipeline.broker.agent_topics import AgentTopics
+from pipeline.broker.topics import EMBED_REQUESTS, TICKETS_NORMALIZED, TICKETS_VECTORS
 from pipeline.dlq import DeadLetter
 from pipeline.metrics import EVENTS
 from pipeline.search import Embedder, SearchError, embedder_for
@@ -33,21 +33,6 @@ from pipeline.settings import Settings
 
 log = structlog.get_logger(__name__)
 TAKE_MESSAGES, TAKE_WITHIN_S = 32, 0.2  # a tickets.normalized message carries up to one ingest batch (<= 200)
-
-
-class EmbedObject(BaseModel):
-    tenant: str
-    key: str
-    object_type: str
-    updated_at: str
-    embed_text: str
-
-
-class EmbedRequest(BaseModel):
-    """api -> worker: objects to (re)embed, for `POST /ingest/sync-summaries`."""
-
-    force: bool = False
-    objects: list[EmbedObject]
 
 
 class Embedding:
@@ -73,32 +58,34 @@ class Embedding:
         return await loop.run_in_executor(None, self._rows, objects, force)
 
 
-def register_embed_agents(app: faust.App, settings: Settings) -> None:
-    t = settings.topic
-    normalized, requests, vectors, bad = (
-        app.topic(t(n), key_serializer="raw", value_serializer="raw")
-        for n in (TICKETS_NORMALIZED, EMBED_REQUESTS, TICKETS_VECTORS, dlq(EMBED_REQUESTS)))
+async def embed_and_send(embedding: Embedding, vectors: faust.TopicT, objects: list[dict[str, Any]], source: str,
+                         force: bool = False) -> str | None:
+    """Embed and send one message per tenant; returns the embedder's error instead when it failed."""
+    if not objects:
+        return None
+    try:
+        rows = await embedding.rows(objects, force)
+    except SearchError as exc:
+        log.error("embedding_failed", objects=len(objects), source=source, error=str(exc))
+        EVENTS.labels(source, "embed_failed").inc(len(objects))
+        return str(exc)
+    by_tenant: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_tenant[row["tenant"]].append(row)
+    for tenant, batch in by_tenant.items():
+        await vectors.send(key=tenant.encode(), value=orjson.dumps({"vectors": batch}))
+    EVENTS.labels(source, "embedded").inc(len(rows))
+    return None
+
+
+def register_embed_agents(app: faust.App, settings: Settings, topics: AgentTopics) -> None:
+    vectors = topics(TICKETS_VECTORS)
     embedding = Embedding(settings)
 
     async def send(objects: list[dict[str, Any]], source: str, force: bool = False) -> str | None:
-        """Embed and send; returns the embedder's error instead when it failed."""
-        if not objects:
-            return None
-        try:
-            rows = await embedding.rows(objects, force)
-        except SearchError as exc:
-            log.error("embedding_failed", objects=len(objects), source=source, error=str(exc))
-            EVENTS.labels(source, "embed_failed").inc(len(objects))
-            return str(exc)
-        by_tenant: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for row in rows:
-            by_tenant[row["tenant"]].append(row)
-        for tenant, batch in by_tenant.items():
-            await vectors.send(key=tenant.encode(), value=orjson.dumps({"vectors": batch}))
-        EVENTS.labels(source, "embedded").inc(len(rows))
-        return None
+        return await embed_and_send(embedding, vectors, objects, source, force)
 
-    @app.agent(normalized)
+    @app.agent(topics(TICKETS_NORMALIZED))
     async def embed_objects(stream: faust.StreamT) -> None:
         async for values in stream.take(TAKE_MESSAGES, within=TAKE_WITHIN_S):
             objects, marks = [], []
@@ -109,21 +96,16 @@ def register_embed_agents(app: faust.App, settings: Settings) -> None:
                     marks += doc.get("marks", [])
                 except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
                     continue  # the materializer dead-letters what is not a normalized batch
-            await send(objects, t(TICKETS_NORMALIZED))
+            await send(objects, settings.topic(TICKETS_NORMALIZED))
             for mark in marks:  # after the vectors of everything before it
                 await vectors.send(key=str(mark["tenant"]).encode(),
                                    value=orjson.dumps({"vectors": [], "marks": [mark]}))
 
-    @app.agent(requests)
+    @app.agent(topics(EMBED_REQUESTS))
     async def reembed_objects(stream: faust.StreamT) -> None:
-        async for ev in stream.events():
+        async for ev, request in topics.decoded(EMBED_REQUESTS, stream):
             m = ev.message
-            try:
-                request = EmbedRequest.model_validate_json(m.value)
-            except ValidationError as exc:
-                await bad.send(value=DeadLetter.not_a(EmbedRequest, exc, m).to_json())
-                continue
             error = await send([o.model_dump() for o in request.objects], m.topic, request.force)
             if error is not None:  # the request is kept, with why: sync-summaries answers with it
-                letter = DeadLetter.of(f"embedding failed: {error}", m.topic, m.partition, m.offset, None, m.value)
-                await bad.send(value=letter.to_json())
+                await topics.dead_letter(DeadLetter.of(f"embedding failed: {error}", m.topic, m.partition, m.offset,
+                                                       None, m.value))

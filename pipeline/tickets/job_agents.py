@@ -17,10 +17,10 @@ import faust
 import orjson
 import structlog
 from cryptography.fernet import Fernet, InvalidToken
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr
 
-from pipeline.broker.topics import INGEST_COMMANDS, INGEST_PROGRESS, TICKETS_RAW, dlq
-from pipeline.dlq import DeadLetter
+from pipeline.broker.agent_topics import AgentTopics
+from pipeline.broker.topics import INGEST_COMMANDS, INGEST_PROGRESS, TICKETS_RAW
 from pipeline.settings import Settings
 from pipeline.tickets.jobs import IngestJob, JobControl
 from pipeline.tickets.marks import mark_headers
@@ -29,10 +29,8 @@ from schemas.ingest import JobCommand, JobProgress
 log = structlog.get_logger(__name__)
 
 
-def register_ingest_agents(app: faust.App, settings: Settings) -> None:
-    t = settings.topic
-    commands, progress, raw, bad = (app.topic(t(n), key_serializer="raw", value_serializer="raw")
-                                    for n in (INGEST_COMMANDS, INGEST_PROGRESS, TICKETS_RAW, dlq(INGEST_COMMANDS)))
+def register_ingest_agents(app: faust.App, settings: Settings, topics: AgentTopics) -> None:
+    progress, raw = topics(INGEST_PROGRESS), topics(TICKETS_RAW)
     fernet = Fernet(settings.fernet_key().encode())
     worker = f"{socket.gethostname()}:{os.getpid()}"
     running: dict[str, tuple[asyncio.Task, JobControl]] = {}
@@ -63,15 +61,9 @@ def register_ingest_agents(app: faust.App, settings: Settings) -> None:
         running[cmd.job_id] = (task, control)
         task.add_done_callback(lambda _t, jid=cmd.job_id: running.pop(jid, None))
 
-    @app.agent(commands)
+    @app.agent(topics(INGEST_COMMANDS))
     async def steer_ingest_jobs(stream: faust.StreamT) -> None:
-        async for ev in stream.events():
-            m = ev.message
-            try:
-                cmd = JobCommand.model_validate_json(m.value)
-            except ValidationError as exc:
-                await bad.send(value=DeadLetter.not_a(JobCommand, exc, m).to_json())
-                continue
+        async for _, cmd in topics.decoded(INGEST_COMMANDS, stream):
             await _apply(cmd, running, start, report, worker)
 
 

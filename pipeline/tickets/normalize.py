@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from pipeline.calls.normalize import Message
+from pipeline.broker.records import Message
 from pipeline.dlq import DeadLetter
 from pipeline.entry import decode_json, element_bytes
 from pipeline.tickets import fields as f

@@ -16,8 +16,9 @@ import orjson
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from pipeline.broker.records import Message
 from pipeline.calls import fast
-from pipeline.calls.normalize import Message, normalize_messages
+from pipeline.calls.normalize import normalize_messages
 from pipeline.calls.redact import REDACTED, is_sensitive_key, redact_query
 from pipeline.dlq import DeadLetter
 from pipeline.entry import Invalid, decode_json

@@ -12,7 +12,8 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from pipeline.calls.normalize import Message, normalize_messages
+from pipeline.broker.records import Message
+from pipeline.calls.normalize import normalize_messages
 from pipeline.dlq import MAX_KEPT_BYTES, DeadLetter
 from pipeline.ids import SourceIds
 from pipeline.predictions.records import validate_messages

@@ -13,7 +13,7 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from pipeline.calls.normalize import Message
+from pipeline.broker.records import Message
 from pipeline.connectors.freshdesk.ratelimit import budget_for
 from pipeline.entry import MAX_VALUE_BYTES
 from pipeline.tickets.jobs import MAX_CONTENT_IN_TOPIC, IngestJob, JobControl

@@ -9,7 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-from pipeline.calls.normalize import Message, normalize_event, normalize_messages
+from pipeline.broker.records import Message
+from pipeline.calls.normalize import normalize_event, normalize_messages
 from pipeline.ids import derived_id
 from schemas.calls import COLUMNS
 

@@ -14,10 +14,11 @@ import orjson
 import pyarrow as pa
 import pytest
 
+from pipeline.broker.records import Message
 from pipeline.calls import fast
 from pipeline.calls.arrow import CALLS_SCHEMA
 from pipeline.calls.fast import Batch, normalize_batch
-from pipeline.calls.normalize import Message, normalize_messages
+from pipeline.calls.normalize import normalize_messages
 from pipeline.ids import SourceIds, derived_id
 
 TOPIC = "calls.raw"

@@ -6,7 +6,7 @@ import base64
 
 import orjson
 
-from pipeline.calls.normalize import Message
+from pipeline.broker.records import Message
 from pipeline.predictions.records import record_key, validate_messages
 from schemas.sleep import SleepRecord
 

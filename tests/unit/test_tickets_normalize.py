@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from pipeline.calls.normalize import Message
+from pipeline.broker.records import Message
 from pipeline.tickets.dedupe import latest_per_key, supersedes, version_key
 from pipeline.tickets.normalize import TABLES, normalize_messages
 from schemas.tickets import Conversation, Ticket

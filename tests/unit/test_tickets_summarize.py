@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from pipeline.calls.normalize import Message
+from pipeline.broker.records import Message
 from pipeline.tickets.normalize import normalize_messages
 from pipeline.tickets.sentences import is_boilerplate, split_sentences
 from pipeline.tickets.summarize import integrate, integrate_article, summarize
