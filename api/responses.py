@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from schemas.cod_api import CodMeta
+
 
 class ErrorDetail(BaseModel):
     code: str = Field(examples=["VALIDATION_ERROR"])
@@ -23,12 +25,6 @@ class PlatformError(BaseModel):
 
     error: ErrorDetail
     trace_id: str | None = Field(description="the trace id of this request's call-history row")
-
-
-class CodMeta(BaseModel):
-    requestId: str  # noqa: N815 - the seed's field names
-    timestamp: str
-    version: str
 
 
 class CodErrorEnvelope(BaseModel):

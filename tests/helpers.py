@@ -102,3 +102,49 @@ def normalized(first: int, n: int, partition: int = 0, **event: Any) -> list[Any
     return [ConsumerRecord("calls.normalized", 0, next(_next_offset), 0, 0, None, value, None, 0, len(value),
                            [("source", source.header())])
             for value, source in outputs(out, partition, first, first + n - 1)]
+
+
+def _documented_schema(app: Any, method: str, path: str, status: int) -> dict[str, Any] | None:
+    """The JSON schema /openapi.json gives for this answer, None if the answer is not JSON; AssertionError if
+    the status is not documented at all."""
+    import re
+
+    spec = app.openapi()
+    matches = [tpl for tpl in spec["paths"]
+               if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(tpl)), path)]
+    if not matches:
+        return None
+    tpl = min(matches, key=lambda t: t.count("{"))  # /predictions/history before /predictions/{id}
+    op = spec["paths"][tpl].get(method.lower())
+    if op is None:
+        return None
+    answer = op["responses"].get(str(status))
+    assert answer is not None, f"{method} {tpl} answered {status}, which /openapi.json does not document"
+    schema = answer.get("content", {}).get("application/json", {}).get("schema")
+    return None if schema is None else {"components": spec.get("components", {}), **schema}
+
+
+def check_documented(app: Any, response: Any) -> None:
+    """Fail when a successful JSON answer is not what /openapi.json documents for its route and status."""
+    import jsonschema_rs
+
+    if not 200 <= response.status_code < 300 or "application/json" not in response.headers.get("content-type", ""):
+        return
+    schema = _documented_schema(app, response.request.method, response.request.url.path, response.status_code)
+    if schema is not None:
+        errors = [f"{e.message} at {'/'.join(map(str, e.instance_path))}"
+                  for e in jsonschema_rs.validator_for(schema).iter_errors(response.json())]
+        assert not errors, f"{response.request.method} {response.request.url.path}: {errors[:5]}"
+
+
+def checked_client(app: Any, **kwargs: Any) -> Any:
+    """A TestClient whose every successful JSON answer is checked against the route's documented schema."""
+    from fastapi.testclient import TestClient
+
+    class CheckedClient(TestClient):
+        def request(self, *args: Any, **kw: Any) -> Any:
+            response = super().request(*args, **kw)
+            check_documented(self.app, response)
+            return response
+
+    return CheckedClient(app, **kwargs)

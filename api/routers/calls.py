@@ -17,6 +17,7 @@ from pipeline.calls.redact import redact_json
 from pipeline.security import Principal, Role
 from pipeline.storage.queries.calls import BadCursor, Bucket, CallFilters, call_stats, get_call, list_calls
 from schemas.calls import Accepted, CallHistoriesPublic, CallHistoryPublic
+from schemas.platform_api import CallStats
 from schemas.strict import IsoDateTime
 
 router = APIRouter(prefix="/v1/call-histories", tags=["call histories"])
@@ -71,7 +72,7 @@ async def list_call_histories(
     return {"items": items, "next_cursor": nxt}
 
 
-@router.get("/stats")
+@router.get("/stats", response_model=CallStats)
 async def call_history_stats(
     filters: Filters, store: StoreDep,
     bucket: Bucket = "hour",

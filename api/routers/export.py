@@ -21,6 +21,7 @@ from api.security import matrix
 from api.wire import iso_z, prediction_public
 from pipeline.storage.queries import exports
 from pipeline.storage.queries import predictions as q
+from schemas.cod_api import Envelope, Export
 
 log = structlog.get_logger(__name__)
 router = APIRouter(tags=["data export (seed 004)"])
@@ -84,7 +85,7 @@ def _prefix(request: Request) -> str:
     return request.url.path.split("/users/me/")[0]
 
 
-@router.get("/users/me/data-export")
+@router.get("/users/me/data-export", status_code=202, response_model=Envelope[Export])
 async def request_export(
     request: Request, principal: ExportAuth, services: ServicesDep,
     format: Annotated[Format, Query(description="JSON or CSV")] = "JSON",  # noqa: A002 - the seed's name
@@ -99,7 +100,7 @@ async def request_export(
     return ok(request, public((export_id, "IN_PROGRESS", format, now, None), _prefix(request)), 202)
 
 
-@router.get("/users/me/data-export/{export_id}")
+@router.get("/users/me/data-export/{export_id}", response_model=Envelope[Export])
 async def export_status(request: Request, principal: ExportAuth, store: StoreDep, export_id: str) -> JSONResponse:
     row = await store.run(exports.own, export_id, principal.tenant_id, principal.user_id)
     if row is None:

@@ -14,6 +14,7 @@ from api.security import public
 from api.services import Services
 from pipeline.metrics import WORKER_EVENTS
 from pipeline.storage.queries import operations as ops
+from schemas.platform_api import Health
 
 router = APIRouter(tags=["operations"])
 
@@ -27,11 +28,11 @@ async def _workers(services: Services) -> list[dict[str, Any]]:
             for w, h, p, ts, c in rows]
 
 
-DEGRADED = {503: {"description": "some part is down: the same report, `status: degraded`",
-                  "content": {"application/json": {"schema": {"type": "object"}}}}}
+DEGRADED = {503: {"description": "some part is down: the same report, `status: degraded`", "model": Health}}
 
 
-@router.get("/health", dependencies=[public("liveness, for load balancers and `streamdesk up`")], responses=DEGRADED)
+@router.get("/health", dependencies=[public("liveness, for load balancers and `streamdesk up`")], responses=DEGRADED,
+            response_model=Health, response_model_exclude_unset=True)
 async def health(services: ServicesDep, response: Response) -> dict[str, Any]:
     # Unauthenticated: no cluster id, which seeds every derived call id (pipeline/ids.py).
     broker = {k: v for k, v in (await services.broker_health()).items() if k != "cluster_id"}

@@ -25,6 +25,7 @@ from api.wire import iso_z
 from pipeline.storage.queries import ingest as q
 from pipeline.storage.store import Store
 from schemas.ingest import TERMINAL, IngestOptions, JobOptions, Priority
+from schemas.platform_api import ControlResult, IngestResult, JobCreated, JobDetail, JobList
 
 router = APIRouter(tags=["ingest (seed 000)"])
 Company = CompanyReader
@@ -70,7 +71,7 @@ def job_summary(job: dict[str, Any]) -> dict[str, Any]:
             "estimated_completion": _estimated_completion(job)}
 
 
-@router.post("/ingest/jobs", status_code=202)
+@router.post("/ingest/jobs", status_code=202, response_model=JobCreated, response_model_exclude_unset=True)
 async def create_job(request: Request, proven: ProvenCompany, jobs: JobsDep, body: RawBody) -> dict[str, Any]:
     """Creates a job (`queued`) for a company whose key the platform confirmed; with `auto_start` a worker picks
     it up at once."""
@@ -92,7 +93,7 @@ def _with_ignored(out: dict[str, Any], request: Request) -> dict[str, Any]:
     return out
 
 
-@router.get("/ingest/jobs")
+@router.get("/ingest/jobs", response_model=JobList)
 async def list_jobs(
     company: Company, store: StoreDep,
     status: Literal["queued", "running", "paused", "completed", "failed", "cancelled"] | None = None,
@@ -131,7 +132,7 @@ def job_detail(job: dict[str, Any], logs: list[dict[str, Any]]) -> dict[str, Any
             "logs": [{**line, "timestamp": iso_z(line["timestamp"])} for line in logs]}
 
 
-@router.get("/ingest/jobs/{job_id}")
+@router.get("/ingest/jobs/{job_id}", response_model=JobDetail)
 async def get_job(company: Company, store: StoreDep, job_id: str) -> dict[str, Any]:
     job = await _job(store, company, job_id)
     marks = set(await store.run(q.marks, job_id))
@@ -160,7 +161,7 @@ ALLOWED_FROM = {"pause": {"running", "queued"}, "resume": {"paused", "failed"},
 RESULT = {"pause": "paused", "resume": "running", "cancel": "cancelled", "start": "running"}
 
 
-@router.post("/ingest/jobs/{job_id}/control")
+@router.post("/ingest/jobs/{job_id}/control", response_model=ControlResult)
 async def control_job(company: Company, jobs: JobsDep, job_id: str, body: ControlBody) -> dict[str, Any]:
     store = jobs.store
     job = await _job(store, company, job_id)
@@ -232,7 +233,7 @@ async def stream_job(ws: WebSocket, job_id: str, company: CompanyStream, store: 
         pass
 
 
-@router.post("/ingest")
+@router.post("/ingest", response_model=IngestResult, response_model_exclude_unset=True)
 async def ingest_now(request: Request, proven: ProvenCompany, services: ServicesDep, body: RawBody) -> dict[str, Any]:
     """Runs a collection and answers when it is done (the seed's synchronous route; small runs)."""
     creds = proven.creds

@@ -14,6 +14,7 @@ from api.deps import SearchDep, StoreDep
 from api.security import CompanyReader as Company
 from pipeline.metrics import MATERIALIZER_SECONDS
 from pipeline.storage.queries import ingest as q
+from schemas.platform_api import IngestMetrics
 
 router = APIRouter(tags=["ingest (seed 000)"])
 _cpu_mark: list[float] = [time.monotonic(), sum(os.times()[:2])]
@@ -82,7 +83,7 @@ def data_quality(counts: dict[str, int] | None) -> dict[str, float | None]:
             "missing_fields_rate": _rate(counts["missing_fields"], counts["tickets"]) or 0.0}
 
 
-@router.get("/ingest/metrics")
+@router.get("/ingest/metrics", response_model=IngestMetrics)
 async def ingest_metrics(company: Company, store: StoreDep, search: SearchDep) -> dict[str, Any]:
     since = datetime.now(UTC) - timedelta(days=1)
     jobs = [j for j in await store.run(q.jobs_since, since) if j["tenant"] == company]

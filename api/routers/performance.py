@@ -13,6 +13,7 @@ from api.deps import StoreDep
 from api.security import matrix
 from api.wire import iso_z
 from pipeline.storage.queries import performance as perf
+from schemas.cod_api import AgentsPerformance, Envelope, PerformanceOverview
 from schemas.debate import AgentType
 
 router = APIRouter(tags=["performance (seed 004)"])
@@ -42,7 +43,7 @@ def _alerts(o: dict[str, Any]) -> list[dict[str, Any]]:
     return alerts
 
 
-@router.get("/performance/overview")
+@router.get("/performance/overview", response_model=Envelope[PerformanceOverview])
 async def performance_overview(request: Request, principal: OverviewAuth, store: StoreDep,
                                period: Period = "7d") -> JSONResponse:
     o = await store.run(perf.overview, tenant_filter(principal), period)
@@ -67,7 +68,7 @@ def _agent_public(a: dict[str, Any]) -> dict[str, Any]:
                             "debateParticipation": _r(a["n"] / a["completed"] if a["completed"] else None)}}
 
 
-@router.get("/performance/agents")
+@router.get("/performance/agents", response_model=Envelope[AgentsPerformance])
 async def performance_agents(
     request: Request, principal: AgentsAuth, store: StoreDep, period: Period = "7d",
     agent_type: Annotated[AgentType | None, Query(alias="agentType")] = None,

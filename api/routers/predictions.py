@@ -23,6 +23,8 @@ from pipeline.predictions.voice import RULES_INFO
 from pipeline.security import Principal
 from pipeline.storage.queries import predictions as q
 from pipeline.storage.store import Store
+from schemas.cod_api import Debate, Envelope, ExpertAnalysis, History, PredictAccepted, Prediction, RecordsAccepted
+from schemas.debate import RecommendationSet
 from schemas.predictions import PredictBody
 from schemas.sleep import SleepRecord
 from schemas.strict import IsoDate, IsoDateTime
@@ -39,7 +41,7 @@ RecommendationsAuth = matrix("recommendations")
 SleepRecordsAuth = matrix("sleep_records")
 
 
-@router.post("/predict", status_code=202)
+@router.post("/predict", status_code=202, response_model=Envelope[PredictAccepted])
 async def predict(request: Request, principal: PredictAuth, predictor: PredictorDep, body: PredictBody) -> JSONResponse:
     """Checks completeness and concurrency, records the prediction IN_PROGRESS, publishes the request."""
     if only_self(principal) and body.user_id != principal.user_id:
@@ -49,7 +51,7 @@ async def predict(request: Request, principal: PredictAuth, predictor: Predictor
     return ok(request, data, 202)
 
 
-@router.post("/sleep-records", status_code=202)
+@router.post("/sleep-records", status_code=202, response_model=Envelope[RecordsAccepted])
 async def post_sleep_records(
     request: Request, principal: SleepRecordsAuth, publisher: PublisherDep, settings: SettingsDep,
     body: Annotated[dict[str, Any] | list[dict[str, Any]], Body(description="sleep.records message(s)")],
@@ -88,7 +90,7 @@ def _validate_records(records: list[dict[str, Any]]) -> None:
         raise CodError("COD_001", "요청 데이터 유효성 검증 실패", errors[:MAX_ERRORS])
 
 
-@router.get("/predictions/history")
+@router.get("/predictions/history", response_model=Envelope[History])
 async def prediction_history(
     request: Request, principal: HistoryAuth, store: StoreDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -124,13 +126,13 @@ async def _visible_prediction(store: Store, principal: Principal, prediction_id:
     return row
 
 
-@router.get("/predictions/{prediction_id}")
+@router.get("/predictions/{prediction_id}", response_model=Envelope[Prediction])
 async def get_prediction(request: Request, principal: PredictionAuth, store: StoreDep,
                          prediction_id: str) -> JSONResponse:
     return ok(request, prediction_public(await _visible_prediction(store, principal, prediction_id)))
 
 
-@router.get("/debates/{session_id}")
+@router.get("/debates/{session_id}", response_model=Envelope[Debate])
 async def get_debate(request: Request, principal: DebateAuth, store: StoreDep, session_id: str) -> JSONResponse:
     row = await store.run(q.prediction_by_session, session_id)
     if row is None or not visible(principal, row["tenant"], row["user_id"]):
@@ -149,7 +151,7 @@ async def get_debate(request: Request, principal: DebateAuth, store: StoreDep, s
     })
 
 
-@router.get("/analyses/expert/{analysis_id}")
+@router.get("/analyses/expert/{analysis_id}", response_model=Envelope[ExpertAnalysis])
 async def get_expert_analysis(request: Request, principal: AnalysisAuth, store: StoreDep,
                               analysis_id: str) -> JSONResponse:
     a = await store.run(q.get_analysis, analysis_id)
@@ -167,7 +169,7 @@ async def get_expert_analysis(request: Request, principal: AnalysisAuth, store: 
     })
 
 
-@router.get("/recommendations/{prediction_id}")
+@router.get("/recommendations/{prediction_id}", response_model=Envelope[RecommendationSet])
 async def get_recommendations(request: Request, principal: RecommendationsAuth, store: StoreDep,
                               prediction_id: str) -> JSONResponse:
     await _visible_prediction(store, principal, prediction_id)

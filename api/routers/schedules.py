@@ -13,6 +13,7 @@ from api.deps import SettingsDep, StoreDep
 from api.security import matrix
 from api.wire import iso_z
 from pipeline.storage.queries import schedules as sq
+from schemas.cod_api import Envelope, Schedule, ScheduleUpdated
 from schemas.predictions import ScheduleUpdateBody
 
 router = APIRouter(tags=["schedules (seed 004)"])
@@ -41,7 +42,7 @@ def _current(cur, tenant: str, user: str, lead: timedelta) -> dict[str, Any]:  #
     return sq.create(cur, tenant, user, bedtime, lead, treatment.timezone, "TREATMENT_BEDTIME_GOAL")
 
 
-@router.get("/schedules/current")
+@router.get("/schedules/current", response_model=Envelope[Schedule])
 async def current_schedule(
     request: Request, principal: CurrentAuth, store: StoreDep, settings: SettingsDep,
     user_id: Annotated[str | None, Query(alias="userId", description="staff only; default: yourself")] = None,
@@ -74,7 +75,7 @@ def _reschedule(cur, tenant: str, body: ScheduleUpdateBody, lead: timedelta) -> 
             "previous": active["schedule_id"] if active else None}
 
 
-@router.put("/schedules/update")
+@router.put("/schedules/update", response_model=Envelope[ScheduleUpdated])
 async def update_schedule(request: Request, principal: UpdateAuth, store: StoreDep, settings: SettingsDep,
                           body: ScheduleUpdateBody) -> JSONResponse:
     lead = timedelta(seconds=settings.schedule_lead_s)
@@ -91,6 +92,6 @@ def _cancel(cur, principal, sid: str) -> dict[str, Any]:  # noqa: ANN001
     return sq.get(cur, s["tenant"], sid)
 
 
-@router.delete("/schedules/{schedule_id}")
+@router.delete("/schedules/{schedule_id}", response_model=Envelope[Schedule])
 async def cancel_schedule(request: Request, principal: DeleteAuth, store: StoreDep, schedule_id: str) -> JSONResponse:
     return ok(request, public(await store.run(_cancel, principal, schedule_id)))

@@ -17,6 +17,7 @@ from api.errors import ApiError
 from api.security import CompanyReader as Company
 from pipeline.search import search as hybrid_search
 from pipeline.search.errors import SearchError
+from schemas.platform_api import SearchResults, SyncResult
 from schemas.strict import Flag
 
 router = APIRouter(tags=["search (seed 000)"])
@@ -35,7 +36,7 @@ class SyncBody(BaseModel):
     sync_options: SyncOptions = Field(default_factory=SyncOptions)
 
 
-@router.post("/ingest/sync-summaries")
+@router.post("/ingest/sync-summaries", response_model=SyncResult)
 async def sync_summaries(company: Company, search: SearchDep,
                          body: Annotated[SyncBody, Body(default_factory=SyncBody)]) -> dict[str, Any]:
     """Has the worker embed the company's new or changed summaries and KB articles (all of them with
@@ -55,7 +56,7 @@ async def sync_summaries(company: Company, search: SearchDep,
     return {**done, "company_id": company, "force_rebuild": force, "note": note, "next_steps": next_steps}
 
 
-@router.get("/search")
+@router.get("/search", response_model=SearchResults, response_model_exclude_unset=True)
 async def search(
     company: Company, service: SearchDep,
     q: Annotated[str, Query(min_length=1, max_length=500)],

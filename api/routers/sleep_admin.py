@@ -21,6 +21,7 @@ from api.wire import iso_z, prediction_public
 from pipeline.broker.topics import PRIVACY_ERASURES
 from pipeline.storage.queries import predictions as q
 from pipeline.storage.queries import user_data
+from schemas.cod_api import Archived, Envelope, Erased, Restored, UserPredictions
 from schemas.predictions import ArchiveBody, EraseBody, RestoreBody
 from schemas.privacy import Erasure
 from schemas.strict import IsoDate, IsoDateTime
@@ -42,7 +43,7 @@ def _details(cur: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> dict[str, A
             "recommendations": q.get_recommendations(cur, row["prediction_id"])}
 
 
-@router.get("/admin/users/{user_id}/predictions")
+@router.get("/admin/users/{user_id}/predictions", response_model=Envelope[UserPredictions])
 async def user_predictions(
     request: Request, principal: UserPredictionsAuth, store: StoreDep, user_id: str,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -59,7 +60,7 @@ async def user_predictions(
     return ok(request, await store.run(read))
 
 
-@router.post("/admin/users/{user_id}/archive")
+@router.post("/admin/users/{user_id}/archive", response_model=Envelope[Archived])
 async def archive_user(request: Request, principal: ArchiveAuth, store: StoreDep, user_id: str,
                        body: ArchiveBody) -> JSONResponse:
     tenant = principal.tenant_id
@@ -77,7 +78,7 @@ async def archive_user(request: Request, principal: ArchiveAuth, store: StoreDep
                                                                           f"{user_id}/restore"})
 
 
-@router.post("/admin/users/{user_id}/restore")
+@router.post("/admin/users/{user_id}/restore", response_model=Envelope[Restored])
 async def restore_user(request: Request, principal: RestoreAuth, store: StoreDep, user_id: str,
                        body: RestoreBody) -> JSONResponse:
     """Added beside archive (docs/decisions.md): moves the user's archived rows back into the hot tables."""
@@ -100,7 +101,7 @@ def _hash(code: str) -> str:
     return hashlib.sha256(code.encode()).hexdigest()
 
 
-@router.delete("/admin/users/{user_id}/data")
+@router.delete("/admin/users/{user_id}/data", response_model=Envelope[Erased])
 async def erase_user(request: Request, principal: DeleteAuth, store: StoreDep, publisher: PublisherDep, user_id: str,
                      body: EraseBody) -> JSONResponse:
     """Two steps: without a valid confirmationCode the answer is COD_D004 carrying a new one (10 minutes)."""

@@ -15,6 +15,7 @@ from api.errors import ApiError
 from api.security import bearer
 from pipeline.security import Role
 from pipeline.storage.readonly import EXAMPLE_QUERY, SqlRefused, run_read_only
+from schemas.platform_api import SqlRows
 
 router = APIRouter(tags=["sql"])
 
@@ -24,8 +25,9 @@ class SqlQuery(BaseModel):
     format: Literal["json", "csv"] = "json"
 
 
-@router.post("/v1/sql", responses={200: {"description": "rows as JSON, or as CSV with `format: csv`",
-                                          "content": {"text/csv": {"schema": {"type": "string"}}}}})
+@router.post("/v1/sql", responses={200: {
+    "description": "rows as JSON, or as CSV with `format: csv`", "model": SqlRows,
+    "content": {"text/csv": {"schema": {"type": "string"}}}}})
 async def run_sql(
     body: SqlQuery, store: StoreDep, s: SettingsDep,
     _: bearer(Role.SYSTEM_ADMIN),

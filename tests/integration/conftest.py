@@ -15,7 +15,7 @@ from api.main import create_app
 from pipeline.broker.kafka import ensure_topics
 from pipeline.broker.topics import pipeline_topics
 from pipeline.settings import Settings
-from tests.helpers import start_cli, stop_process
+from tests.helpers import checked_client, start_cli, stop_process
 
 
 def env_for(settings: Settings) -> dict[str, str]:
@@ -36,7 +36,7 @@ def api_on(bootstrap: str, tmp: Path, name: str, worker: bool = True, **override
     asyncio.run(ensure_topics(bootstrap, pipeline_topics(s)))
     proc = start_cli(["worker"], env_for(s), tmp / "worker.log") if worker else None
     try:
-        with TestClient(create_app(s)) as client:
+        with checked_client(create_app(s)) as client:
             client.settings = s
             yield client
     finally:

@@ -6,7 +6,6 @@ import asyncio
 import uuid
 
 import pytest
-from fastapi.testclient import TestClient
 
 from api.main import create_app
 from pipeline.broker.kafka import ensure_topics
@@ -14,7 +13,7 @@ from pipeline.broker.topics import pipeline_topics
 from pipeline.security import Role, mint_token
 from pipeline.settings import Settings
 from simulators.sleep_cohort import generate_cohort
-from tests.helpers import start_cli, stop_process, wait_for
+from tests.helpers import checked_client, start_cli, stop_process, wait_for
 from tests.integration.conftest import env_for
 
 TENANT = "t1"
@@ -38,7 +37,7 @@ def api(broker, tmp_path_factory):
     asyncio.run(ensure_topics(broker.bootstrap, pipeline_topics(s)))
     worker = start_cli(["worker"], env_for(s), tmp / "worker.log")
     try:
-        with TestClient(create_app(s)) as client:
+        with checked_client(create_app(s)) as client:
             client.settings = s
             wait_for(lambda: client.get("/health").status_code == 200, 60, "worker and api healthy")
             yield client

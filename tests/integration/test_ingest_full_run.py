@@ -7,7 +7,6 @@ import asyncio
 import uuid
 
 import pytest
-from fastapi.testclient import TestClient
 
 from api.main import create_app
 from pipeline.broker.kafka import ensure_topics
@@ -15,7 +14,7 @@ from pipeline.broker.topics import pipeline_topics
 from pipeline.settings import Settings
 from simulators.freshdesk.server import SimulatorServer
 from simulators.freshdesk.state import Faults, SimulatorConfig
-from tests.helpers import start_cli, stop_process, wait_for
+from tests.helpers import checked_client, start_cli, stop_process, wait_for
 from tests.integration.conftest import env_for
 
 pytestmark = pytest.mark.integration
@@ -38,7 +37,7 @@ def system(broker, tmp_path):
     worker = start_cli(["worker"], env_for(s) | {"STREAMDESK_FRESHDESK_BASE_URL": sim.base_url,
                                                  "STREAMDESK_FRESHDESK_PER_PAGE": "10"}, tmp_path / "worker.log")
     try:
-        with TestClient(create_app(s)) as client:
+        with checked_client(create_app(s)) as client:
             client.sim = sim
             wait_for(lambda: client.get("/health").status_code == 200, 60, "healthy")
             yield client

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
-from fastapi.testclient import TestClient
 
 from api.main import create_app
 from pipeline.broker.kafka import ensure_topics
@@ -24,7 +23,7 @@ from pipeline.tickets.attachments import MAX_CONTENT_TEXT
 from pipeline.tickets.jobs import MAX_CONTENT_IN_TOPIC
 from simulators.freshdesk.server import SimulatorServer
 from simulators.freshdesk.state import SimulatorConfig
-from tests.helpers import start_cli, stop_process, wait_for
+from tests.helpers import checked_client, start_cli, stop_process, wait_for
 from tests.integration.conftest import env_for
 
 pytestmark = pytest.mark.integration
@@ -55,7 +54,7 @@ def system(broker, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ingest")
     sim, s, procs = _system(broker, tmp, tickets=120, plan=100_000)
     try:
-        with TestClient(create_app(s)) as client:
+        with checked_client(create_app(s)) as client:
             client.settings, client.sim, client.tmp = s, sim, tmp
             wait_for(lambda: client.get("/health").status_code == 200, 60, "worker and api healthy")
             yield client
@@ -156,7 +155,7 @@ def test_a_rejected_key_is_a_clear_401(broker, tmp_path):
     worker = start_cli(["worker"], env_for(s) | {"STREAMDESK_FRESHDESK_BASE_URL": sim.base_url},
                        tmp_path / "worker.log")
     try:
-        with TestClient(create_app(s)) as c:
+        with checked_client(create_app(s)) as c:
             wait_for(lambda: c.get("/health").status_code == 200, 60, "healthy")
             r = c.post("/ingest", json={"max_tickets": 5}, headers=HEADERS | {"X-API-Key": "wrong-key"})
             assert r.status_code == 401 and "rejected the API key" in r.json()["error"]["message"]
@@ -171,7 +170,7 @@ def test_control_reaches_each_running_job_within_a_second_on_whichever_of_two_wo
     assert {DefaultPartitioner()(h["X-Domain"].encode(), [0, 1], [0, 1]) for h in companies} == {0, 1}
     sim, s, procs = _system(broker, tmp_path, tickets=400, plan=600, workers=2)  # ~10 calls/s: runs of ~40 s
     try:
-        with TestClient(create_app(s)) as c:
+        with checked_client(create_app(s)) as c:
             cur = c.app.state.services.store.con.cursor()
             owner = lambda job_id: cur.execute(  # noqa: E731 - the worker the job's latest state came from
                 "SELECT worker FROM ingest_jobs WHERE job_id = ?", [job_id]).fetchone()[0]
@@ -246,7 +245,7 @@ def test_a_job_whose_worker_dies_is_taken_over_and_finishes(broker, tmp_path):
     # The api takes a job silent for 8 s as orphaned (15 s by default): past the group's 6 s session timeout.
     sim, s, procs = _system(broker, tmp_path, tickets=300, plan=2400, workers=2, ingest_stale_after_s=8)
     try:
-        with TestClient(create_app(s)) as c:
+        with checked_client(create_app(s)) as c:
             wait_for(lambda: len([w for w in c.get("/health").json()["worker"]["workers"] if w["alive"]]) == 2,
                      60, "two workers")
             job_id = c.post("/ingest/jobs", json={"include_kb": False, "batch_size": 10},

@@ -12,7 +12,6 @@ import orjson
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.testclient import TestClient
 
 from api.main import create_app
 from pipeline.broker.embedded import free_port
@@ -21,7 +20,7 @@ from pipeline.broker.topics import pipeline_topics
 from pipeline.security import Role
 from pipeline.settings import Settings
 from simulators.sleep_cohort import generate_cohort
-from tests.helpers import start_cli, stop_process, wait_for
+from tests.helpers import checked_client, start_cli, stop_process, wait_for
 from tests.integration.conftest import env_for
 from tests.integration.predictions_env import TENANT, auth
 
@@ -90,7 +89,7 @@ def test_the_llm_words_the_opinions_and_is_named_in_llm_info(broker, tmp_path, l
     url, sim = llm_url
     s, worker = _system(broker, tmp_path, url)
     try:
-        with TestClient(create_app(s)) as client:
+        with checked_client(create_app(s)) as client:
             client.settings = s
             done = _predict_one(client, s)
             assert done["status"] == "COMPLETED" and sim.state.calls == done["debateInfo"]["totalRounds"]
@@ -109,7 +108,7 @@ def test_the_llm_words_the_opinions_and_is_named_in_llm_info(broker, tmp_path, l
 def test_an_unreachable_llm_fails_the_prediction_with_cod_p004(broker, tmp_path):
     s, worker = _system(broker, tmp_path, f"http://127.0.0.1:{free_port()}/v1")  # nothing listens there
     try:
-        with TestClient(create_app(s)) as client:
+        with checked_client(create_app(s)) as client:
             client.settings = s
             started = time.monotonic()
             done = _predict_one(client, s)

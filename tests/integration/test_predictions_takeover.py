@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
-from fastapi.testclient import TestClient
 from kafka import KafkaProducer
 
 from api.main import create_app
@@ -22,7 +21,7 @@ from pipeline.security import Role
 from pipeline.settings import Settings
 from schemas.predictions import PredictionRequest
 from simulators.sleep_cohort import generate_cohort
-from tests.helpers import start_cli, stop_process, wait_for
+from tests.helpers import checked_client, start_cli, stop_process, wait_for
 from tests.integration.conftest import env_for
 from tests.integration.predictions_env import TENANT, auth
 
@@ -37,7 +36,7 @@ def two_workers(broker, tmp_path):
     asyncio.run(ensure_topics(broker.bootstrap, pipeline_topics(s)))
     workers = [start_cli(["worker"], env_for(s), tmp_path / f"worker{i}.log") for i in range(2)]
     try:
-        with TestClient(create_app(s)) as client:
+        with checked_client(create_app(s)) as client:
             client.settings = s
             wait_for(lambda: len([w for w in client.get("/health").json()["worker"]["workers"] if w["alive"]]) == 2,
                      60, "two live workers")

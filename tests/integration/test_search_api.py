@@ -8,7 +8,6 @@ import asyncio
 import uuid
 
 import pytest
-from fastapi.testclient import TestClient
 
 from api.main import create_app
 from pipeline.broker.kafka import ensure_topics
@@ -16,7 +15,7 @@ from pipeline.broker.topics import pipeline_topics
 from pipeline.settings import Settings
 from simulators.freshdesk.server import SimulatorServer
 from simulators.freshdesk.state import SimulatorConfig
-from tests.helpers import start_cli, stop_process, wait_for
+from tests.helpers import checked_client, start_cli, stop_process, wait_for
 from tests.integration.conftest import env_for
 
 pytestmark = pytest.mark.integration
@@ -36,7 +35,7 @@ def searchable(broker, tmp_path_factory):
     asyncio.run(ensure_topics(broker.bootstrap, pipeline_topics(s)))
     worker = start_cli(["worker"], env_for(s) | {"STREAMDESK_FRESHDESK_BASE_URL": sim.base_url}, tmp / "worker.log")
     try:
-        with TestClient(create_app(s)) as c:
+        with checked_client(create_app(s)) as c:
             wait_for(lambda: c.get("/health").status_code == 200, 60, "healthy")
             r = c.post("/ingest", json={"include_kb": True}, headers=HEADERS)
             assert r.status_code == 200, r.text
@@ -138,7 +137,7 @@ def test_an_embeddings_url_that_is_down_leaves_objects_pending_and_sync_summarie
     worker = start_cli(["worker"], env_for(s) | {"STREAMDESK_FRESHDESK_BASE_URL": sim.base_url,
                                                  "STREAMDESK_EMBEDDINGS_URL": down}, tmp_path / "worker.log")
     try:
-        with TestClient(create_app(s)) as c:
+        with checked_client(create_app(s)) as c:
             wait_for(lambda: c.get("/health").status_code == 200, 60, "healthy")
             assert c.post("/ingest", json={"include_kb": False}, headers=HEADERS).status_code == 200
             metrics = lambda: c.get("/ingest/metrics", headers=READ).json()["search_metrics"]  # noqa: E731

@@ -13,7 +13,6 @@ import time
 import uuid
 
 import pytest
-from fastapi.testclient import TestClient
 
 from api.main import create_app
 from pipeline.broker.embedded import free_port, start_embedded_broker
@@ -21,7 +20,7 @@ from pipeline.broker.kafka import ensure_topics, wait_for_broker
 from pipeline.broker.topics import pipeline_topics
 from pipeline.security import Role, mint_token
 from pipeline.settings import Settings, read_broker_file
-from tests.helpers import REPO, wait_for
+from tests.helpers import REPO, checked_client, wait_for
 
 pytestmark = pytest.mark.integration
 EVENT = {"tenant_id": "t1", "method": "GET", "path": "/x", "status_code": 200, "latency_ms": 3}
@@ -39,7 +38,7 @@ def doomed(tmp_path):
         s = Settings(kafka_bootstrap=broker.bootstrap, data_dir=tmp_path / "data", partitions=1,
                      topic_prefix=f"down{uuid.uuid4().hex[:6]}.", _env_file=None)
         asyncio.run(ensure_topics(broker.bootstrap, pipeline_topics(s)))
-        with TestClient(create_app(s)) as client:
+        with checked_client(create_app(s)) as client:
             client.settings = s
             yield client, broker
     finally:

@@ -8,7 +8,6 @@ import asyncio
 import uuid
 
 import pytest
-from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from api.main import create_app
@@ -19,7 +18,7 @@ from pipeline.security import Role, mint_token
 from pipeline.settings import Settings
 from simulators.freshdesk.server import SimulatorServer
 from simulators.freshdesk.state import SimulatorConfig
-from tests.helpers import start_cli, stop_process, wait_for
+from tests.helpers import checked_client, start_cli, stop_process, wait_for
 from tests.integration.conftest import env_for
 
 pytestmark = pytest.mark.integration
@@ -42,7 +41,7 @@ def system(broker, tmp_path_factory):
     asyncio.run(ensure_topics(broker.bootstrap, pipeline_topics(s)))
     worker = start_cli(["worker"], env_for(s) | {"STREAMDESK_FRESHDESK_BASE_URL": sim.base_url}, tmp / "worker.log")
     try:
-        with TestClient(create_app(s)) as c:
+        with checked_client(create_app(s)) as c:
             wait_for(lambda: c.get("/health").status_code == 200, 60, "worker and api healthy")
             r = c.post("/ingest", json={"include_kb": False}, headers=VICTIM)
             assert r.status_code == 200 and r.json()["storage"]["records"]["tickets"] == 10, r.text

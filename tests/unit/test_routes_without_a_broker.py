@@ -11,14 +11,13 @@ from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
-from fastapi.testclient import TestClient
 
 from api.deps import get_publisher, get_store
 from api.main import create_app
 from api.refusals import BrokerUnavailable
 from pipeline.security import Role, mint_token
 from pipeline.storage.store import Store
-from tests.helpers import call_event, normalized
+from tests.helpers import call_event, checked_client, normalized
 
 
 class RecordingPublisher:
@@ -43,7 +42,7 @@ def api(materializer):
     publisher = RecordingPublisher()
     app.dependency_overrides[get_store] = lambda: Store(materializer.con)
     app.dependency_overrides[get_publisher] = lambda: publisher
-    client = TestClient(app)  # not entered: lifespan (broker, materializer, loops) never starts
+    client = checked_client(app)  # not entered: lifespan (broker, materializer, loops) never starts
     key = materializer.settings.jwt_key()
     client.as_tenant = lambda tenant, *roles: {  # type: ignore[attr-defined]
         "Authorization": f"Bearer {mint_token(key, 'u1', tenant, list(roles))}"}
