@@ -3,6 +3,9 @@
 Routes never read `app.state`; they declare `store: StoreDep`, `publisher: PublisherDep`, … and FastAPI hands them
 the parts `api/services.py` started. A test swaps any of them with `app.dependency_overrides[get_store] = …`.
 Settings are set when the app is built (`create_app`), so they exist even when lifespan never ran.
+
+The accessors are `async def` on purpose: FastAPI runs a plain `def` dependency on a worker thread, and two
+thread hops per request for an attribute lookup cost the predictions benchmark ~25 % at p95 (measured).
 """
 
 from __future__ import annotations
@@ -22,11 +25,11 @@ from pipeline.settings import Settings
 from pipeline.storage.store import Store
 
 
-def settings_of(conn: HTTPConnection) -> Settings:
+async def settings_of(conn: HTTPConnection) -> Settings:
     return conn.app.state.settings
 
 
-def services_of(conn: HTTPConnection) -> Services:
+async def services_of(conn: HTTPConnection) -> Services:
     services = getattr(conn.app.state, "services", None)
     if services is None:  # lifespan has not started them (or already stopped them)
         raise ApiError(503, "the api is starting or stopping; try again", headers={"Retry-After": "1"})
@@ -36,23 +39,23 @@ def services_of(conn: HTTPConnection) -> Services:
 ServicesDep = Annotated[Services, Depends(services_of)]
 
 
-def get_store(services: ServicesDep) -> Store:
+async def get_store(services: ServicesDep) -> Store:
     return services.store
 
 
-def get_publisher(services: ServicesDep) -> Publisher:
+async def get_publisher(services: ServicesDep) -> Publisher:
     return services.publisher
 
 
-def get_jobs(services: ServicesDep) -> Jobs:
+async def get_jobs(services: ServicesDep) -> Jobs:
     return services.jobs
 
 
-def get_search(services: ServicesDep) -> SearchService:
+async def get_search(services: ServicesDep) -> SearchService:
     return services.search
 
 
-def get_predictor(services: ServicesDep) -> Predictor:
+async def get_predictor(services: ServicesDep) -> Predictor:
     return services.predictor
 
 
