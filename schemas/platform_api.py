@@ -85,9 +85,14 @@ class LatencyFigures(_Out):
     p99_ms: float | None
 
 
-class RouteFigures(LatencyFigures):
+class RouteFigures(_Out):
     method: str
     path: str
+    count: int
+    error_rate: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
 
 
 class TopAgent(_Out):
@@ -152,12 +157,11 @@ class ControlUrls(_Out):
     cancel_url: str
 
 
-class IgnoredQuery(_Out):
-    ignored_query_parameters: list[str] | None = Field(default=None, description="only when the POST had any")
-    warning: str | None = Field(default=None, description="only when the POST had query parameters")
+def _only_with_query() -> Any:
+    return Field(default=None, description="only when the POST had query parameters (they are ignored)")
 
 
-class JobCreated(IgnoredQuery):
+class JobCreated(_Out):
     job_id: str
     status: JobStatus
     priority: str
@@ -166,6 +170,8 @@ class JobCreated(IgnoredQuery):
     created_at: str | None
     progress_tracking: ProgressTracking
     control: ControlUrls
+    ignored_query_parameters: list[str] | None = _only_with_query()
+    warning: str | None = _only_with_query()
 
 
 class PageInfo(_Out):
@@ -241,11 +247,13 @@ class Collected(_Out):
     attachments_processed: int
 
 
-class IngestStorage(Stored):
+class IngestStorage(_Out):
     database_path: str
     tables_created: list[str]
     records: dict[str, int]
     total_records: int
+    materialized: bool = Field(description="every record the job collected is in DuckDB")
+    searchable: bool = Field(description="and embedded, so /search finds it")
 
 
 class IngestTiming(_Out):
@@ -254,13 +262,15 @@ class IngestTiming(_Out):
     duration_seconds: float
 
 
-class IngestResult(IgnoredQuery):
+class IngestResult(_Out):
     status: JobStatus
     execution_id: str
     results: Collected
     storage: IngestStorage
     timing: IngestTiming
     next_steps: list[str]
+    ignored_query_parameters: list[str] | None = _only_with_query()
+    warning: str | None = _only_with_query()
 
 
 class SystemMetrics(_Out):
@@ -343,6 +353,6 @@ class Hit(_Out):
 class SearchResults(_Out):
     query: str
     mode: Literal["hybrid", "keyword", "semantic"]
-    hits: list[Hit]
     total: int
+    hits: list[Hit]
     note: str | None = Field(default=None, description="only when nothing is indexed for the company yet")
