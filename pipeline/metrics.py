@@ -25,3 +25,7 @@ HTTP_REQUESTS = Counter("streamdesk_http_requests_total", "HTTP requests served"
 HTTP_SECONDS = Histogram("streamdesk_http_request_seconds", "HTTP request latency", ["method", "route"])
 WORKER_EVENTS = Gauge("streamdesk_worker_events", "Worker counters as of its last heartbeat",
                       ["worker", "topic", "outcome"])
+OFFSET_GAPS = Counter("streamdesk_offset_gaps_total",
+                      "Fetches that skipped offsets the broker had not stored yet (broker/offset_gaps.py)",
+                      ["topic", "outcome"])
+# outcome: held (fetched again from the first missing offset), skipped (stepped over after waiting HOLD_S)

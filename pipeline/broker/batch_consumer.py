@@ -12,6 +12,8 @@ commit made from another thread while a revocation is being handled inside `cons
 returns), and one thread also means a commit sees the assignment as it is when it runs. Partition revocation is
 reported from inside `consume()`: the owner's async `on_revoked` runs on its event loop while the revocation
 waits, and returns the offsets it has finished, which are committed right there, before the partitions move.
+On the embedded broker a fetch can skip a batch still being stored; with `hold_gaps` a partition's messages are
+handed over only up to such a gap and the consumer fetches from it again (broker/offset_gaps.py).
 Errors are raised as aiokafka's types (`CommitFailedError` when a rebalance took the partitions, `KafkaError`
 otherwise), the ones the rest of the pipeline already handles.
 """
@@ -30,6 +32,7 @@ import structlog
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
+from pipeline.broker.offset_gaps import HOLDS, first_gap
 from pipeline.broker.records import Batch
 from pipeline.settings import Settings
 
@@ -48,8 +51,10 @@ class BatchConsumer:
     """Subscribe to one topic in a consumer group; `getmany` returns {partition: Batch} in offset order."""
 
     def __init__(self, settings: Settings, topic: str, group: str, on_revoked: Revoked | None = None,
-                 revoke_timeout_s: float | None = None) -> None:
+                 revoke_timeout_s: float | None = None, hold_gaps: bool = False) -> None:
         self.topic = topic
+        self.hold_gaps = hold_gaps
+        self._expected: dict[int, int] = {}  # per partition, the next offset to hand over (with hold_gaps)
         self.on_revoked = on_revoked
         self.revoke_timeout_s = revoke_timeout_s or settings.session_timeout_s
         self.config = {
@@ -108,7 +113,39 @@ class BatchConsumer:
             offsets[p].append(m.offset())
             stamps[p].append(m.timestamp()[1])
             values[p].append(m.value())
+        if self.hold_gaps and offsets:
+            for p, keep in (await self._up_to_gaps(offsets)).items():
+                del offsets[p][keep:], stamps[p][keep:], values[p][keep:]
+                if not keep:
+                    del offsets[p]
         return {TopicPartition(self.topic, p): Batch(p, offsets[p], stamps[p], values[p]) for p in offsets}
+
+    async def _up_to_gaps(self, offsets: dict[int, list[int]]) -> dict[int, int]:
+        """Partitions whose messages skip offsets not yet seen, and how many of their messages to keep; each
+        is sought back to its first missing offset, so the next fetch asks for it again."""
+        unknown = [p for p in offsets if p not in self._expected]
+        if unknown:
+            self._expected |= await self._call(self._committed, self._require(), unknown)
+        cut: dict[int, int] = {}
+        for p, offs in offsets.items():
+            expected, start = self._expected.get(p, offs[0]), 0
+            while (i := first_gap(offs, expected, start)) is not None:
+                missing, found = expected + i - start, offs[i]
+                if found > missing and HOLDS.wait(self.topic, p, missing, found):
+                    cut[p], expected = i, missing
+                    break
+                start, expected = i, found  # stepped over (or earlier than expected): go on from there
+            else:
+                expected = offs[-1] + 1
+            self._expected[p] = expected
+        for p in cut:
+            await self.seek(TopicPartition(self.topic, p), self._expected[p])
+        return cut
+
+    def _committed(self, consumer: ck.Consumer, partitions: list[int]) -> dict[int, int]:
+        """Where the group left these partitions (those it never committed are taken as they come)."""
+        got = consumer.committed([ck.TopicPartition(self.topic, p) for p in partitions], 10.0)
+        return {tp.partition: tp.offset for tp in got if tp.offset >= 0}
 
     @staticmethod
     def _consume(consumer: ck.Consumer, timeout_s: float, max_records: int) -> list[ck.Message]:
@@ -151,10 +188,15 @@ class BatchConsumer:
         return got.offset if got.offset >= 0 else None
 
     async def seek(self, tp: TopicPartition, offset: int) -> None:
+        """Read this partition from `offset` on (or from its beginning: `ck.OFFSET_BEGINNING`)."""
         try:
             await self._call(self._require().seek, ck.TopicPartition(tp.topic, tp.partition, offset))
         except ck.KafkaException as exc:
             raise _translated(exc) from exc
+        if offset >= 0:
+            self._expected[tp.partition] = offset
+        else:
+            self._expected.pop(tp.partition, None)  # whatever comes first
 
     async def seek_to_beginning(self, tp: TopicPartition) -> None:
         await self.seek(tp, ck.OFFSET_BEGINNING)
@@ -167,6 +209,7 @@ class BatchConsumer:
     def _revoked(self, consumer: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
         """Inside consume(), on the consumer's thread: let the owner finish these partitions on its loop, then
         commit what it finished, before they go. Whatever is not committed, their new owner reads again."""
+        self._forget(partitions)
         if self.on_revoked is None or self._loop is None or not partitions:
             return
         revoked = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
@@ -178,10 +221,17 @@ class BatchConsumer:
             future.cancel()
             log.warning("batch_consumer_revoke_handler_failed", topic=self.topic, error=repr(exc))
 
+    def _forget(self, partitions: list[ck.TopicPartition]) -> None:
+        """These partitions start again from where the group left them: no offset is expected of them yet."""
+        for tp in partitions:
+            self._expected.pop(tp.partition, None)
+
     def _assigned(self, consumer: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
+        self._forget(partitions)
         log.info("batch_consumer_assigned", topic=self.topic, partitions=[tp.partition for tp in partitions])
 
     def _lost(self, consumer: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
+        self._forget(partitions)
         log.warning("batch_consumer_partitions_lost", topic=self.topic,
                     partitions=[tp.partition for tp in partitions])
 

@@ -1,4 +1,5 @@
-"""The one place streamdesk reaches into Faust's and aiokafka's internals, applied by `apply_faust_tunings()`.
+"""Where streamdesk reaches into Faust's internals, applied by `apply_faust_tunings()` (the only other reach into a
+library's internals is broker/offset_gaps.py, into aiokafka's fetcher; this applies it to Faust's consumers too).
 
 Faust builds its consumer with aiokafka's `fetch_max_wait_ms` fixed at 1500 ms, and the embedded broker answers
 an idle fetch only when that wait runs out, not when a message arrives: every agent hop then cost 0-1.5 s
@@ -15,6 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+from pipeline.broker import offset_gaps
 
 FETCH_MAX_WAIT_MS = 50
 _faust_create_consumer: Any = None  # Faust's own method, once wrapped
@@ -33,3 +36,4 @@ def apply_faust_tunings() -> None:
         return consumer
 
     AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer
+    offset_gaps.install()

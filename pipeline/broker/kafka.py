@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
+from pipeline.broker import offset_gaps
 from pipeline.broker.topics import TopicSpec
 from pipeline.settings import Settings
 
@@ -117,4 +118,5 @@ def make_consumer(settings: Settings, *topics: str, group: str | None, **overrid
         "fetch_max_wait_ms": 100,
     }
     opts.update(overrides)
+    offset_gaps.install()
     return AIOKafkaConsumer(*topics, **opts)

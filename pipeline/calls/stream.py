@@ -24,6 +24,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 
 from pipeline.broker.batch_consumer import BatchConsumer
 from pipeline.broker.kafka import cluster_id, make_producer
+from pipeline.broker.offset_gaps import reorders_batches
 from pipeline.broker.records import Batch
 from pipeline.broker.topics import CALLS_NORMALIZED, CALLS_RAW, dlq
 from pipeline.calls.arrow import CONTENT_TYPE, SEQ_LAST, Source, seq, table_to_ipc
@@ -74,7 +75,7 @@ class CallsNormalizer:
         self.make_id = SourceIds(cluster, self.raw)
         # Hand partitions over with their offsets committed, so the next owner replays as little as possible.
         self.consumer = BatchConsumer(self.settings, self.raw, self.settings.group("calls-normalizer"),
-                                      on_revoked=self._finished_before_revoke)
+                                      on_revoked=self._finished_before_revoke, hold_gaps=reorders_batches(cluster))
         self.producer = make_producer(self.settings)
         await self.producer.start()
         await self.consumer.start()

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 
+import confluent_kafka as ck
 import pytest
 from aiokafka import TopicPartition
 from kafka import KafkaProducer
 
 from pipeline.broker.batch_consumer import BatchConsumer
 from pipeline.broker.topics import CALLS_RAW
+from pipeline.metrics import OFFSET_GAPS
 
 pytestmark = pytest.mark.integration
 
@@ -109,3 +111,42 @@ def test_a_member_that_joins_gets_partitions_only_after_the_owner_committed_them
             await first.stop()
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("hold_gaps", [True, False])
+def test_a_fetch_that_skips_offsets_is_held_and_read_again_from_the_first_missing_one(settings, hold_gaps):
+    """The embedded broker can answer a fetch with a batch after one it is still storing (broker/offset_gaps.py).
+    Here the consumer is moved past offsets behind its back, as such an answer moves it: with `hold_gaps` it
+    hands over nothing past the gap and reads the missing offsets next; without, they are gone (the control)."""
+    topic = settings.topic(CALLS_RAW)
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
+    for i in range(100):
+        producer.send(topic, f"g{i}".encode(), partition=0)
+    producer.flush()
+    producer.close()
+    held_before = OFFSET_GAPS.labels(topic, "held")._value.get()
+
+    async def run() -> list[int]:
+        consumer = BatchConsumer(settings, topic, settings.group(f"gaps-{hold_gaps}"), hold_gaps=hold_gaps)
+        await consumer.start()
+        seen: list[int] = []
+        try:
+            while len(seen) < 50:
+                got = await consumer.getmany(timeout_ms=200, max_records=50 - len(seen))
+                seen += [o for tp, batch in got.items() if tp.partition == 0 for o in batch.offsets]
+            raw = consumer._require()  # the broker's answer skips 50..79: the consumer's position jumps to 80
+            await consumer._call(raw.seek, ck.TopicPartition(topic, 0, 80))
+            deadline = asyncio.get_running_loop().time() + 15
+            while seen[-1] < 99 and asyncio.get_running_loop().time() < deadline:
+                got = await consumer.getmany(timeout_ms=200, max_records=1000)
+                seen += [o for tp, batch in got.items() if tp.partition == 0 for o in batch.offsets]
+        finally:
+            await consumer.stop()
+        return seen
+
+    seen = asyncio.run(run())
+    held = OFFSET_GAPS.labels(topic, "held")._value.get() - held_before
+    if hold_gaps:
+        assert seen == list(range(100)) and held == 1
+    else:
+        assert seen == list(range(50)) + list(range(80, 100)) and held == 0
