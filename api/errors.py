@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import cod
+from api import cod_envelope
 from api.refusals import AlreadyRunning, BrokerUnavailable, NotEnoughData, Refused, Unavailable
 from api.routing import methods_for
 
@@ -53,13 +53,14 @@ _KEEP_STATUS = frozenset({405, 413, 429, 503})
 
 
 def _cod(request: Request) -> bool:
-    return cod.is_cod_path(request.url.path)
+    return cod_envelope.is_cod_path(request.url.path)
 
 
 def _as_cod(request: Request, status: int, message: str, details: Any = None,
             headers: dict[str, str] | None = None) -> JSONResponse:
     code = _COD_FOR_STATUS.get(status, "COD_005")
-    return cod.error_response(request, code, message, details, status if status in _KEEP_STATUS else None, headers)
+    keep = status if status in _KEEP_STATUS else None
+    return cod_envelope.error_response(request, code, message, details, keep, headers)
 
 
 def _allowed(request: Request, headers: dict[str, str] | None) -> dict[str, str] | None:
@@ -115,17 +116,17 @@ def refused_response(request: Request, exc: Refused) -> JSONResponse:
     status, code, cod_code = refusal(exc)
     headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, Unavailable) else None
     if _cod(request):
-        keep = status if status != cod.STATUS[cod_code] else None
-        return cod.error_response(request, cod_code, exc.message, exc.details, keep, headers)
+        keep = status if status != cod_envelope.STATUS[cod_code] else None
+        return cod_envelope.error_response(request, cod_code, exc.message, exc.details, keep, headers)
     return error_response(request, status, code, exc.message, exc.details, headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Refused, refused_response)  # type: ignore[arg-type]
 
-    @app.exception_handler(cod.CodError)
-    async def _cod_error(request: Request, exc: cod.CodError) -> JSONResponse:
-        return cod.error_response(request, exc.code, exc.message, exc.details)
+    @app.exception_handler(cod_envelope.CodError)
+    async def _cod_error(request: Request, exc: cod_envelope.CodError) -> JSONResponse:
+        return cod_envelope.error_response(request, exc.code, exc.message, exc.details)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -137,7 +138,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = validation_details(exc.errors())
         if _cod(request):
-            return cod.error_response(request, "COD_001", "요청 데이터 유효성 검증 실패", details)
+            return cod_envelope.error_response(request, "COD_001", "요청 데이터 유효성 검증 실패", details)
         return error_response(request, 422, "VALIDATION_ERROR", "request is invalid", details)
 
     @app.exception_handler(StarletteHTTPException)
@@ -148,5 +149,6 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled_error", path=request.url.path)
         if _cod(request):
-            return cod.error_response(request, "COD_005", "시스템 내부 오류; requestId로 로그를 찾을 수 있습니다")
+            return cod_envelope.error_response(request, "COD_005",
+                                               "시스템 내부 오류; requestId로 로그를 찾을 수 있습니다")
         return error_response(request, 500, "INTERNAL", "internal error; the trace id identifies it in the logs")

@@ -9,7 +9,7 @@ import structlog
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from api.cod import PREFIXES
+from api.cod_envelope import PREFIXES
 from api.errors import install_error_handlers
 from api.limits import BodyLimitMiddleware
 from api.recorder import CallBuffer, CallRecorderMiddleware

@@ -92,8 +92,8 @@ def normalized(first: int, n: int, partition: int = 0, **event: Any) -> list[Any
     from aiokafka.structs import ConsumerRecord
 
     from pipeline.broker.records import Batch
-    from pipeline.calls.fast import normalize_batch
     from pipeline.calls.stream import outputs
+    from pipeline.calls.vectorised import normalize_batch
     from pipeline.ids import SourceIds
 
     values = [orjson.dumps(call_event(i, api_call_history_id=None) | event) for i in range(first, first + n)]

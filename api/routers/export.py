@@ -15,7 +15,7 @@ import structlog
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from api.cod import CodError, ok
+from api.cod_envelope import CodError, ok
 from api.deps import ServicesDep, StoreDep
 from api.security import matrix
 from api.wire import iso_z, prediction_public

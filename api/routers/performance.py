@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from api.cod import ok, tenant_filter
+from api.cod_envelope import ok, tenant_filter
 from api.deps import StoreDep
 from api.security import matrix
 from api.wire import iso_z

@@ -12,14 +12,14 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from api.cod import CodError, ok, only_self, subject_user, tenant_filter, visible
+from api.cod_envelope import CodError, ok, only_self, subject_user, tenant_filter, visible
 from api.deps import PredictorDep, PublisherDep, SettingsDep, StoreDep
 from api.errors import MAX_ERRORS, validation_details
 from api.limits import TooLarge
 from api.security import matrix
 from api.wire import iso_z, prediction_public, rounded
 from pipeline.broker.topics import SLEEP_RECORDS
-from pipeline.predictions.voice import RULES_INFO
+from pipeline.predictions.llm_wording import RULES_INFO
 from pipeline.security import Principal
 from pipeline.storage.queries import predictions as q
 from pipeline.storage.store import Store

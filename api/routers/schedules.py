@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from api.cod import CodError, ok, subject_user, tenant_filter, visible
+from api.cod_envelope import CodError, ok, subject_user, tenant_filter, visible
 from api.deps import SettingsDep, StoreDep
 from api.security import matrix
 from api.wire import iso_z

@@ -12,7 +12,7 @@ import structlog
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from api.cod import CodError, ok, tenant_filter
+from api.cod_envelope import CodError, ok, tenant_filter
 from api.deps import PublisherDep, StoreDep
 from api.publish import Publisher
 from api.refusals import BrokerUnavailable

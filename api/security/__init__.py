@@ -4,7 +4,7 @@
 |---|---|---|
 | `public(reason)` | anyone (health, metrics, answers that explain a wrong call) | - |
 | `bearer(*roles)` | a verified JWT holding one of the roles | the platform shape (`api/errors.py`) |
-| `matrix(route)` | seed 004's access matrix (`api/cod.py`) | the seed's envelope and codes |
+| `matrix(route)` | seed 004's access matrix (`api/cod_envelope.py`) | the seed's envelope and codes |
 | `CompanyReader` | `X-Company-ID` + a confirmed key of it, or a Bearer token of its tenant | the platform shape |
 | `ProvenCompany` | the four seed-000 headers, the key confirmed by the platform itself | the platform shape |
 | `CompanyStream` | as `CompanyReader`, for the job's websocket (close code 4401 when refused) | a websocket close |
@@ -23,7 +23,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPBearer
 from starlette.websockets import WebSocket
 
-from api import cod
+from api import cod_envelope
 from api.errors import ApiError
 from api.routing import dependant_of
 from api.security.bearer import bearer_principal, required_principal
@@ -79,7 +79,7 @@ def bearer(*roles: Role) -> Any:
 
 def matrix(route: str) -> Any:
     """`Annotated[Principal, ...]` for a seed-004 route: its row of the access matrix, the seed's codes."""
-    roles, code = cod.MATRIX[route]
+    roles, code = cod_envelope.MATRIX[route]
     names = sorted(r.value for r in roles)
 
     @declare(f"matrix: {route}")
@@ -87,11 +87,11 @@ def matrix(route: str) -> Any:
         try:
             principal = bearer_principal(request)
         except TokenError as exc:
-            raise cod.CodError("COD_002", f"사용자 인증 실패: {exc}") from None
+            raise cod_envelope.CodError("COD_002", f"사용자 인증 실패: {exc}") from None
         if principal is None:
-            raise cod.CodError("COD_002", "인증 토큰이 없습니다 (Authorization: Bearer <token>)")
+            raise cod_envelope.CodError("COD_002", "인증 토큰이 없습니다 (Authorization: Bearer <token>)")
         if not principal.roles & roles:
-            raise cod.CodError(code, f"권한 부족: 이 API는 {', '.join(names)} 역할만 사용할 수 있습니다",
+            raise cod_envelope.CodError(code, f"권한 부족: 이 API는 {', '.join(names)} 역할만 사용할 수 있습니다",
                                {"requiredRoles": names})
         return principal
 

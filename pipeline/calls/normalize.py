@@ -2,7 +2,7 @@
 
 Pure functions, no broker. This is the exact per-event path, where every rule is written: a hand-written check
 per event (no model objects, no uuid4); pydantic (`schemas.calls.CallEvent`) is only asked to explain the events
-it rejects. The worker's common case goes through `pipeline/calls/fast.py` in batches, which sends here every
+it rejects. The worker's common case goes through `pipeline/calls/vectorised.py` in batches, which sends here every
 message it cannot prove valid.
 """
 
@@ -18,10 +18,10 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from pipeline.broker.entry_messages import Invalid, decode_json, element_bytes
 from pipeline.broker.records import Message
 from pipeline.calls.redact import redact_query
 from pipeline.dlq import DeadLetter
-from pipeline.entry import Invalid, decode_json, element_bytes
 from schemas.calls import CallEvent
 
 MAX_AGENT_ID = 100

@@ -62,7 +62,7 @@ SENSITIVE_INSIDE: frozenset[str] = frozenset({"password", "passwd", "passphrase"
 _SUFFIXES_JOINED = frozenset("".join(p) for p in SENSITIVE_SUFFIXES)
 _WHOLE_JOINED = frozenset("".join(p) for p in SENSITIVE_WHOLE)
 # Every sensitive key holds one of these (case-insensitively) once decoded: the longest word of each phrase, and
-# the inside words. fast.py sends only query strings holding one (or `%`, `+`, non-ASCII) through redact_query.
+# the inside words. vectorised.py sends only query strings holding one (or `%`, `+`, non-ASCII) through redact_query.
 TRIGGERS: frozenset[str] = frozenset(
     {max(reversed(p), key=len) for p in SENSITIVE_SUFFIXES | SENSITIVE_WHOLE} | SENSITIVE_INSIDE
 )

@@ -28,7 +28,7 @@ from pipeline.broker.offset_gaps import reorders_batches
 from pipeline.broker.records import Batch
 from pipeline.broker.topics import CALLS_NORMALIZED, CALLS_RAW, dlq
 from pipeline.calls.arrow import CONTENT_TYPE, SEQ_LAST, Source, seq, table_to_ipc
-from pipeline.calls.fast import Normalized, normalize_batch
+from pipeline.calls.vectorised import Normalized, normalize_batch
 from pipeline.ids import SourceIds
 from pipeline.metrics import EVENTS
 from pipeline.settings import Settings

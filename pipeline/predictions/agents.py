@@ -24,8 +24,8 @@ from pipeline.broker.topics import (
 )
 from pipeline.metrics import EVENTS
 from pipeline.predictions.flow import P004_LLM_UNAVAILABLE, advance, failed, first_round
+from pipeline.predictions.llm_wording import LlmUnavailable, voice_round
 from pipeline.predictions.records import validate_messages
-from pipeline.predictions.voice import LlmUnavailable, voice_round
 from pipeline.settings import Settings
 from schemas.predictions import PredictionEvent, RoundMessage
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from pipeline.broker.entry_messages import decode_json, element_bytes
 from pipeline.broker.records import Message
 from pipeline.dlq import DeadLetter
-from pipeline.entry import decode_json, element_bytes
 from schemas.sleep import SleepRecord
 
 

@@ -8,14 +8,14 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pipeline import entry
+from pipeline.broker import entry_messages
 
 _SECRET = re.compile(r"api[_-]?key|apikey|passw(or)?d|passwd|secret|token|authori[sz]ation|credential|private[_-]?key",
                      re.IGNORECASE)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-Invalid = entry.Invalid  # the record cannot become a row; the message is the DLQ reason
+Invalid = entry_messages.Invalid  # the record cannot become a row; the message is the DLQ reason
 
 
 def ident(value: Any, what: str) -> str:

@@ -22,11 +22,11 @@ import orjson
 import structlog
 from pydantic import SecretStr
 
+from pipeline.broker.entry_messages import MAX_VALUE_BYTES
 from pipeline.connectors.freshdesk.client import FreshdeskClient
 from pipeline.connectors.freshdesk.errors import FreshdeskAuthError, FreshdeskDomainError, FreshdeskError
 from pipeline.connectors.freshdesk.records import TicketCursor
 from pipeline.connectors.freshdesk.threads import iter_threads
-from pipeline.entry import MAX_VALUE_BYTES
 from schemas.ingest import JobCommand, JobProgress, JobStatistics, JobStatus, LogLine
 
 log = structlog.get_logger(__name__)

@@ -13,9 +13,9 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from pipeline.broker.entry_messages import decode_json, element_bytes
 from pipeline.broker.records import Message
 from pipeline.dlq import DeadLetter
-from pipeline.entry import decode_json, element_bytes
 from pipeline.tickets import fields as f
 from pipeline.tickets.attachments import Rejects, attachment_values, embedded_attachments
 from pipeline.tickets.html import HtmlText, html_to_texts, normalize_text, strip_quoted_text

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
-from api.cod import MATRIX, PREFIXES
+from api.cod_envelope import MATRIX, PREFIXES
 from pipeline.security import Role, mint_token
 from tests.helpers import wait_for
 from tests.integration.predictions_env import TENANT, auth, envelope_ok

@@ -16,16 +16,16 @@ import orjson
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from pipeline.broker.entry_messages import Invalid, decode_json
 from pipeline.broker.records import Message
-from pipeline.calls import fast
+from pipeline.calls import vectorised
 from pipeline.calls.normalize import normalize_messages
 from pipeline.calls.redact import REDACTED, is_sensitive_key, redact_query
 from pipeline.dlq import DeadLetter
-from pipeline.entry import Invalid, decode_json
 from pipeline.ids import SourceIds
 from pipeline.predictions.records import validate_messages
 from pipeline.tickets.normalize import normalize_messages as normalize_tickets
-from tests.unit.test_normalize_fast import base_event, both_paths
+from tests.unit.test_normalize_vectorised import base_event, both_paths
 from tests.unit.test_sleep_records import rec as sleep_record
 from tests.unit.test_tickets_normalize import conversation, env, ticket
 
@@ -171,7 +171,7 @@ def test_redaction_changes_only_queries_with_a_sensitive_key_and_the_fast_path_s
     if not any(is_sensitive_key(k) for k in keys):
         assert redact_query(query) == query
     if redact_query(query) != query:  # the fast path's pre-filter must send this string through redact_query
-        assert re.search(fast._MAY_REDACT, query)
+        assert re.search(vectorised._MAY_REDACT, query)
 
 
 @HEAVY
@@ -190,8 +190,8 @@ def test_a_secret_in_a_call_reaches_neither_a_row_nor_a_dead_letter(base, key, w
     for batch in ([value], [orjson.dumps([event, 7])]):
         records, dead = normalize_messages("calls.raw", [Message(PARTITION, OFFSET, TS_MS, v) for v in batch],
                                            make_id)
-        table, dead_fast, _, _ = fast.normalize_batch("calls.raw", fast.Batch(PARTITION, [OFFSET], [TS_MS], batch),
-                                                      make_id)
+        one = vectorised.Batch(PARTITION, [OFFSET], [TS_MS], batch)
+        table, dead_fast, _, _ = vectorised.normalize_batch("calls.raw", one, make_id)
         stored = str(records) + str(table.to_pylist())
         letters = b"".join(d.to_json() + (d.value or b"") for d in dead + dead_fast)
         assert secret not in stored and secret.encode() not in letters

@@ -32,7 +32,7 @@ def test_a_batch_that_fits_is_one_message_and_an_item_too_big_alone_is_refused()
 
 
 def _decode_in_a_process(env: dict[str, str], size: int) -> str:
-    code = ("from pipeline.entry import decode_json, Invalid\n"
+    code = ("from pipeline.broker.entry_messages import decode_json, Invalid\n"
             f"try:\n    decode_json(b'[' + b' ' * {size} + b']')\n    print('ok')\n"
             "except Invalid as exc:\n    print(exc)")
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMDESK_")} | env

@@ -74,6 +74,6 @@ def test_ordinary_analytics_keys_are_kept(key):
 
 @pytest.mark.parametrize("key", SPELLINGS + SECRET_KEYS)
 def test_every_secret_key_holds_a_trigger_the_fast_path_looks_for(key):
-    # fast.py's pre-filter only sends strings holding a trigger (or `%`) through redact_query.
+    # vectorised.py's pre-filter only sends strings holding a trigger (or `%`) through redact_query.
     assert is_sensitive_key(key)
     assert "%" in key or any(t in key.lower() for t in TRIGGERS)

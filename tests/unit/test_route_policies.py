@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.cod import PREFIXES
+from api.cod_envelope import PREFIXES
 from api.main import create_app
 from api.routing import path_of, routes
 from api.security import FRAMEWORK_PATHS, policy_of

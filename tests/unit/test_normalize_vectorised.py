@@ -1,4 +1,4 @@
-"""The vectorised path (pipeline/calls/fast.py) against the exact per-event path: same records, same dead letters.
+"""The vectorised path (pipeline/calls/vectorised.py) against the exact per-event path: same records, same dead letters.
 
 Property-style: thousands of generated events, most of them valid, each field sometimes swapped for an edge case
 (every rule of seed 003 and every bad input of issue 3), sent in every encoding a gateway might use.
@@ -15,10 +15,10 @@ import pyarrow as pa
 import pytest
 
 from pipeline.broker.records import Message
-from pipeline.calls import fast
+from pipeline.calls import vectorised
 from pipeline.calls.arrow import CALLS_SCHEMA
-from pipeline.calls.fast import Batch, normalize_batch
 from pipeline.calls.normalize import normalize_messages
+from pipeline.calls.vectorised import Batch, normalize_batch
 from pipeline.ids import SourceIds, derived_id
 
 TOPIC = "calls.raw"
@@ -192,8 +192,8 @@ def test_fast_path_gives_exactly_the_exact_paths_records_and_dead_letters(seed):
 
 @pytest.mark.parametrize("seed", range(10))
 def test_small_chunks_and_exhausted_retries_still_agree(seed, monkeypatch):
-    monkeypatch.setattr(fast, "CHUNK", 7)
-    monkeypatch.setattr(fast, "_RETRIES", 1)
+    monkeypatch.setattr(vectorised, "CHUNK", 7)
+    monkeypatch.setattr(vectorised, "_RETRIES", 1)
     rng = random.Random(1000 + seed)
     both_paths([encoded(rng, p_change=0.1) for _ in range(120)])
 
@@ -222,13 +222,13 @@ def test_every_raw_bad_message_agrees_alone_and_between_good_ones():
 def test_common_case_never_reaches_the_exact_path(monkeypatch):
     """Valid one-object messages (with secrets to redact, blanks, missing times) are all vectorised."""
     seen: list[Message] = []
-    real = fast.normalize_messages
+    real = vectorised.normalize_messages
 
     def spy(topic, msgs, make_id):
         seen.extend(msgs)
         return real(topic, msgs, make_id)
 
-    monkeypatch.setattr(fast, "normalize_messages", spy)
+    monkeypatch.setattr(vectorised, "normalize_messages", spy)
     rng = random.Random(9)
     values = []
     for i in range(3000):
@@ -261,8 +261,8 @@ def seed_shaped(rng: random.Random, i: int) -> dict[str, Any]:
 def test_seed_shaped_events_never_reach_the_exact_path(monkeypatch):
     """Seed 003's own spelling is ordinary input: it takes the vectorised path like the native one."""
     seen: list[Message] = []
-    real = fast.normalize_messages
-    monkeypatch.setattr(fast, "normalize_messages", lambda t, m, f: (seen.extend(m), real(t, m, f))[1])
+    real = vectorised.normalize_messages
+    monkeypatch.setattr(vectorised, "normalize_messages", lambda t, m, f: (seen.extend(m), real(t, m, f))[1])
     rng = random.Random(11)
     both_paths([orjson.dumps(seed_shaped(rng, i)) for i in range(3000)])
     assert seen == []
@@ -272,8 +272,8 @@ def test_seed_shaped_events_never_reach_the_exact_path(monkeypatch):
 def test_two_gateways_on_one_topic_numeric_and_text_ids_in_one_chunk_agree(seed, monkeypatch):
     """Numbers and text for the same id in one chunk: quoted and read as text, still the exact path's records."""
     seen: list[Message] = []
-    real = fast.normalize_messages
-    monkeypatch.setattr(fast, "normalize_messages", lambda t, m, f: (seen.extend(m), real(t, m, f))[1])
+    real = vectorised.normalize_messages
+    monkeypatch.setattr(vectorised, "normalize_messages", lambda t, m, f: (seen.extend(m), real(t, m, f))[1])
     rng = random.Random(200 + seed)
     values = [orjson.dumps(seed_shaped(rng, i) if rng.random() < 0.5 else base_event(rng)) for i in range(500)]
     bad = [i for i in range(0, 500, 97)]
@@ -287,8 +287,8 @@ def test_two_gateways_on_one_topic_numeric_and_text_ids_in_one_chunk_agree(seed,
 def test_one_odd_id_sends_only_its_own_message_the_exact_way(odd, monkeypatch):
     """Numeric ids everywhere and one that is not an integer Arrow can read: the chunk stays vectorised."""
     seen: list[Message] = []
-    real = fast.normalize_messages
-    monkeypatch.setattr(fast, "normalize_messages", lambda t, m, f: (seen.extend(m), real(t, m, f))[1])
+    real = vectorised.normalize_messages
+    monkeypatch.setattr(vectorised, "normalize_messages", lambda t, m, f: (seen.extend(m), real(t, m, f))[1])
     rng = random.Random(17)
     values = [orjson.dumps(seed_shaped(rng, i)) for i in range(300)]
     values[123] = dumps(seed_shaped(rng, 123) | {"user_id": odd})

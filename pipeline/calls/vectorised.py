@@ -3,7 +3,7 @@
 A row leaves here only if `normalize_event` would accept it with the same values; everything else (arrays,
 headers, absolute URLs, fractions as ids, odd timestamps, anything the parser or a check does not like) goes
 through the exact per-event path in `normalize.py`, so every rule and every DLQ reason is written once.
-tests/unit/test_normalize_fast.py runs both paths over generated inputs and asserts identical output.
+tests/unit/test_normalize_vectorised.py runs both paths over generated inputs and asserts identical output.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
+from pipeline.broker.entry_messages import MAX_VALUE_BYTES
 from pipeline.broker.records import Batch
 from pipeline.calls.arrow import CALLS_SCHEMA, SEQ_BITS
 from pipeline.calls.normalize import (
@@ -30,7 +31,6 @@ from pipeline.calls.normalize import (
 )
 from pipeline.calls.redact import TRIGGERS
 from pipeline.dlq import DeadLetter
-from pipeline.entry import MAX_VALUE_BYTES
 
 _TEXT = ("api_call_history_id", "tenant_id", "user_id", "agent_id", "ip_address", "user_agent", "trace_id",
          "error_code", "source")
