@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from api.cod_envelope import PREFIXES
@@ -26,6 +27,7 @@ from api.routers import (
     search,
     sleep_admin,
     sql,
+    traces,
 )
 from api.services import Services
 from pipeline.logging import configure_logging
@@ -33,6 +35,9 @@ from pipeline.settings import Settings, get_settings
 from pipeline.storage.store import Store
 
 log = structlog.get_logger(__name__)
+# What a browser may send across origins: the seed's gateway headers (seed 003's frontend sends X-Agent-ID).
+CORS_HEADERS = ["Authorization", "Content-Type", "X-Agent-ID", "X-Tenant-ID", "X-User-ID", "X-DWP-Source",
+                "X-Company-ID", "X-API-Key", "traceparent"]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -58,11 +63,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings  # resolved once; the services come up in lifespan
     install_error_handlers(app)
-    for router in (health.router, calls.router, sql.router, ingest_metrics.router, search.router, ingest.router):
+    for router in (health.router, calls.router, traces.router, sql.router, ingest_metrics.router, search.router,
+                   ingest.router):
         app.include_router(router, responses=PLATFORM_ERRORS)
     for prefix in PREFIXES:  # seed 004 names the same routes under both prefixes
         for router in (predictions.router, schedules.router, performance.router, sleep_admin.router, export.router):
             app.include_router(router, prefix=prefix, responses=COD_ERRORS)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_message_bytes)  # inside the recorder: 413s are rows
     app.add_middleware(CallRecorderMiddleware, buffer=buffer, settings=settings)
+    if settings.cors_origins:  # outermost: a preflight is answered before anything else looks at it
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
+                           allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"], allow_headers=CORS_HEADERS,
+                           expose_headers=["X-Trace-ID", "Retry-After"], max_age=600)
     return app

@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     worker_stale_after_s: float = 10.0
 
     trusted_proxies: list[str] = Field(default_factory=list)  # CIDRs whose X-Forwarded-For/X-Tenant-ID we believe
+    # Browser origins allowed to call the api (JSON list, e.g. ["https://app.example.com"]); none by default.
+    cors_origins: list[str] = Field(default_factory=list)
+    # OTLP spans (POST /v1/traces): the attributes that name a call's tenant, user, agent and source, in order.
+    otlp_tenant_attributes: tuple[str, ...] = ("tenant.id",)
+    otlp_user_attributes: tuple[str, ...] = ("user.id", "enduser.id")
+    otlp_agent_attributes: tuple[str, ...] = ("gen_ai.agent.id",)
+    otlp_source_attributes: tuple[str, ...] = ()
     # The largest message an entry topic accepts: the decoder, the entry topics' config, and the api's request
     # body limit all use it; the api splits a batch into messages of at most this size.
     max_message_bytes: int = Field(default=1 << 20, ge=64 << 10, le=64 << 20)

@@ -19,6 +19,17 @@ class _Out(BaseModel):
 # --- operations ----------------------------------------------------------------------------------------------
 
 
+class TracePartialSuccess(_Out):
+    rejectedSpans: int  # noqa: N815 - OTLP's own field names
+    errorMessage: str  # noqa: N815
+
+
+class TraceExportResult(_Out):
+    """OTLP's ExportTraceServiceResponse: empty when every HTTP server span was taken."""
+
+    partialSuccess: TracePartialSuccess | None = None  # noqa: N815
+
+
 class BrokerHealth(_Out):
     ok: bool
     bootstrap: str | None = None

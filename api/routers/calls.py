@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query
 
+from api.call_intake import admit
 from api.deps import PublisherDep, SettingsDep, StoreDep
 from api.errors import MAX_ERRORS, ApiError, clip
 from api.limits import TooLarge
 from api.security import bearer
 from pipeline.broker.topics import CALLS_RAW
-from pipeline.calls.normalize import Invalid, normalize_event
-from pipeline.calls.redact import redact_json
 from pipeline.security import Principal, Role
 from pipeline.storage.queries.calls import BadCursor, Bucket, CallFilters, call_stats, get_call, list_calls
 from schemas.calls import Accepted, CallHistoriesPublic, CallHistoryPublic
@@ -100,6 +98,9 @@ async def post_call_histories(
 ) -> dict[str, Any]:
     """For gateways that cannot speak Kafka: validated here, published to calls.raw, materialized as usual.
 
+    Each event may be in the native shape, seed 003's ApiCallHistoryRequest (camelCase) or a Kong log object
+    (point Kong's http-log plugin here with a service account's token); it is published in the native shape.
+
     The body may be up to STREAMDESK_MAX_MESSAGE_BYTES (413 above); the events are published as as many
     messages as it takes to keep each within that limit, all acknowledged before the answer: `accepted: N`
     means N rows will be stored. On 503 some messages may have been published: resend the same ids.
@@ -107,33 +108,13 @@ async def post_call_histories(
     events = body if isinstance(body, list) else [body]
     if not events or len(events) > MAX_POST_EVENTS:
         raise ApiError(422, f"send between 1 and {MAX_POST_EVENTS} events")
-    errors = _validate(events, principal)
+    admitted, errors = admit(events, principal)
     if errors:
         raise ApiError(422, f"{len(errors)} of {len(events)} events are invalid; none were accepted",
                        details=[{"index": e["index"], "error": clip(e["error"])} for e in errors[:MAX_ERRORS]])
     try:
-        # Redacted before they leave the api: calls.raw never holds a secret this route was given.
-        published = [redact_json(e) for e in events]
-        await publisher.send_json_batches(CALLS_RAW, published, principal.tenant_id.encode())
+        await publisher.send_json_batches(CALLS_RAW, admitted, principal.tenant_id.encode())
     except TooLarge as exc:
         raise ApiError(413, str(exc)) from None
-    return {"accepted": len(events), "topic": settings.topic(CALLS_RAW),
-            "ids": [e["api_call_history_id"] for e in events]}
-
-
-def _validate(events: list[dict[str, Any]], principal: Principal) -> list[dict[str, Any]]:
-    """Fills in tenant and id; returns what is wrong with which event."""
-    errors = []
-    for i, event in enumerate(events):
-        tenant = event.get("tenant_id")
-        if tenant is None:
-            event["tenant_id"] = principal.tenant_id
-        elif str(tenant) != principal.tenant_id and not principal.has(Role.SYSTEM_ADMIN):
-            errors.append({"index": i, "error": f"tenant_id {tenant} is not your tenant"})
-            continue
-        try:
-            normalize_event(event, 0)
-        except Invalid as exc:
-            errors.append({"index": i, "error": str(exc)})
-        event.setdefault("api_call_history_id", uuid.uuid4().hex)
-    return errors
+    return {"accepted": len(admitted), "topic": settings.topic(CALLS_RAW),
+            "ids": [e["api_call_history_id"] for e in admitted]}

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from pipeline.broker.entry_messages import Invalid, decode_json, element_bytes
 from pipeline.broker.records import Message
+from pipeline.calls import formats
 from pipeline.calls.redact import redact_query
 from pipeline.dlq import DeadLetter
 from schemas.calls import CallEvent
@@ -53,15 +54,28 @@ def normalize_messages(
         for i, obj in enumerate(events if batch else (events,)):
             index = i if batch else None
             try:
-                rec = normalize_event(obj, msg.timestamp_ms)
+                rec = normalize_any(obj, msg.timestamp_ms)
             except Invalid as exc:
                 raw = value if not batch else element_bytes(obj)
-                dead.append(DeadLetter.of(_explain(obj, str(exc)), topic, msg.partition, msg.offset, index, raw))
+                dead.append(DeadLetter.of(str(exc), topic, msg.partition, msg.offset, index, raw))
                 continue
             if rec["api_call_history_id"] is None:
                 rec["api_call_history_id"] = make_id(msg.partition, msg.offset, index)
             records.append(rec)
     return records, dead
+
+
+def normalize_any(obj: Any, timestamp_ms: int) -> dict[str, Any]:
+    """An event in any gateway's format (formats.py) -> one record; Invalid names the format and the reason."""
+    if not isinstance(obj, dict):
+        raise Invalid(f"batch element is a JSON {type(obj).__name__}, not an object")
+    fmt = formats.detect(obj)
+    try:
+        native = formats.to_native(obj, fmt)
+        return normalize_event(native, timestamp_ms)
+    except Invalid as exc:
+        reason = _explain(native, str(exc)) if fmt == formats.NATIVE else str(exc)
+        raise Invalid(formats.LABELS[fmt] + reason) from None
 
 
 def normalize_event(obj: Any, timestamp_ms: int) -> dict[str, Any]:

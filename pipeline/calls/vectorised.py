@@ -21,6 +21,7 @@ import pyarrow.json as pj
 from pipeline.broker.entry_messages import MAX_VALUE_BYTES
 from pipeline.broker.records import Batch
 from pipeline.calls.arrow import CALLS_SCHEMA, SEQ_BITS
+from pipeline.calls.formats import DTO_MARKS
 from pipeline.calls.normalize import (
     MAX_AGENT_ID,
     IdFn,
@@ -66,6 +67,7 @@ _ISO = (r"^(?:19|2\d)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])[T ](?:[01]\d
 # unquoting or Unicode lower-casing to do so; the others are left as they are without a Python call.
 _MAY_REDACT = "(?i)" + "|".join(re.escape(k) for k in sorted(TRIGGERS)) + r"|%|\+|[^\x00-\x7f]"
 _NULL_TEXT = pa.scalar(None, pa.string())
+
 
 
 class Normalized(NamedTuple):
@@ -193,7 +195,7 @@ def _parse(batch: Batch, pos: list[int]) -> tuple[pa.Table | None, list[int]]:
             del values[int(m.group(1))], pos[int(m.group(1))]
             continue
         # One row per message, or some message held more than one document (orjson rejects those).
-        if table.num_rows != len(values) or _nonfinite(table):
+        if table.num_rows != len(values) or _nonfinite(table) or _other_format(table):
             return None, pos
         text = _ids_as_text(table)
         if text is None and options is _PARSE:
@@ -203,6 +205,12 @@ def _parse(batch: Batch, pos: list[int]) -> tuple[pa.Table | None, list[int]]:
             continue
         return (None if text is None else text.select(RAW_SCHEMA.names).combine_chunks()), pos
     return None, pos
+
+
+def _other_format(table: pa.Table) -> bool:
+    """Some event in the chunk may be another gateway's (formats.detect): the exact path reads those."""
+    names = set(table.schema.names)
+    return not DTO_MARKS.isdisjoint(names) or {"request", "response"} <= names
 
 
 def _quote_numeric_ids(values: list[bytes]) -> list[bytes]:

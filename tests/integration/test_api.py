@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
+from kafka import KafkaProducer
 
+from pipeline.broker.topics import CALLS_RAW
 from pipeline.security import Role, mint_token
 from tests.helpers import call_event, wait_for
 from tests.integration.conftest import api_on
+from tests.unit.test_gateway_formats import fixture, seed_dto, semconv_server_span
 
 pytestmark = pytest.mark.integration
 
@@ -94,6 +98,35 @@ def test_post_validates_everything_or_publishes_nothing(api):
     assert api.post("/v1/call-histories", json=call_event(1), headers=_auth(api, Role.IAM_ADMIN)).status_code == 403
     assert api.post("/v1/call-histories", content=b"{oops", headers=sa | {"content-type": "application/json"}
                     ).status_code == 422
+
+
+def test_gateway_formats_become_rows_over_http_and_on_calls_raw(api):
+    """Kong's http-log and seed 003's DTO posted, an OTLP export at /v1/traces, and a Kafka message mixing
+    formats produced straight to calls.raw: every call a row of the caller's tenant (tests/fixtures' documented
+    payloads; the field-by-field mapping is in tests/unit/test_gateway_formats.py)."""
+    sa = _auth(api, Role.SERVICE_ACCOUNT, tenant="kong")
+    kong, dto, export = fixture("kong_http_log.json"), seed_dto(tenantId=None, source="GW"), semconv_server_span()
+    assert api.post("/v1/call-histories", json=[kong, dto], headers=sa).status_code == 202
+    assert api.post("/v1/traces", json=export, headers=sa).json() == {}
+    mixed = [seed_dto(tenantId="kong", path="/on/kafka"), {**fixture("kong_http_log.json"), "request": {
+        **kong["request"], "id": "k2", "uri": "/on/kafka/kong", "headers": {"x-tenant-id": "kong"}}}]
+    producer = KafkaProducer(bootstrap_servers=api.settings.kafka_bootstrap)
+    producer.send(api.settings.topic(CALLS_RAW), orjson.dumps(mixed))
+    producer.flush()
+    producer.close()
+    paths = {"/example-route", "/api/aura/test/stream", "/webshop/articles/4", "/on/kafka", "/on/kafka/kong"}
+    got: dict[str, dict] = {}
+
+    def stored() -> bool:
+        items = api.get("/v1/call-histories?limit=100", headers=_auth(api, Role.IAM_ADMIN, tenant="kong")).json()
+        got.update({i["path"]: i for i in items["items"]})
+        return set(got) >= paths
+
+    wait_for(stored, 60, "every format's calls stored")
+    assert {got[p]["tenant_id"] for p in paths} == {"kong"}  # (the facade's own calls are rows of it too)
+    assert got["/example-route"]["api_call_history_id"] == "2f6946328ffc4946b8c9120704a4a155"
+    assert got["/webshop/articles/4"]["query_string"] == "s=1&t=2" and got["/webshop/articles/4"]["latency_ms"] == 1000
+    assert got["/api/aura/test/stream"]["agent_id"] == "agent_test_123"
 
 
 def test_sql_is_system_admin_only_and_read_only(api, seeded):

@@ -1,0 +1,136 @@
+"""OpenTelemetry HTTP server spans, as OTLP/HTTP sends them in JSON, -> native call events.
+
+Read as the OTLP 1.x JSON encoding of `ExportTraceServiceRequest` (opentelemetry-proto):
+`resourceSpans[].scopeSpans[].spans[]`, trace and span ids as hex, 64-bit integers as strings or numbers, enums
+as numbers or names. A span is a call when it is a SERVER span with an HTTP method; every other span (clients,
+internals, a database's) is not a call and is left out.
+
+Attributes follow the stable HTTP semantic conventions (1.23 on): `http.request.method`, `url.path`,
+`url.query`, `http.response.status_code`, `http.request.body.size`, `http.response.body.size`,
+`client.address`, `user_agent.original`, `error.type`; the names before them (`http.method`, `http.target`,
+`http.status_code`, `http.request_content_length`, `http.client_ip`, `http.user_agent`, ...) are read too, as
+older instrumentations still send them. Latency is end - start; the time is the start. Tenant, user, agent and
+source come from the attributes named in `Names` (settings), else from captured request headers
+(`http.request.header.x-tenant-id`, ...), span attributes before resource ones. A span's id is its trace id and
+span id, so spans an exporter sends again are stored once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pipeline.broker.entry_messages import Invalid
+
+SERVER = 2  # SpanKind.SPAN_KIND_SERVER
+_KINDS = {"SPAN_KIND_SERVER": SERVER}
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """Where a span says whose call it was (first attribute found wins)."""
+
+    tenant: tuple[str, ...] = ("tenant.id",)
+    user: tuple[str, ...] = ("user.id", "enduser.id")
+    agent: tuple[str, ...] = ("gen_ai.agent.id",)
+    source: tuple[str, ...] = ()
+
+
+def server_spans(payload: Any) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(attributes, span) of every span, resource attributes under the span's own; Invalid if not OTLP."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("resourceSpans", []), list):
+        raise Invalid("not an OTLP ExportTraceServiceRequest: resourceSpans must be an array")
+    for rs in payload.get("resourceSpans") or ():
+        if not isinstance(rs, dict):
+            raise Invalid("resourceSpans[] must be objects")
+        resource = attributes((rs.get("resource") or {}).get("attributes"))
+        for ss in rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or ():
+            for span in (ss.get("spans") or ()) if isinstance(ss, dict) else ():
+                if isinstance(span, dict):
+                    yield resource | attributes(span.get("attributes")), span
+
+
+def attributes(values: Any) -> dict[str, Any]:
+    """OTLP's `[{"key": k, "value": {"stringValue": ...}}]` as a plain dict."""
+    out: dict[str, Any] = {}
+    for item in values or ():
+        if isinstance(item, dict) and isinstance(item.get("key"), str):
+            out[item["key"]] = any_value(item.get("value"))
+    return out
+
+
+def any_value(value: Any) -> Any:
+    if not isinstance(value, dict) or not value:
+        return None
+    kind, v = next(iter(value.items()))
+    if kind == "intValue":
+        return int(v) if isinstance(v, (int, str)) and str(v).lstrip("-").isdigit() else v
+    if kind == "arrayValue":
+        return [any_value(x) for x in (v or {}).get("values") or ()]
+    if kind == "kvlistValue":
+        return attributes((v or {}).get("values"))
+    return v  # stringValue, boolValue, doubleValue, bytesValue (base64 text)
+
+
+def is_http_server(attrs: dict[str, Any], span: dict[str, Any]) -> bool:
+    kind = span.get("kind")
+    return _KINDS.get(kind, kind) == SERVER and _first(attrs, "http.request.method", "http.method") is not None
+
+
+def to_event(attrs: dict[str, Any], span: dict[str, Any], names: Names) -> dict[str, Any]:
+    """One HTTP server span -> a native call event (normalize_event checks it like any other)."""
+    start, end = _nanos(span.get("startTimeUnixNano"), "startTimeUnixNano"), _nanos(
+        span.get("endTimeUnixNano"), "endTimeUnixNano")
+    if end < start:
+        raise Invalid("endTimeUnixNano is before startTimeUnixNano")
+    path = _first(attrs, "url.path")
+    query = _first(attrs, "url.query")
+    if path is None:  # older conventions: the target (path and query), else the whole URL
+        path = _first(attrs, "http.target", "url.full", "http.url")
+    trace, span_id = span.get("traceId"), span.get("spanId")
+    return {
+        "api_call_history_id": (f"{trace}{span_id}".lower() if isinstance(trace, str) and isinstance(span_id, str)
+                                else None),
+        "tenant_id": _who(attrs, names.tenant, "x-tenant-id"),
+        "user_id": _who(attrs, names.user, "x-user-id"),
+        "agent_id": _who(attrs, names.agent, "x-agent-id"),
+        "method": _first(attrs, "http.request.method", "http.method"),
+        "path": path,
+        "query_string": query,
+        "status_code": _first(attrs, "http.response.status_code", "http.status_code"),
+        "latency_ms": round((end - start) / 1_000_000),
+        "request_size_bytes": _first(attrs, "http.request.body.size", "http.request_content_length"),
+        "response_size_bytes": _first(attrs, "http.response.body.size", "http.response_content_length"),
+        "ip_address": _first(attrs, "client.address", "http.client_ip", "net.sock.peer.addr"),
+        "user_agent": _first(attrs, "user_agent.original", "http.user_agent"),
+        "trace_id": trace.lower() if isinstance(trace, str) and trace else None,
+        "error_code": _first(attrs, "error.type"),
+        "source": _who(attrs, names.source, "x-dwp-source"),
+        "created_at": datetime.fromtimestamp(start // 1000 / 1_000_000, UTC).isoformat(),
+    }
+
+
+def _first(attrs: dict[str, Any], *names: str) -> Any:
+    for name in names:
+        value = attrs.get(name)
+        if value is not None:
+            return value
+    return None
+
+
+def _who(attrs: dict[str, Any], names: tuple[str, ...], header: str) -> Any:
+    value = _first(attrs, *names)
+    if value is None:
+        captured = attrs.get(f"http.request.header.{header}")  # semantic conventions: a string array
+        value = captured[0] if isinstance(captured, list) and captured else captured
+    return value
+
+
+def _nanos(value: Any, name: str) -> int:
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    if type(value) is int and value >= 0:
+        return value
+    raise Invalid(f"{name} is missing or not a number of nanoseconds")

@@ -1,0 +1,178 @@
+"""The gateway formats on calls.raw (pipeline/calls/formats.py, otlp.py), read from the formats' own documents.
+
+Fixtures in tests/fixtures/gateway_formats/ are copied from Kong's and OpenTelemetry's documentation and
+specification (SOURCES.md there names each source and version). The seed DTO event is seed 003's own
+`ApiCallHistoryRequest`, as Jackson writes it, for the seed's own test request (its `curl` with X-Tenant-ID 1,
+X-User-ID 1, X-Agent-ID agent_test_123, X-DWP-Source AURA and a 17-byte body)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import orjson
+import pytest
+
+from pipeline.broker.entry_messages import Invalid
+from pipeline.broker.records import Message
+from pipeline.calls import formats, otlp
+from pipeline.calls.normalize import normalize_any, normalize_messages
+from tests.unit.test_normalize_vectorised import base_event, both_paths, make_id
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "gateway_formats"
+KAFKA_TS_MS = 1_764_000_000_000
+
+
+def fixture(name: str) -> dict:
+    return json.loads((FIXTURES / name).read_text())
+
+
+def seed_dto(**overrides) -> dict:
+    """Jackson's default output for the seed's DTO: every property, in declaration order, nulls included."""
+    event = {"tenantId": 1, "userId": 1, "agentId": "agent_test_123", "method": "POST",
+             "path": "/api/aura/test/stream", "queryString": None, "statusCode": 200, "latencyMs": 1532,
+             "requestSizeBytes": 17, "responseSizeBytes": None, "ipAddress": "127.0.0.1",
+             "userAgent": "curl/8.4.0", "traceId": "4bf92f3577b34da6a3ce929d0e0e4736", "errorCode": None,
+             "source": "AURA"}
+    return event | overrides
+
+
+def semconv_server_span() -> dict:
+    """OTLP's documented trace export with its one server span carrying the semantic conventions' documented
+    HTTP server attributes (http-spans.md, "HTTP client-server example")."""
+    export = fixture("otlp_trace.json")
+    span = export["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    attrs = {"http.request.method": "GET", "network.protocol.version": "1.1", "url.path": "/webshop/articles/4",
+             "url.query": "s=1&t=2", "server.address": "example.com", "server.port": 8080, "url.scheme": "https",
+             "http.route": "/webshop/articles/:article_id", "http.response.status_code": 200,
+             "client.address": "192.0.2.4", "network.peer.address": "192.0.2.5",
+             "user_agent.original": "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:72.0) Gecko/20100101 Firefox/72.0"}
+    span["attributes"] = [{"key": k, "value": {"intValue": str(v)} if isinstance(v, int) else {"stringValue": v}}
+                          for k, v in attrs.items()]
+    return export
+
+
+def test_kong_38_documented_log_object_becomes_a_row():
+    rec = normalize_any(fixture("kong_http_log.json"), KAFKA_TS_MS)
+    assert rec["method"] == "GET" and rec["path"] == "/example-route" and rec["query_string"] is None
+    assert rec["status_code"] == 200 and rec["latency_ms"] == 173  # latencies.request: the whole call
+    assert rec["request_size_bytes"] == 139 and rec["response_size_bytes"] == 9982
+    assert rec["ip_address"] == "192.168.65.1" and rec["user_agent"] == "HTTPie/3.2.3"
+    assert rec["created_at"] == 1726783839538 * 1000  # started_at, epoch ms
+    assert rec["api_call_history_id"] == "2f6946328ffc4946b8c9120704a4a155"  # request.id: a resend is one row
+    assert rec["tenant_id"] is None  # no X-Tenant-ID: stored under '' on the topic, the caller's over HTTP
+
+
+def test_kong_consumer_is_the_user_when_no_user_header_says_otherwise():
+    log = fixture("kong_http_log_consumer.json")
+    rec = normalize_any(log, KAFKA_TS_MS)
+    assert rec["user_id"] == "foo" and rec["path"] == "/log" and rec["latency_ms"] == 515
+    assert rec["api_call_history_id"] is None  # 2.x logs have no request id: derived from the offset
+    log["request"]["headers"] |= {"X-User-ID": "42", "x-tenant-id": "7", "X-Agent-ID": "agent_9"}
+    rec = normalize_any(log, KAFKA_TS_MS)
+    assert (rec["tenant_id"], rec["user_id"], rec["agent_id"]) == ("7", "42", "agent_9")
+
+
+def test_kong_query_secrets_and_credentials_never_reach_the_record():
+    log = fixture("kong_http_log.json")
+    log["request"]["uri"] = "/example-route?access_token=abc123&page=2"
+    log["request"]["headers"] |= {"authorization": "Bearer eyJ.secret", "cookie": "session=s3cr3t"}
+    native = formats.to_native(log, formats.KONG)
+    assert "authorization" not in native["request_headers"] and "cookie" not in native["request_headers"]
+    rec = normalize_any(log, KAFKA_TS_MS)
+    assert rec["path"] == "/example-route" and "abc123" not in rec["query_string"]
+    assert "page=2" in rec["query_string"]
+    log["request"]["uri"] = "/example-route"
+    log["request"]["querystring"] = {"api_key": "k-123", "flag": True, "ids": ["1", "2"]}
+    query = normalize_any(log, KAFKA_TS_MS)["query_string"]
+    assert "k-123" not in query and "ids=1&ids=2" in query and "flag=" in query
+
+
+def test_seed_dto_as_jackson_writes_it_is_the_same_row_as_the_native_event():
+    rec = normalize_any(seed_dto(), KAFKA_TS_MS)
+    native = normalize_any({"tenant_id": 1, "user_id": 1, "agent_id": "agent_test_123", "method": "POST",
+                            "path": "/api/aura/test/stream", "status_code": 200, "latency_ms": 1532,
+                            "request_size_bytes": 17, "ip_address": "127.0.0.1", "user_agent": "curl/8.4.0",
+                            "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "source": "AURA"}, KAFKA_TS_MS)
+    assert rec == native
+    assert rec["tenant_id"] == "1" and rec["response_size_bytes"] is None
+    assert rec["created_at"] == KAFKA_TS_MS * 1000  # the DTO has no time: the record's
+
+
+@pytest.mark.parametrize(("event", "reason"), [
+    (seed_dto(statusCode="OK"), "seed 003 ApiCallHistoryRequest event: status_code is missing or not an integer"),
+    (seed_dto(status_code=200), "seed 003 ApiCallHistoryRequest event: status_code is given twice"),
+    ({**fixture("kong_http_log.json"), "latencies": "fast"}, "Kong log event: latencies must be an object"),
+    ({**fixture("kong_http_log.json"), "response": {"status": 700}}, "Kong log event: status_code 700 is outside"),
+])
+def test_a_bad_event_of_each_format_is_a_dead_letter_naming_the_format(event, reason):
+    _, dead = normalize_messages("calls.raw", [Message(0, 5, KAFKA_TS_MS, orjson.dumps(event))], make_id)
+    assert len(dead) == 1 and dead[0].error.startswith(reason), dead[0].error
+
+
+def test_one_message_may_mix_formats_and_each_element_is_read_as_its_own():
+    batch = [base_event(random.Random(1)), seed_dto(), fixture("kong_http_log.json"), seed_dto(statusCode=None)]
+    records, dead = normalize_messages("calls.raw", [Message(2, 9, KAFKA_TS_MS, orjson.dumps(batch))], make_id)
+    assert [r["path"] for r in records] == [batch[0]["path"], "/api/aura/test/stream", "/example-route"]
+    assert len(dead) == 1 and dead[0].index == 3 and "ApiCallHistoryRequest" in dead[0].error
+
+
+def test_the_vectorised_path_reads_other_formats_exactly_as_the_exact_path():
+    rng = random.Random(5)
+    values = [orjson.dumps(base_event(rng)) for _ in range(50)]
+    values += [orjson.dumps(seed_dto(userId=i)) for i in range(20)] + [orjson.dumps(fixture("kong_http_log.json"))]
+    values += [orjson.dumps({**base_event(rng), "latencyMs": 3})]  # both spellings: the exact path refuses it
+    rng.shuffle(values)
+    both_paths(values)
+
+
+def test_otlp_documented_export_has_one_span_and_it_is_not_a_call():
+    spans = list(otlp.server_spans(fixture("otlp_trace.json")))
+    assert len(spans) == 1
+    attrs, span = spans[0]
+    assert attrs == {"service.name": "my.service", "my.span.attr": "some value"}
+    assert not otlp.is_http_server(attrs, span)  # a server span without HTTP attributes
+
+
+def test_otlp_http_server_span_with_the_conventions_example_becomes_a_row():
+    ((attrs, span),) = otlp.server_spans(semconv_server_span())
+    assert otlp.is_http_server(attrs, span)
+    rec = normalize_any(otlp.to_event(attrs, span, otlp.Names()), KAFKA_TS_MS)
+    assert (rec["method"], rec["path"], rec["query_string"], rec["status_code"]) == (
+        "GET", "/webshop/articles/4", "s=1&t=2", 200)
+    assert rec["ip_address"] == "192.0.2.4" and rec["user_agent"].startswith("Mozilla/5.0")
+    assert rec["latency_ms"] == 1000  # 1544712660 s to 1544712661 s
+    assert rec["created_at"] == 1544712660 * 1_000_000
+    assert rec["trace_id"] == "5b8efff798038103d269b633813fc60c"
+    assert rec["api_call_history_id"] == "5b8efff798038103d269b633813fc60ceee19b7ec3c1b174"
+
+
+def test_otlp_tenant_user_agent_come_from_configured_attributes_or_captured_headers():
+    export = semconv_server_span()
+    export["resourceSpans"][0]["resource"]["attributes"].append({"key": "tenant.id", "value": {"stringValue": "9"}})
+    span = export["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    span["attributes"] += [
+        {"key": "app.user", "value": {"stringValue": "u-7"}},
+        {"key": "http.request.header.x-agent-id", "value": {"arrayValue": {"values": [{"stringValue": "a-1"}]}}},
+    ]
+    ((attrs, s),) = otlp.server_spans(export)
+    event = otlp.to_event(attrs, s, otlp.Names(user=("app.user",)))
+    assert (event["tenant_id"], event["user_id"], event["agent_id"]) == ("9", "u-7", "a-1")
+
+
+def test_otlp_older_conventions_are_read_too():
+    attrs = {"http.method": "POST", "http.target": "/v2/orders?id=3", "http.status_code": 201,
+             "http.user_agent": "okhttp", "http.client_ip": "10.1.2.3", "http.request_content_length": 88}
+    span = {"kind": "SPAN_KIND_SERVER", "traceId": "ab" * 16, "spanId": "cd" * 8,
+            "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000000250000000"}
+    assert otlp.is_http_server(attrs, span)
+    rec = normalize_any(otlp.to_event(attrs, span, otlp.Names()), KAFKA_TS_MS)
+    assert (rec["path"], rec["query_string"], rec["status_code"], rec["latency_ms"]) == ("/v2/orders", "id=3", 201, 250)
+    assert rec["request_size_bytes"] == 88 and rec["ip_address"] == "10.1.2.3"
+
+
+@pytest.mark.parametrize("payload", [[], {"resourceSpans": {}}, {"resourceSpans": ["x"]}])
+def test_what_is_not_an_otlp_export_is_refused(payload):
+    with pytest.raises(Invalid):
+        list(otlp.server_spans(payload))

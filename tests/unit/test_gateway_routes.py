@@ -1,0 +1,112 @@
+"""The HTTP doors for gateways' own formats, without a broker (a publisher that records what it is given):
+Kong's http-log and seed 003's DTO at POST /v1/call-histories, OTLP/HTTP JSON at POST /v1/traces, and CORS."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from api.main import create_app
+from pipeline.security import Role
+from tests.helpers import checked_client
+from tests.unit.test_gateway_formats import fixture, seed_dto, semconv_server_span
+from tests.unit.test_routes_without_a_broker import api  # noqa: F401 - the fixture
+
+SA = Role.SERVICE_ACCOUNT
+
+
+def test_kong_http_log_batch_is_published_native_under_the_callers_tenant(api):  # noqa: F811
+    log = fixture("kong_http_log.json")
+    log["request"]["headers"]["authorization"] = "Basic c2VjcmV0"
+    r = api.post("/v1/call-histories", json=[log, seed_dto(tenantId=None)], headers=api.as_tenant("1", SA))
+    assert r.status_code == 202, r.text
+    assert r.json()["accepted"] == 2 and r.json()["ids"][0] == "2f6946328ffc4946b8c9120704a4a155"
+    ((topic, items, key),) = api.publisher.sent
+    assert topic.endswith("calls.raw") and key == b"1"
+    assert [e["tenant_id"] for e in items] == ["1", "1"]
+    assert items[0]["status_code"] == 200 and items[0]["path"] == "/example-route"
+    assert b"c2VjcmV0" not in orjson.dumps(items)  # the credential header never reaches the topic
+    assert items[1]["agent_id"] == "agent_test_123" and "agentId" not in items[1]
+
+
+def test_a_kong_header_naming_another_tenant_refuses_the_whole_post(api):  # noqa: F811
+    log = fixture("kong_http_log.json")
+    log["request"]["headers"]["X-Tenant-ID"] = "2"
+    r = api.post("/v1/call-histories", json=[fixture("kong_http_log.json"), log], headers=api.as_tenant("1", SA))
+    assert r.status_code == 422 and r.json()["error"]["details"] == [
+        {"index": 1, "error": "tenant_id 2 is not your tenant"}]
+    assert api.publisher.sent == []
+
+
+def test_a_bad_kong_event_is_refused_naming_the_format(api):  # noqa: F811
+    r = api.post("/v1/call-histories", json={**fixture("kong_http_log.json"), "response": {"status": "OK"}},
+                 headers=api.as_tenant("1", SA))
+    assert r.status_code == 422
+    assert r.json()["error"]["details"][0]["error"].startswith("Kong log event: status_code")
+
+
+def test_otlp_export_publishes_each_http_server_span_and_answers_otlps_response(api):  # noqa: F811
+    export = semconv_server_span()
+    spans = export["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    spans.append({**fixture("otlp_trace.json")["resourceSpans"][0]["scopeSpans"][0]["spans"][0], "spanId": "01" * 8})
+    r = api.post("/v1/traces", content=orjson.dumps(export), headers={**api.as_tenant("1", SA),
+                                                                        "Content-Type": "application/json"})
+    assert r.status_code == 200 and r.json() == {}
+    ((_, items, _),) = api.publisher.sent
+    assert len(items) == 1  # the second span is a server span without HTTP attributes: not a call
+    assert items[0]["path"] == "/webshop/articles/4" and items[0]["tenant_id"] == "1"
+
+
+def test_otlp_unreadable_call_spans_are_a_partial_success(api):  # noqa: F811
+    export = semconv_server_span()
+    span = export["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    bad = {**span, "spanId": "02" * 8, "attributes": [*span["attributes"][:8],
+           {"key": "http.response.status_code", "value": {"intValue": "999"}}]}
+    export["resourceSpans"][0]["scopeSpans"][0]["spans"].append(bad)
+    r = api.post("/v1/traces", json=export, headers=api.as_tenant("1", SA))
+    assert r.status_code == 200
+    assert r.json()["partialSuccess"]["rejectedSpans"] == 1
+    assert "status_code 999 is outside 100-599" in r.json()["partialSuccess"]["errorMessage"]
+    assert len(api.publisher.sent[0][1]) == 1
+
+
+def test_otlp_span_of_another_tenant_refuses_the_export(api):  # noqa: F811
+    export = semconv_server_span()
+    export["resourceSpans"][0]["resource"]["attributes"].append({"key": "tenant.id", "value": {"stringValue": "2"}})
+    r = api.post("/v1/traces", json=export, headers=api.as_tenant("1", SA))
+    assert r.status_code == 403 and "not yours" in r.json()["error"]["message"]
+    assert api.publisher.sent == []
+    assert api.post("/v1/traces", json=export, headers=api.as_tenant("1", Role.SYSTEM_ADMIN)).status_code == 200
+
+
+@pytest.mark.parametrize(("body", "content_type", "status"), [
+    (b"\x0a\x02", "application/x-protobuf", 415),
+    (b"{not json", "application/json", 400),
+    (b'{"resourceSpans": 5}', "application/json", 400),
+])
+def test_otlp_what_cannot_be_read_is_a_clear_4xx(api, body, content_type, status):  # noqa: F811
+    r = api.post("/v1/traces", content=body, headers={**api.as_tenant("1", SA), "Content-Type": content_type})
+    assert r.status_code == status and r.json()["error"]["message"]
+    assert api.publisher.sent == []
+
+
+def test_otlp_needs_a_writer(api):  # noqa: F811
+    assert api.post("/v1/traces", json=semconv_server_span()).status_code == 401
+    r = api.post("/v1/traces", json=semconv_server_span(), headers=api.as_tenant("1", Role.IAM_ADMIN))
+    assert r.status_code == 403
+
+
+def test_cors_is_off_unless_origins_are_set(materializer):
+    closed = checked_client(create_app(materializer.settings))
+    preflight = {"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "x-agent-id,authorization"}
+    assert "access-control-allow-origin" not in closed.options("/v1/call-histories", headers=preflight).headers
+    settings = materializer.settings.model_copy(update={"cors_origins": ["https://app.example.com"]})
+    client = checked_client(create_app(settings))
+    r = client.options("/v1/call-histories", headers=preflight)
+    assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://app.example.com"
+    assert "x-agent-id" in r.headers["access-control-allow-headers"].lower()
+    other = client.options("/v1/call-histories", headers={**preflight, "Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+    r = client.get("/health", headers={"Origin": "https://app.example.com"})
+    assert "x-trace-id" in r.headers["access-control-expose-headers"].lower()
