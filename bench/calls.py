@@ -52,7 +52,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import DefaultPartitioner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from eventgen import VARIANTS, EventFactory, new_tag, variants_of  # noqa: E402
+from eventgen import FORMATS, VARIANTS, EventFactory, new_tag, variants_of  # noqa: E402
 
 from pipeline.broker.embedded import free_port, start_embedded_broker  # noqa: E402
 from pipeline.broker.kafka import ensure_topics, wait_for_broker  # noqa: E402
@@ -142,8 +142,11 @@ class Result:
 
 def retag(events: list[tuple[bytes, bytes]], old: str, new: str) -> list[tuple[bytes, bytes]]:
     """The same events under another tag (a repeated pass into the same table must be countable apart)."""
-    a, b = f'"trace_id":"{old}'.encode(), f'"trace_id":"{new}'.encode()
-    return [(k, v.replace(a, b, 1)) for k, v in events]
+    for prefix in ('"trace_id":"', '"traceId":"', '"traceparent":"00-'):  # native, seed-dto, kong
+        a, b = f"{prefix}{old}".encode(), f"{prefix}{new}".encode()
+        if events and a in events[0][1]:
+            return [(k, v.replace(a, b, 1)) for k, v in events]
+    raise ValueError(f"no trace id with tag {old} in the events")
 
 
 # --------------------------------------------------------------------------- producing
@@ -606,8 +609,8 @@ async def run(args: argparse.Namespace) -> int:
     try:
         cluster = await wait_for_broker(broker.bootstrap)
         log(f"broker {broker.bootstrap} (cluster {cluster}, pid {broker.process.pid}); work dir {base}")
-        factory = EventFactory(seed=args.seed, variants=args.variants)
-        log(f"input shape {args.shape}: {', '.join(sorted(args.variants)) or 'no variants'}")
+        factory = EventFactory(seed=args.seed, variants=args.variants, fmt=args.format)
+        log(f"input shape {args.shape}: {', '.join(sorted(args.variants)) or 'no variants'}; format {args.format}")
         tag = new_tag()
         t = time.perf_counter()
         events = factory.batch(tag, args.events)
@@ -829,6 +832,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--with", dest="with_", default="", metavar="VARIANTS",
                     help="variants to add to the shape: " + ", ".join(VARIANTS))
     ap.add_argument("--without", default="", metavar="VARIANTS", help="variants to take out of the shape")
+    ap.add_argument("--format", choices=FORMATS, default="native",
+                    help="whose bytes: the native event, seed 003's DTO (camelCase) or Kong's log object")
     ap.add_argument("--quix-commit-interval", type=float, default=1.0, help="quix checkpoint (sink flush) seconds")
     ap.add_argument("--quix-python", default=str(REPO / ".venv-quix" / "bin" / "python"),
                     help="interpreter with quixstreams installed (its own venv: it needs pydantic<2.14)")

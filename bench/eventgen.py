@@ -69,6 +69,11 @@ VARIANTS = {
     "extra-fields": "fields the pipeline does not know (a gateway's route id, a retry count)",
 }
 SHAPES = {"native": frozenset(), "seed": frozenset(VARIANTS) - {"extra-fields"}}
+# Whose bytes: the project's own event, seed 003's DTO as Jackson writes it, or Kong's logging-plugin object
+# (shaped as Kong 3.8's documented sample: route, service, tries and workspace included).
+FORMATS = ("native", "seed-dto", "kong")
+_DTO_ORDER = ("tenantId", "userId", "agentId", "method", "path", "queryString", "statusCode", "latencyMs",
+              "requestSizeBytes", "responseSizeBytes", "ipAddress", "userAgent", "traceId", "errorCode", "source")
 _KST = timezone(timedelta(hours=9))
 _CASES = (str.lower, str.upper, str.capitalize, str.upper)
 SECRET_QUERIES = [q for q in QUERIES if "{secret}" in q or "Credential" in q]
@@ -89,9 +94,10 @@ def variants_of(shape: str, extra: str = "", without: str = "") -> frozenset[str
 class EventFactory:
     """Deterministic (seeded) generator; `make(tag, seq)` returns one event's JSON bytes."""
 
-    def __init__(self, seed: int = 3, variants: frozenset[str] = frozenset()) -> None:
+    def __init__(self, seed: int = 3, variants: frozenset[str] = frozenset(), fmt: str = "native") -> None:
         self.rng = random.Random(seed)
         self.variants = variants
+        self.fmt = fmt
         r = self.rng
         tenants, agents = (16, 50) if "few-tenants" in variants else (40, 200)
         self.tenants = [str(i) for i in range(1, tenants + 1)]
@@ -165,7 +171,54 @@ class EventFactory:
         """(key, value): keyed by tenant, as docs/architecture.md partitions calls."""
         ev = self.event(tag, seq)
         key = ev["tenant_id"].encode()
-        return key, orjson.dumps(self.reshape(ev) if self.variants else ev)
+        ev = self.reshape(ev) if self.variants else ev
+        if self.fmt == "seed-dto":
+            ev = self.as_seed_dto(ev)
+        elif self.fmt == "kong":
+            ev = self.as_kong(ev)
+        return key, orjson.dumps(ev)
+
+    @staticmethod
+    def as_seed_dto(ev: dict) -> dict:
+        """Jackson's output for seed 003's ApiCallHistoryRequest: declared order, nulls kept, no time."""
+        camel = {"".join(w.capitalize() if i else w for i, w in enumerate(k.split("_"))): v for k, v in ev.items()}
+        return {k: camel.get(k) for k in _DTO_ORDER}
+
+    def as_kong(self, ev: dict) -> dict:
+        """Kong's log object for the same call (trace id in a W3C traceparent, as Kong's OpenTelemetry plugin
+        propagates it; tenant, user, agent and source in the seed's headers)."""
+        r = self.rng
+        path = ev["path"] + (f"?{ev['query_string']}" if ev["query_string"] else "")
+        created = datetime.fromisoformat(ev["created_at"])
+        headers = {"host": "gateway.example.com", "user-agent": ev["user_agent"], "accept": "*/*",
+                   "x-tenant-id": str(ev["tenant_id"]), "x-user-id": str(ev["user_id"]),
+                   "x-dwp-source": ev["source"], "traceparent": f"00-{ev['trace_id']}-{r.getrandbits(64):016x}-01"}
+        if ev["agent_id"]:
+            headers["x-agent-id"] = ev["agent_id"]
+        request = {"id": None, "headers": headers, "uri": path, "method": ev["method"], "querystring": {},
+                   "url": f"https://gateway.example.com{path}"}
+        if ev["request_size_bytes"] is not None:
+            request["size"] = ev["request_size_bytes"]
+        request.pop("id")
+        response = {"headers": {"content-type": "application/json", "connection": "close",
+                                "via": "1.1 kong/3.8.0.0-enterprise-edition"}, "status": ev["status_code"]}
+        if ev["response_size_bytes"] is not None:
+            response["size"] = ev["response_size_bytes"]
+        return {
+            "response": response,
+            "route": {"id": "78f79740-c410-4fd9-a998-d0a60a99dc9b", "paths": ["/api"], "protocols": ["https"],
+                      "strip_path": False, "name": "aura-api"},
+            "workspace": "54baa5a9-23d6-41e0-9c9a-02434b010b25",
+            "tries": [{"balancer_latency": 0, "port": 8080, "ip": "10.0.3.4"}],
+            "client_ip": ev["ip_address"],
+            "request": request,
+            "upstream_uri": path,
+            "started_at": int(created.timestamp() * 1000),
+            "source": "upstream",
+            "latencies": {"kong": 1, "proxy": max(0, ev["latency_ms"] - 2), "request": ev["latency_ms"], "receive": 1},
+            "service": {"host": "aura.internal", "id": "fb4eecf8-dec2-40ef-b779-16de7e2384c7", "protocol": "http",
+                        "port": 8080, "name": "aura"},
+        }
 
     def batch(self, tag: str, n: int) -> list[tuple[bytes, bytes]]:
         return [self.make(tag, i) for i in range(n)]

@@ -37,7 +37,7 @@ CAMEL = {
     "ipAddress": "ip_address", "userAgent": "user_agent", "traceId": "trace_id", "errorCode": "error_code",
     "createdAt": "created_at", "requestHeaders": "request_headers", "responseHeaders": "response_headers",
 }
-DTO_MARKS = frozenset({"statusCode", "tenantId", "latencyMs"})  # any of these: a seed-dto event
+DTO_MARKS = frozenset({"statusCode", "tenantId", "latencyMs"})  # any of these not null: a seed-dto event
 # What normalize_event reads from header maps; every other header is dropped.
 KEPT_HEADERS = frozenset({
     "x-tenant-id", "x-user-id", "x-agent-id", "x-dwp-source", "user-agent", "traceparent", "x-trace-id",
@@ -49,7 +49,7 @@ def detect(obj: dict[str, Any]) -> str:
     """Which gateway wrote this event object."""
     if isinstance(obj.get("request"), dict) and isinstance(obj.get("response"), dict):
         return KONG
-    if not DTO_MARKS.isdisjoint(obj):
+    if any(obj.get(k) is not None for k in DTO_MARKS):
         return SEED_DTO
     return NATIVE
 
@@ -64,10 +64,12 @@ def to_native(obj: dict[str, Any], fmt: str) -> dict[str, Any]:
 
 
 def from_seed_dto(obj: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in obj.items():
-        name = CAMEL.get(key, key)
-        if name in out:
+    out = dict(obj)
+    for key, name in CAMEL.items():
+        value = out.pop(key, None)
+        if value is None:
+            continue
+        if out.get(name) is not None:
             raise Invalid(f"{name} is given twice ({key} and {name})")
         out[name] = value
     return out

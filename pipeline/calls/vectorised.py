@@ -21,7 +21,7 @@ import pyarrow.json as pj
 from pipeline.broker.entry_messages import MAX_VALUE_BYTES
 from pipeline.broker.records import Batch
 from pipeline.calls.arrow import CALLS_SCHEMA, SEQ_BITS
-from pipeline.calls.formats import DTO_MARKS
+from pipeline.calls.formats import CAMEL
 from pipeline.calls.normalize import (
     MAX_AGENT_ID,
     IdFn,
@@ -37,22 +37,24 @@ _TEXT = ("api_call_history_id", "tenant_id", "user_id", "agent_id", "ip_address"
          "error_code", "source")
 _INTS = ("latency_ms", "request_size_bytes", "response_size_bytes")
 # Tenant and user ids come as text or as JSON numbers (seed 003's DTO declares them Long): Arrow infers them.
-_IDS = ("tenant_id", "user_id")
-RAW_SCHEMA = pa.schema(
+_IDS = ("tenant_id", "user_id", "tenantId", "userId")
+_NATIVE = pa.schema(
     [(f.name, pa.int64() if pa.types.is_integer(f.type) else pa.string()) for f in CALLS_SCHEMA]
     + [("request_headers", pa.struct([])), ("response_headers", pa.struct([]))]
 )
+# Seed 003's DTO spelling of the same fields (formats.py): read in the same parse, used for the DTO's rows.
+RAW_SCHEMA = pa.schema([*_NATIVE, *(pa.field(camel, _NATIVE.field(snake).type) for camel, snake in CAMEL.items())])
 _DECLARED = pa.schema([f for f in RAW_SCHEMA if f.name not in _IDS])
 # "infer": fields we do not read still show up as columns, so NaN/Inf in them (Arrow reads those literals,
 # orjson rejects them) can be seen without scanning the bytes; the ids are read as whatever type they hold.
 _PARSE = pj.ParseOptions(explicit_schema=_DECLARED, unexpected_field_behavior="infer")
 # A chunk that mixes numeric and text ids (two gateways on one topic): numbers are quoted, then read as text.
 _PARSE_QUOTED = pj.ParseOptions(explicit_schema=RAW_SCHEMA, unexpected_field_behavior="infer")
-_MIXED_IDS = re.compile(r"Column\(/(?:tenant_id|user_id)\) changed from")
+_MIXED_IDS = re.compile(r"Column\(/(?:tenant_id|user_id|tenantId|userId)\) changed from")
 # A top-level (or nested: only headers, which go exact, and fields we do not read hold those) id that is an
 # integer orjson reads as one: at most 18 digits, no `-0`, no fraction or exponent, Jackson's spacing. Anything
 # else stays a number and fails the text column, so its message goes the exact way.
-_NUMERIC_ID = r'"(tenant_id|user_id)":(-?[1-9]\d{0,17}|0)([,}])'
+_NUMERIC_ID = r'"(tenant_id|user_id|tenantId|userId)":(-?[1-9]\d{0,17}|0)([,}])'
 CHUNK = 5000  # messages per Arrow parse (a worker batch): one unparseable message costs a re-parse of its chunk
 # A chunk is parsed on the calling thread, in one block. Arrow's threads halve the parse's wall time on an idle
 # machine but cost more CPU, and a busy worker has no core to spare: on 300,000 events end to end through worker,
@@ -67,6 +69,7 @@ _ISO = (r"^(?:19|2\d)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])[T ](?:[01]\d
 # unquoting or Unicode lower-casing to do so; the others are left as they are without a Python call.
 _MAY_REDACT = "(?i)" + "|".join(re.escape(k) for k in sorted(TRIGGERS)) + r"|%|\+|[^\x00-\x7f]"
 _NULL_TEXT = pa.scalar(None, pa.string())
+_KONG_KEYS = ("request", "response")
 
 
 
@@ -195,7 +198,7 @@ def _parse(batch: Batch, pos: list[int]) -> tuple[pa.Table | None, list[int]]:
             del values[int(m.group(1))], pos[int(m.group(1))]
             continue
         # One row per message, or some message held more than one document (orjson rejects those).
-        if table.num_rows != len(values) or _nonfinite(table) or _other_format(table):
+        if table.num_rows != len(values) or _nonfinite(table):
             return None, pos
         text = _ids_as_text(table)
         if text is None and options is _PARSE:
@@ -203,14 +206,9 @@ def _parse(batch: Batch, pos: list[int]) -> tuple[pa.Table | None, list[int]]:
             # so only the messages holding such an id fail (and go the exact way), not the whole chunk.
             values, options = _quote_numeric_ids(values), _PARSE_QUOTED
             continue
-        return (None if text is None else text.select(RAW_SCHEMA.names).combine_chunks()), pos
+        kong = [n for n in _KONG_KEYS if n in table.schema.names]  # (their rows go exact: _checked_columns)
+        return (None if text is None else text.select(RAW_SCHEMA.names + kong).combine_chunks()), pos
     return None, pos
-
-
-def _other_format(table: pa.Table) -> bool:
-    """Some event in the chunk may be another gateway's (formats.detect): the exact path reads those."""
-    names = set(table.schema.names)
-    return not DTO_MARKS.isdisjoint(names) or {"request", "response"} <= names
 
 
 def _quote_numeric_ids(values: list[bytes]) -> list[bytes]:
@@ -266,10 +264,11 @@ def _has_nonfinite(values: pa.Array) -> bool:
 def _checked_columns(raw: pa.Table, stamps_ms: pa.Array) -> tuple[pa.Array, list[pa.Array]]:
     """(rows valid by every rule, the CALLS_SCHEMA columns over all rows); rejected rows hold anything."""
     col = {name: raw.column(name).chunk(0) for name in raw.schema.names}
+    ok = pc.and_(_as_native(col), pc.invert(_kong_rows(col)))
     for name in _TEXT:
         col[name] = _blank_to_null(col[name])
     status, method, path = col["status_code"], col["method"], col["path"]
-    ok = pc.and_(pc.is_null(col["request_headers"]), pc.is_null(col["response_headers"]))
+    ok = pc.and_(ok, pc.and_(pc.is_null(col["request_headers"]), pc.is_null(col["response_headers"])))
     ok = pc.and_(ok, pc.fill_null(pc.match_substring_regex(method, r"^[A-Za-z]{1,16}$"), False))
     ok = pc.and_(ok, pc.fill_null(pc.starts_with(path, "/"), False))
     ok = pc.and_(ok, pc.fill_null(pc.and_(pc.greater_equal(status, 100), pc.less_equal(status, 599)), False))
@@ -284,6 +283,34 @@ def _checked_columns(raw: pa.Table, stamps_ms: pa.Array) -> tuple[pa.Array, list
     col |= {"method": pc.ascii_upper(method), "path": path, "query_string": query, "ip_address": ip,
             "status_code": pc.cast(pc.if_else(ok, status, 200), pa.int32()), "created_at": created}
     return ok, [col[f.name] for f in CALLS_SCHEMA]
+
+
+def _kong_rows(col: dict[str, pa.Array]) -> pa.Array:
+    """Rows that are Kong log objects (`request` and `response` objects: formats.detect), read exactly."""
+    req, resp = col.get("request"), col.get("response")
+    if req is None or resp is None or not (pa.types.is_struct(req.type) and pa.types.is_struct(resp.type)):
+        return pa.array(np.zeros(len(col["method"]), dtype=bool))
+    return pc.and_(pc.is_valid(req), pc.is_valid(resp))
+
+
+def _as_native(col: dict[str, pa.Array]) -> pa.Array:
+    """Seed-DTO rows (a DTO mark not null: formats.detect) take their camelCase values into the native columns;
+    a row giving a field in both spellings is not ok (formats.from_seed_dto refuses it). Returns that ok."""
+    n = len(col["method"])
+    dto = pc.or_(pc.or_(pc.is_valid(col["statusCode"]), pc.is_valid(col["tenantId"])), pc.is_valid(col["latencyMs"]))
+    if not pc.any(dto).as_py():
+        return pa.array(np.ones(n, dtype=bool))
+    ok = pa.array(np.ones(n, dtype=bool))
+    for camel, snake in CAMEL.items():
+        given = col[camel]
+        if not given.null_count < n:
+            continue
+        if pa.types.is_struct(given.type):  # header maps: such rows are read exactly
+            ok = pc.and_(ok, pc.invert(pc.and_(dto, pc.is_valid(given))))
+            continue
+        ok = pc.and_(ok, pc.invert(pc.and_(dto, pc.and_(pc.is_valid(col[snake]), pc.is_valid(given)))))
+        col[snake] = pc.if_else(dto, pc.coalesce(col[snake], given), col[snake])
+    return ok
 
 
 def _blank_to_null(values: pa.Array) -> pa.Array:

@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.broker.entry_messages import Invalid
 from pipeline.broker.records import Message
-from pipeline.calls import formats, otlp
+from pipeline.calls import formats, otlp, vectorised
 from pipeline.calls.normalize import normalize_any, normalize_messages
 from tests.unit.test_normalize_vectorised import base_event, both_paths, make_id
 
@@ -118,13 +118,29 @@ def test_one_message_may_mix_formats_and_each_element_is_read_as_its_own():
     assert len(dead) == 1 and dead[0].index == 3 and "ApiCallHistoryRequest" in dead[0].error
 
 
-def test_the_vectorised_path_reads_other_formats_exactly_as_the_exact_path():
+def test_the_vectorised_path_reads_other_formats_exactly_as_the_exact_path(monkeypatch):
     rng = random.Random(5)
     values = [orjson.dumps(base_event(rng)) for _ in range(50)]
-    values += [orjson.dumps(seed_dto(userId=i)) for i in range(20)] + [orjson.dumps(fixture("kong_http_log.json"))]
-    values += [orjson.dumps({**base_event(rng), "latencyMs": 3})]  # both spellings: the exact path refuses it
+    values += [orjson.dumps(seed_dto(userId=i, tenantId=rng.choice([1, "1", None]))) for i in range(40)]
+    values += [orjson.dumps(fixture("kong_http_log.json"))]
+    odd = [
+        {**base_event(rng), "latencyMs": 3},  # both spellings of one field: refused
+        {**base_event(rng), "statusCode": None, "userAgent": "x"},  # no DTO mark given: native, userAgent unread
+        {**seed_dto(), "status_code": None, "query_string": "a=1"},  # the snake spelling null: the DTO's wins
+        {**seed_dto(), "user_agent": "twice"},
+        {**seed_dto(), "requestHeaders": {"X-Agent-ID": "a9"}},
+        {**seed_dto(), "queryString": "?token=s3cr3t&x=1", "createdAt": "2026-11-25T10:00:00+09:00"},
+        seed_dto(statusCode=None, tenantId=None, latencyMs=None),
+        seed_dto(tenantId=2.5),
+    ]
+    values += [orjson.dumps(e) for e in odd]
     rng.shuffle(values)
+    exact_calls: list[Message] = []
+    real = vectorised.normalize_messages
+    monkeypatch.setattr(vectorised, "normalize_messages", lambda t, m, f: (exact_calls.extend(m), real(t, m, f))[1])
     both_paths(values)
+    exact_values = {m.value for m in exact_calls}
+    assert all(orjson.dumps(seed_dto(userId=i)) not in exact_values for i in range(40))  # plain DTOs: vectorised
 
 
 def test_otlp_documented_export_has_one_span_and_it_is_not_a_call():
