@@ -16,6 +16,7 @@ import random
 import secrets
 import string
 from datetime import UTC, datetime, timedelta, timezone
+from urllib.parse import parse_qsl
 
 import orjson
 
@@ -195,15 +196,16 @@ class EventFactory:
                    "x-dwp-source": ev["source"], "traceparent": f"00-{ev['trace_id']}-{r.getrandbits(64):016x}-01"}
         if ev["agent_id"]:
             headers["x-agent-id"] = ev["agent_id"]
-        request = {"id": None, "headers": headers, "uri": path, "method": ev["method"], "querystring": {},
-                   "url": f"https://gateway.example.com{path}"}
-        if ev["request_size_bytes"] is not None:
-            request["size"] = ev["request_size_bytes"]
-        request.pop("id")
-        response = {"headers": {"content-type": "application/json", "connection": "close",
-                                "via": "1.1 kong/3.8.0.0-enterprise-edition"}, "status": ev["status_code"]}
-        if ev["response_size_bytes"] is not None:
-            response["size"] = ev["response_size_bytes"]
+        # Kong's sizes count the whole message, headers included, so it always has one.
+        parsed: dict = {}
+        for key, value in parse_qsl(ev["query_string"] or "", keep_blank_values=True):
+            parsed[key] = [*parsed[key], value] if isinstance(parsed.get(key), list) else (
+                [parsed[key], value] if key in parsed else value)
+        request = {"headers": headers, "uri": path, "size": 180 + (ev["request_size_bytes"] or 0),
+                   "method": ev["method"], "querystring": parsed, "url": f"https://gateway.example.com{path}"}
+        response = {"size": 220 + (ev["response_size_bytes"] or 0), "status": ev["status_code"],
+                    "headers": {"content-type": "application/json", "connection": "close",
+                                "via": "1.1 kong/3.8.0.0-enterprise-edition"}}
         return {
             "response": response,
             "route": {"id": "78f79740-c410-4fd9-a998-d0a60a99dc9b", "paths": ["/api"], "protocols": ["https"],

@@ -129,7 +129,8 @@ def _querystring(value: Any) -> str | None:
     pairs = []
     for key, v in value.items():
         for item in v if isinstance(v, list) else [v]:
-            pairs.append((key, "") if item is True else (key, str(item)))
+            if item is not None:  # a null argument carries nothing
+                pairs.append((key, "") if item is True else (key, str(item)))
     return urlencode(pairs) or None
 
 

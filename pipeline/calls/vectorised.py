@@ -21,7 +21,7 @@ import pyarrow.json as pj
 from pipeline.broker.entry_messages import MAX_VALUE_BYTES
 from pipeline.broker.records import Batch
 from pipeline.calls.arrow import CALLS_SCHEMA, SEQ_BITS
-from pipeline.calls.formats import CAMEL
+from pipeline.calls.formats import CAMEL, KEPT_HEADERS
 from pipeline.calls.normalize import (
     MAX_AGENT_ID,
     IdFn,
@@ -69,7 +69,9 @@ _ISO = (r"^(?:19|2\d)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])[T ](?:[01]\d
 # unquoting or Unicode lower-casing to do so; the others are left as they are without a Python call.
 _MAY_REDACT = "(?i)" + "|".join(re.escape(k) for k in sorted(TRIGGERS)) + r"|%|\+|[^\x00-\x7f]"
 _NULL_TEXT = pa.scalar(None, pa.string())
-_KONG_KEYS = ("request", "response")
+_KONG_KEYS = ("request", "response", "latencies", "started_at", "client_ip", "consumer")
+_EPOCH_MS_THRESHOLD = 100_000_000_000  # normalize.py: numbers at or above are epoch milliseconds
+_MAX_MS = 253402300800 * 1000  # year 10000
 
 
 
@@ -206,7 +208,7 @@ def _parse(batch: Batch, pos: list[int]) -> tuple[pa.Table | None, list[int]]:
             # so only the messages holding such an id fail (and go the exact way), not the whole chunk.
             values, options = _quote_numeric_ids(values), _PARSE_QUOTED
             continue
-        kong = [n for n in _KONG_KEYS if n in table.schema.names]  # (their rows go exact: _checked_columns)
+        kong = [n for n in _KONG_KEYS if n in table.schema.names]  # Kong's fields (_from_kong reads them)
         return (None if text is None else text.select(RAW_SCHEMA.names + kong).combine_chunks()), pos
     return None, pos
 
@@ -264,11 +266,16 @@ def _has_nonfinite(values: pa.Array) -> bool:
 def _checked_columns(raw: pa.Table, stamps_ms: pa.Array) -> tuple[pa.Array, list[pa.Array]]:
     """(rows valid by every rule, the CALLS_SCHEMA columns over all rows); rejected rows hold anything."""
     col = {name: raw.column(name).chunk(0) for name in raw.schema.names}
-    ok = pc.and_(_as_native(col), pc.invert(_kong_rows(col)))
+    kong = _kong_rows(col)
+    ok, started = _as_native(col, pc.invert(kong)), None
+    if pc.any(kong).as_py():
+        kong_ok, started = _from_kong(col, kong)
+        ok = pc.if_else(kong, kong_ok, ok)
     for name in _TEXT:
         col[name] = _blank_to_null(col[name])
     status, method, path = col["status_code"], col["method"], col["path"]
-    ok = pc.and_(ok, pc.and_(pc.is_null(col["request_headers"]), pc.is_null(col["response_headers"])))
+    headers = pc.and_(pc.is_null(col["request_headers"]), pc.is_null(col["response_headers"]))
+    ok = pc.and_(ok, headers if started is None else pc.or_(kong, headers))  # Kong's: only what _from_kong read
     ok = pc.and_(ok, pc.fill_null(pc.match_substring_regex(method, r"^[A-Za-z]{1,16}$"), False))
     ok = pc.and_(ok, pc.fill_null(pc.starts_with(path, "/"), False))
     ok = pc.and_(ok, pc.fill_null(pc.and_(pc.greater_equal(status, 100), pc.less_equal(status, 599)), False))
@@ -278,6 +285,9 @@ def _checked_columns(raw: pa.Table, stamps_ms: pa.Array) -> tuple[pa.Array, list
     ip = _mapped(col["ip_address"], canonical_ip)
     ok = pc.and_(ok, pc.or_(pc.is_null(col["ip_address"]), pc.is_valid(ip)))
     created, created_ok = _created_at(col["created_at"], stamps_ms)
+    if started is not None:  # Kong's started_at, epoch ms (checked in _from_kong)
+        created = pc.if_else(kong, pc.cast(pc.multiply(started, 1000), created.type), created)
+        created_ok = pc.or_(kong, created_ok)
     ok = pc.and_(ok, created_ok)
     path, query = _path_and_query(path, col["query_string"])
     col |= {"method": pc.ascii_upper(method), "path": path, "query_string": query, "ip_address": ip,
@@ -293,11 +303,98 @@ def _kong_rows(col: dict[str, pa.Array]) -> pa.Array:
     return pc.and_(pc.is_valid(req), pc.is_valid(resp))
 
 
-def _as_native(col: dict[str, pa.Array]) -> pa.Array:
+class _Unreadable(Exception):
+    """A Kong field of a type the vectorised reading does not take: the chunk's Kong rows go exact."""
+
+
+def _sub(value: pa.Array | None, *path: str) -> pa.Array | None:
+    """A nested field (None if any level is absent); every level but the last must be a struct."""
+    for name in path:
+        if value is None:
+            return None
+        if not pa.types.is_struct(value.type):
+            raise _Unreadable(name)
+        i = value.type.get_field_index(name)
+        if i < 0:
+            return None
+        value = pc.struct_field(value, [i])
+    return value
+
+
+def _typed(value: pa.Array | None, n: int, kind: pa.DataType) -> pa.Array:
+    """A Kong field as `kind` (nulls where absent); a field of another type cannot be read vectorised."""
+    if value is None or pa.types.is_null(value.type):
+        return pa.nulls(n, kind)
+    if kind == pa.string() and pa.types.is_string(value.type):
+        return value
+    if pa.types.is_integer(kind) and pa.types.is_integer(value.type):
+        return pc.cast(value, kind)
+    raise _Unreadable(str(value.type))
+
+
+def _from_kong(col: dict[str, pa.Array], kong: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Kong rows into the native columns, as formats.from_kong and normalize_event read them: (rows read
+    exactly so, started_at in ms). Anything it does not cover (a consumer, a parsed query without `?` in the
+    uri, a size or time missing, a traceparent it cannot vouch for) is not ok: the exact path reads it."""
+    n = len(kong)
+    req, resp = col["request"], col["response"]
+    try:
+        headers = _sub(req, "headers")
+        names = set() if headers is None else {f.name for f in headers.type}
+        # A header the rules read, named in another case: the exact path lower-cases it; those rows go there.
+        cased = [_sub(headers, name) for name in names if name.lower() in KEPT_HEADERS and name not in KEPT_HEADERS]
+        h = {name: _blank_to_null(_typed(_sub(headers, name), n, pa.string())) for name in KEPT_HEADERS}
+        uri = _typed(_sub(req, "uri"), n, pa.string())
+        query_fields = _sub(req, "querystring")
+        size_in = _typed(_sub(req, "size"), n, pa.int64())
+        size_out = _typed(_sub(resp, "size"), n, pa.int64())
+        latency = _typed(_sub(col.get("latencies"), "request"), n, pa.int64())
+        started = _typed(col.get("started_at"), n, pa.int64())
+        values = {
+            "api_call_history_id": _typed(_sub(req, "id"), n, pa.string()),
+            "method": _typed(_sub(req, "method"), n, pa.string()),
+            "status_code": _typed(_sub(resp, "status"), n, pa.int64()),
+            "ip_address": _typed(col.get("client_ip"), n, pa.string()),
+        }
+    except (_Unreadable, pa.ArrowException):
+        return pa.array(np.zeros(n, dtype=bool)), pa.nulls(n, pa.int64())
+    ok = pc.and_(pc.is_valid(uri), pc.and_(pc.is_valid(size_in), pc.is_valid(size_out)))
+    for value in cased:
+        ok = pc.and_(ok, pc.is_null(value))
+    ok = pc.and_(ok, pc.fill_null(pc.greater_equal(started, _EPOCH_MS_THRESHOLD), False))
+    ok = pc.and_(ok, pc.fill_null(pc.less(started, _MAX_MS), False))
+    if "consumer" in col:
+        ok = pc.and_(ok, pc.is_null(col["consumer"]))
+    if "latencies" in col and not pa.types.is_struct(col["latencies"].type):
+        ok = pa.array(np.zeros(n, dtype=bool))
+    if query_fields is not None and query_fields.type.num_fields:  # Kong's parsed query: read exactly, unless
+        given = pa.array(np.zeros(n, dtype=bool))                   # the uri holds it or it is empty
+        for i in range(query_fields.type.num_fields):
+            given = pc.or_(given, pc.is_valid(pc.struct_field(query_fields, [i])))
+        ok = pc.and_(ok, pc.or_(pc.fill_null(pc.match_substring(uri, "?"), False), pc.invert(given)))
+    parent = h["traceparent"]
+    trace = pc.extract_regex(parent, r"^\s*[^-]*-(?P<t>[0-9a-fA-F]{32})-[^-]*-")
+    trace = pc.utf8_lower(pc.struct_field(trace, [0]))
+    ok = pc.and_(ok, pc.or_(pc.is_null(parent), pc.and_(pc.is_valid(trace), pc.not_equal(trace, "0" * 32))))
+    values |= {
+        "tenant_id": h["x-tenant-id"], "user_id": h["x-user-id"], "agent_id": h["x-agent-id"],
+        "path": uri, "query_string": pa.nulls(n, pa.string()), "latency_ms": latency,
+        "request_size_bytes": size_in, "response_size_bytes": size_out, "user_agent": h["user-agent"],
+        "trace_id": pc.coalesce(trace, h["x-trace-id"], h["x-b3-traceid"], h["x-request-id"]),
+        "error_code": pa.nulls(n, pa.string()), "source": h["x-dwp-source"],
+    }
+    for name, value in values.items():
+        col[name] = pc.if_else(kong, pc.cast(value, col[name].type), col[name])
+    return ok, started
+
+
+def _as_native(col: dict[str, pa.Array], candidates: pa.Array) -> pa.Array:
     """Seed-DTO rows (a DTO mark not null: formats.detect) take their camelCase values into the native columns;
-    a row giving a field in both spellings is not ok (formats.from_seed_dto refuses it). Returns that ok."""
+    a row giving a field in both spellings is not ok (formats.from_seed_dto refuses it). Returns that ok.
+    Only `candidates` may be DTO rows (Kong's are told apart first)."""
     n = len(col["method"])
     dto = pc.or_(pc.or_(pc.is_valid(col["statusCode"]), pc.is_valid(col["tenantId"])), pc.is_valid(col["latencyMs"]))
+    dto = pc.and_(dto, candidates)
     if not pc.any(dto).as_py():
         return pa.array(np.ones(n, dtype=bool))
     ok = pa.array(np.ones(n, dtype=bool))

@@ -192,3 +192,44 @@ def test_otlp_older_conventions_are_read_too():
 def test_what_is_not_an_otlp_export_is_refused(payload):
     with pytest.raises(Invalid):
         list(otlp.server_spans(payload))
+
+
+def kong_events(n: int, seed: int = 7) -> list[dict]:
+    """Kong log objects as bench/eventgen.py writes them (the documented sample's shape), seed-003 calls."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from eventgen import SHAPES, EventFactory
+
+    factory = EventFactory(seed=seed, variants=SHAPES["seed"], fmt="kong")
+    return [orjson.loads(factory.make("abcd1234", i)[1]) for i in range(n)]
+
+
+def test_kong_objects_are_read_on_the_vectorised_path_exactly_as_the_exact_path(monkeypatch):
+    rng = random.Random(11)
+    plain = kong_events(60)
+    odd = [dict(e) for e in kong_events(14, seed=8)]
+    odd[0]["request"]["headers"]["X-Tenant-ID"] = "5"  # a header name not lower-cased
+    odd[1]["request"]["headers"]["x-agent-id"] = ["a1", "a2"]  # a repeated header
+    odd[2]["consumer"] = {"username": "foo", "custom_id": "c-9"}
+    odd[3]["request"]["uri"] = "/plain"
+    odd[3]["request"]["querystring"] = {"token": "s3cr3t", "page": "2"}
+    odd[4]["request"]["size"] = "120"  # Kong 0.x wrote sizes as text
+    del odd[5]["response"]["size"]
+    odd[6]["request"]["headers"]["traceparent"] = "00-" + "0" * 32 + "-00f067aa0ba902b7-01"
+    odd[7]["request"]["headers"] |= {"traceparent": "garbage", "x-trace-id": "t-77"}
+    odd[8]["latencies"] = 5
+    odd[9]["started_at"] = 1_726_783_839  # seconds
+    odd[10]["request"]["id"] = ""
+    odd[11] |= {"status_code": 500, "tenant_id": "other"}  # native keys beside a Kong object: Kong's win
+    odd[12]["response"]["status"] = 999
+    odd[13]["request"]["headers"]["x-agent-id"] = "a" * 101
+    values = [orjson.dumps(e) for e in plain + odd] + [orjson.dumps(base_event(rng)) for _ in range(30)]
+    values += [orjson.dumps(seed_dto(userId=i)) for i in range(10)]
+    rng.shuffle(values)
+    exact_calls: list[Message] = []
+    real = vectorised.normalize_messages
+    monkeypatch.setattr(vectorised, "normalize_messages", lambda t, m, f: (exact_calls.extend(m), real(t, m, f))[1])
+    both_paths(values)
+    exact_values = {m.value for m in exact_calls}
+    assert not exact_values & {orjson.dumps(e) for e in plain}  # every plain Kong object: vectorised
+    assert len(exact_values) <= len(odd)
