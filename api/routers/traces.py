@@ -18,6 +18,7 @@ from api.call_intake import admit
 from api.deps import PublisherDep, SettingsDep
 from api.errors import ApiError, clip
 from api.limits import TooLarge
+from api.responses import UNSUPPORTED_MEDIA
 from api.security import bearer
 from pipeline.broker.entry_messages import Invalid
 from pipeline.broker.topics import CALLS_RAW
@@ -31,6 +32,7 @@ MAX_REASONS = 5
 
 
 @router.post("/v1/traces", response_model=TraceExportResult, response_model_exclude_unset=True,
+             responses=UNSUPPORTED_MEDIA,
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
                  "type": "object", "description": "OTLP ExportTraceServiceRequest, JSON encoding"}}}}})
 async def export_traces(request: Request, principal: Writer, publisher: PublisherDep,
