@@ -87,6 +87,7 @@ def test_otlp_span_of_another_tenant_refuses_the_export(api):  # noqa: F811
 def test_otlp_what_cannot_be_read_is_a_clear_4xx(api, body, content_type, status):  # noqa: F811
     r = api.post("/v1/traces", content=body, headers={**api.as_tenant("1", SA), "Content-Type": content_type})
     assert r.status_code == status and r.json()["error"]["message"]
+    assert r.json()["error"]["code"] == {415: "UNSUPPORTED_MEDIA_TYPE", 400: "BAD_REQUEST"}[status]
     assert api.publisher.sent == []
 
 
