@@ -32,6 +32,7 @@ from api.ingest_jobs import Jobs
 from api.predicting import Predictor
 from api.publish import Publisher
 from api.recorder import CallBuffer
+from api.retention import Retention
 from api.scheduler import Scheduler
 from api.search_service import SearchService
 from pipeline.broker.kafka import cluster_id
@@ -75,6 +76,7 @@ class Services:
     scheduler: Scheduler
     jobs: Jobs
     search: SearchService
+    retention: Retention
     background: set[asyncio.Task[Any]] = field(default_factory=set)  # data exports, held so they are not collected
 
     @classmethod
@@ -89,7 +91,7 @@ class Services:
         return cls(settings=settings, store=store, materializer=materializer, publisher=publisher,
                    broker_health=BrokerHealth(settings), calls=calls or CallBuffer(settings), predictor=predictor,
                    scheduler=Scheduler(settings, store, predictor, ready=materializer.started_caught_up.is_set),
-                   jobs=jobs, search=search)
+                   jobs=jobs, search=search, retention=Retention(settings, store))
 
     async def start(self) -> None:
         """The materializer, the recorder and the loops."""
@@ -98,6 +100,7 @@ class Services:
         self.materializer.start()
         await self.calls.start()
         self.scheduler.start()
+        self.retention.start()
 
     def run_in_background(self, work: Awaitable[Any]) -> None:
         """A task that outlives its request (a data export); held until it finishes."""
@@ -107,7 +110,7 @@ class Services:
 
     async def stop(self) -> None:
         """Every part stops, whatever an earlier one raised; the file is closed last, unless still being written."""
-        await _shut_down([self.scheduler.stop, self.jobs.stop, self.search.stop, self.calls.stop,
+        await _shut_down([self.retention.stop, self.scheduler.stop, self.jobs.stop, self.search.stop, self.calls.stop,
                           self.publisher.close, lambda: asyncio.to_thread(self.materializer.stop)])
         if self.materializer.alive:  # still inside a write: closing the file under it would fail that write
             log.error("api_shutdown_materializer_still_running")

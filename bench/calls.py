@@ -44,9 +44,11 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import httpx
+import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import DefaultPartitioner
@@ -590,6 +592,55 @@ async def baseline_pass(b: Baseline, producer: AIOKafkaProducer, events: list[tu
     return t_end - t0, t_acked - t0, cpu
 
 
+def otlp_export(events: list[dict]) -> dict:
+    """The events as one OTLP/HTTP JSON export: one HTTP server span each, with the semantic conventions'
+    attributes, the tenant on `tenant.id`, and the event's trace id as the span's."""
+    def attr(key: str, value: object) -> dict:
+        return {"key": key, "value": {"intValue": str(value)} if isinstance(value, int) else {"stringValue": value}}
+
+    spans = []
+    for i, ev in enumerate(events):
+        start = int(datetime.fromisoformat(ev["created_at"]).timestamp() * 1_000_000_000)
+        attrs = {"http.request.method": ev["method"], "url.path": ev["path"], "url.query": ev["query_string"],
+                 "http.response.status_code": ev["status_code"], "client.address": ev["ip_address"],
+                 "user_agent.original": ev["user_agent"], "http.request.body.size": ev["request_size_bytes"],
+                 "http.response.body.size": ev["response_size_bytes"], "tenant.id": str(ev["tenant_id"]),
+                 "user.id": str(ev["user_id"]), "gen_ai.agent.id": ev["agent_id"], "error.type": ev["error_code"]}
+        spans.append({"traceId": ev["trace_id"], "spanId": f"{i:016x}", "name": f"{ev['method']} {ev['path']}",
+                      "kind": 2, "startTimeUnixNano": str(start),
+                      "endTimeUnixNano": str(start + ev["latency_ms"] * 1_000_000),
+                      "attributes": [attr(k, v) for k, v in attrs.items() if v is not None]})
+    return {"resourceSpans": [{"resource": {"attributes": [attr("service.name", "aura-gateway")]},
+                               "scopeSpans": [{"scope": {"name": "bench"}, "spans": spans}]}]}
+
+
+async def http_pass(ours: Ours, factory: EventFactory, n: int, fmt: str, batch: int, timeout_s: float,
+                    poll_s: float) -> float:
+    """n events POSTed by 4 concurrent senders, `batch` a request, as native events to /v1/call-histories or
+    as OTLP spans to /v1/traces; events/s from the first request to the last row in DuckDB."""
+    tag = new_tag()
+    events = [factory.event(tag, i) for i in range(n)]
+    bodies = [events[i:i + batch] for i in range(0, n, batch)]
+    payloads = [orjson.dumps(otlp_export(b) if fmt == "otlp" else b) for b in bodies]
+    route = "/v1/traces" if fmt == "otlp" else "/v1/call-histories"
+    start_rowid = await ours.max_rowid()
+    poll = asyncio.create_task(ours.wait_count(tag, n, timeout_s, poll_s, start_rowid))
+    queue = list(reversed(payloads))
+    t0 = time.time()
+
+    async def sender() -> None:
+        while queue:
+            r = await ours.http.post(route, content=queue.pop(), headers={"Content-Type": "application/json"})
+            if r.status_code >= 300:
+                raise RuntimeError(f"{route} answered {r.status_code}: {r.text[:200]}")
+
+    await asyncio.gather(*(sender() for _ in range(4)))
+    t_end, got = await poll
+    if t_end is None:
+        raise TimeoutError(f"{fmt} over HTTP: {got}/{n} rows")
+    return n / (t_end - t0)
+
+
 # --------------------------------------------------------------------------- main
 
 async def run(args: argparse.Namespace) -> int:
@@ -601,6 +652,7 @@ async def run(args: argparse.Namespace) -> int:
     broker = start_embedded_broker(None, log_path=base / "broker.log")
     results: dict[str, Result] = {}
     fresh: dict | None = None
+    http_rates: dict[str, list[float]] = {}
     profile_text = ""
     mat_detail = ""
     ours: Ours | None = None
@@ -699,6 +751,12 @@ async def run(args: argparse.Namespace) -> int:
                 finally:
                     await paced_producer.stop()
                 log(f"ours: freshness {fresh}")
+            if args.http:
+                for fmt in ("native", "otlp", "native", "otlp"):  # interleaved, so a slow spell falls on both
+                    rate = await http_pass(ours, factory, args.http, fmt, args.http_batch, args.timeout,
+                                           args.poll_ms / 1000)
+                    log(f"ours over HTTP, {fmt}: {rate:,.0f} events/s")
+                    http_rates.setdefault(fmt, []).append(rate)
             if args.profile:
                 log("ours: profiling another full-speed pass with py-spy (worker, api)")
                 ptag = new_tag()
@@ -738,6 +796,12 @@ async def run(args: argparse.Namespace) -> int:
             shutil.rmtree(base, ignore_errors=True)
 
     print_report(args, list(results.values()), fresh, profile_text, mat_detail)
+    if http_rates:
+        print("\nOver HTTP (ours, events/s per pass): " + "; ".join(
+            f"{fmt} {', '.join(f'{r / 1000:.1f}k' for r in rates)}" for fmt, rates in http_rates.items()))
+        if len(http_rates) == 2:
+            ratio = statistics.median(http_rates["otlp"]) / statistics.median(http_rates["native"])
+            print(f"OTLP ÷ native over HTTP: {ratio:.2f} (target >= 0.70)")
     return 0
 
 
@@ -842,6 +906,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--repeat", type=int, default=3, help="full-speed passes per system (median reported)")
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, DuckDB files)")
+    ap.add_argument("--http", type=int, default=0, metavar="N",
+                    help="after the passes, POST N events over HTTP as native events and as OTLP spans, twice each")
+    ap.add_argument("--http-batch", type=int, default=1000, help="events (spans) per HTTP request")
     args = ap.parse_args(argv)
     args.systems = {s.strip() for s in args.systems.split(",") if s.strip()}
     args.variants = variants_of(args.shape, args.with_, args.without)

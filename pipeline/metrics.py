@@ -29,3 +29,4 @@ OFFSET_GAPS = Counter("streamdesk_offset_gaps_total",
                       "Fetches that skipped offsets the broker had not stored yet (broker/offset_gaps.py)",
                       ["topic", "outcome"])
 # outcome: held (fetched again from the first missing offset), skipped (stepped over after waiting HOLD_S)
+ROWS_EXPIRED = Counter("streamdesk_rows_expired_total", "Rows deleted by retention (api/retention.py)", ["table"])

@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     # Call ids a producer supplies are checked against the ones stored in this window (per tenant); a resend
     # later than this is stored again. Replays of the pipeline itself are dropped exactly, whatever their age.
     calls_dedupe_window_s: float = Field(default=24 * 3600, ge=60)
+    # Retention (api/retention.py): rows older than this many days are deleted; 0 keeps them for ever.
+    retention_calls_days: float = Field(default=90.0, ge=0)
+    retention_dead_letters_days: float = Field(default=30.0, ge=0)
+    retention_job_logs_days: float = Field(default=30.0, ge=0)
+    retention_interval_s: float = Field(default=3600.0, ge=0)  # 0: no sweeps
     recorder_buffer_max: int = 50_000  # facade call events held while the broker is unreachable
     recorder_flush_s: float = 0.05
 
