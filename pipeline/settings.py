@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     heartbeat_interval_s: float = 1.0
     worker_heartbeat_s: float = 2.0
     worker_stale_after_s: float = 10.0
+    worker_alive_file: Path | None = None  # touched on each heartbeat the broker acknowledged (a healthcheck)
+    # Topics as `streamdesk up`/`init-topics` create them: replicas, min.insync.replicas and retention (days; -1
+    # for ever; unset: the broker's default, 7 days on Kafka). `rebuild` can restore only what the topics hold.
+    replication_factor: int = Field(default=1, ge=1)
+    min_insync_replicas: int | None = Field(default=None, ge=1)
+    topic_retention_days: float | None = None
 
     trusted_proxies: list[str] = Field(default_factory=list)  # CIDRs whose X-Forwarded-For/X-Tenant-ID we believe
     # Browser origins allowed to call the api (JSON list, e.g. ["https://app.example.com"]); none by default.

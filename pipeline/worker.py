@@ -57,7 +57,11 @@ def create_faust_app(settings: Settings) -> faust.App:
     async def heartbeat() -> None:
         beat = {"worker_id": worker_id, "host": socket.gethostname(), "pid": os.getpid(),
                 "started_at": started, "ts": time.time(), "counters": _counters()}
-        await app.producer.send(settings.topic(HEARTBEATS), worker_id.encode(), orjson.dumps(beat), None, None, None)
+        ack = await app.producer.send(settings.topic(HEARTBEATS), worker_id.encode(), orjson.dumps(beat), None, None,
+                                      None)
+        if settings.worker_alive_file is not None:  # a container's healthcheck: the broker took this beat
+            await ack
+            settings.worker_alive_file.touch()
 
     return app
 

@@ -40,7 +40,7 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], timeout_s: f
         missing = [s for s in specs if s.name not in existing]
         if not missing:
             return []
-        new = [NewTopic(s.name, s.partitions, 1, topic_configs=_configs(s)) for s in missing]
+        new = [NewTopic(s.name, s.partitions, s.replication, topic_configs=_configs(s)) for s in missing]
         resp = await admin.create_topics(new)
         for topic, code, *rest in resp.topic_errors:
             if code not in (0, TOPIC_ALREADY_EXISTS):
@@ -52,8 +52,11 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], timeout_s: f
 
 
 def _configs(spec: TopicSpec) -> dict[str, str]:
-    """Kafka honours `max.message.bytes` per topic (the embedded broker ignores it)."""
-    return {} if spec.max_message_bytes is None else {"max.message.bytes": str(spec.max_message_bytes)}
+    """Kafka honours these per topic (the embedded broker ignores them)."""
+    configs = dict(spec.configs)
+    if spec.max_message_bytes is not None:
+        configs["max.message.bytes"] = str(spec.max_message_bytes)
+    return configs
 
 
 async def delete_topics(bootstrap: str, names: list[str]) -> None:

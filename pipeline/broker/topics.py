@@ -8,7 +8,7 @@ for every agent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from pydantic import BaseModel
@@ -103,6 +103,8 @@ class TopicSpec:
     name: str
     partitions: int
     max_message_bytes: int | None = None  # the topic's `max.message.bytes`; None: the broker's default
+    replication: int = 1
+    configs: tuple[tuple[str, str], ...] = ()  # further topic configs (min.insync.replicas, retention.ms)
 
 
 # Room for a record batch's own framing (header, key, timestamps) around the largest value.
@@ -116,4 +118,10 @@ def pipeline_topics(settings: Settings) -> list[TopicSpec]:
     specs += [TopicSpec(settings.topic(dlq(t)), 1, internal) for t in DLQ_TOPICS]
     specs += [TopicSpec(settings.topic(t), n, internal) for t in INTERNAL_TOPICS]
     specs += [TopicSpec(settings.topic(t), 1) for t in PLATFORM_TOPICS]
-    return specs
+    configs: list[tuple[str, str]] = []
+    if settings.min_insync_replicas is not None:
+        configs.append(("min.insync.replicas", str(settings.min_insync_replicas)))
+    if settings.topic_retention_days is not None:
+        days = settings.topic_retention_days
+        configs.append(("retention.ms", "-1" if days < 0 else str(int(days * 86_400_000))))
+    return [replace(s, replication=settings.replication_factor, configs=tuple(configs)) for s in specs]

@@ -77,3 +77,54 @@ def test_the_broker_allows_what_the_pipeline_produces_for_the_configured_message
     limit = int(_env(services["api"])["STREAMDESK_MAX_MESSAGE_BYTES"])
     expected = Settings(max_message_bytes=limit, _env_file=None).max_transport_bytes
     assert int(_env(services["kafka"])["KAFKA_MESSAGE_MAX_BYTES"]) == expected
+
+
+CLUSTER = ROOT / "docker-compose.cluster.yml"
+
+
+def _merged(base: dict, over: dict) -> dict:
+    """Compose's override merge as far as these files need it: mappings merge, the overlay's scalars win."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _cluster_services() -> dict:
+    yaml = pytest.importorskip("yaml")
+    return _merged(yaml.safe_load(COMPOSE.read_text()), yaml.safe_load(CLUSTER.read_text()))["services"]
+
+
+def test_cluster_overlay_config_is_valid() -> None:
+    cmd = _compose_cmd()
+    if cmd is None:
+        pytest.skip("neither `docker compose` nor `docker-compose` is installed")
+    proc = subprocess.run([*cmd, "-f", str(COMPOSE), "-f", str(CLUSTER), "config", "-q"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_cluster_has_three_voters_replication_three_and_two_workers() -> None:
+    services = _cluster_services()
+    nodes = {name: _env(services[name]) for name in ("kafka", "kafka-2", "kafka-3")}
+    assert sorted(env["KAFKA_NODE_ID"] for env in nodes.values()) == ["1", "2", "3"]
+    for env in nodes.values():
+        assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:9093,2@kafka-2:9093,3@kafka-3:9093"
+        assert (env["KAFKA_DEFAULT_REPLICATION_FACTOR"], env["KAFKA_MIN_INSYNC_REPLICAS"]) == ("3", "2")
+    published = [_published(p) for name in nodes for p in services[name].get("ports", [])]
+    assert sorted(published) == ["19092", "19093", "19094"]  # producers on the host reach every broker
+    for name in ("init-topics", "worker", "api"):  # what the project reads, not constants in code
+        env = _env(services[name])
+        assert env["STREAMDESK_REPLICATION_FACTOR"] == "3" and env["STREAMDESK_MIN_INSYNC_REPLICAS"] == "2"
+        assert env["STREAMDESK_KAFKA_BOOTSTRAP"].count(":9092") == 3
+    assert services["worker"]["deploy"]["replicas"] == 2
+
+
+def test_worker_and_api_have_healthchecks_and_topics_keep_what_rebuild_needs() -> None:
+    services = _services()
+    assert "streamdesk-worker.alive" in " ".join(services["worker"]["healthcheck"]["test"])
+    assert _env(services["worker"])["STREAMDESK_WORKER_ALIVE_FILE"] == "/tmp/streamdesk-worker.alive"
+    assert "/health" in " ".join(services["api"]["healthcheck"]["test"])
+    env = _env(services["api"])
+    assert float(env["STREAMDESK_TOPIC_RETENTION_DAYS"]) >= float(env["STREAMDESK_RETENTION_CALLS_DAYS"])
+    assert "19092" in [_published(p) for p in services["kafka"].get("ports", [])]

@@ -95,3 +95,17 @@ def _request() -> bytes:
                              trigger_type=TriggerType.MANUAL_REQUEST, requested_by="u1", requested_at=now,
                              deadline=now + timedelta(seconds=25), completeness=completeness(snapshot),
                              snapshot=snapshot).model_dump_json().encode()
+
+
+def test_topics_are_created_with_the_configured_replication_min_isr_and_retention():
+    from pipeline.broker.kafka import _configs
+
+    specs = pipeline_topics(Settings(replication_factor=3, min_insync_replicas=2, topic_retention_days=90,
+                                     _env_file=None))
+    assert {s.replication for s in specs} == {3}
+    configs = _configs(next(s for s in specs if s.name.endswith("calls.raw")))
+    assert configs["min.insync.replicas"] == "2" and configs["retention.ms"] == str(90 * 86_400_000)
+    assert "max.message.bytes" in configs
+    default = pipeline_topics(Settings(_env_file=None))
+    assert {s.replication for s in default} == {1} and all(not s.configs for s in default)
+    assert _configs(pipeline_topics(Settings(topic_retention_days=-1, _env_file=None))[0])["retention.ms"] == "-1"
