@@ -1,8 +1,9 @@
 """`streamdesk rebuild`: materialize every result topic from its beginning into a new file, then swap it in.
 
 The swap happens only when the rebuilt file holds at least as many rows as the current one in every
-table: a restarted embedded broker (memory only) holds less than the database, and rebuilding from it
-would lose data.
+table: a restarted embedded broker (memory only), or topics whose retention is shorter than the database's,
+hold less than the database, and rebuilding from them would lose data. Rows that retention already deleted
+from DuckDB come back while their topics still hold them, and go again at the api's next retention sweep.
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ def run_rebuild(settings: Settings, idle_s: float, out: Console, err: Console) -
         tmp.unlink(missing_ok=True)
         detail = ", ".join(f"{t}: {got:,} < {had:,}" for t, (got, had) in short.items())
         err.print(f"[red]refused:[/red] the broker holds less than the database ({detail}); kept {path}. "
-                  "The embedded broker forgets everything on restart: rebuild needs a durable Kafka.")
+                  "Rebuild restores only what the topics still hold: the embedded broker forgets everything on "
+                  "restart (rebuild needs a durable Kafka), and a topic keeps STREAMDESK_TOPIC_RETENTION_DAYS "
+                  "(Kafka's default: 7), so keep topics at least as long as DuckDB keeps rows.")
         return 1
     os.replace(tmp, path)
     out.print(f"rebuilt {path}: " + ", ".join(f"{t} {n:,}" for t, n in rebuilt.items()), highlight=False)
