@@ -56,8 +56,13 @@ def attributes(values: Any) -> dict[str, Any]:
     """OTLP's `[{"key": k, "value": {"stringValue": ...}}]` as a plain dict."""
     out: dict[str, Any] = {}
     for item in values or ():
-        if isinstance(item, dict) and isinstance(item.get("key"), str):
-            out[item["key"]] = any_value(item.get("value"))
+        if not isinstance(item, dict) or type(key := item.get("key")) is not str:
+            continue
+        value = item.get("value")
+        if type(value) is dict and len(value) == 1 and "stringValue" in value:  # most attributes: one hop
+            out[key] = value["stringValue"]
+        else:
+            out[key] = any_value(value)
     return out
 
 
