@@ -118,6 +118,15 @@ def test_one_message_may_mix_formats_and_each_element_is_read_as_its_own():
     assert len(dead) == 1 and dead[0].index == 3 and "ApiCallHistoryRequest" in dead[0].error
 
 
+def read_exactly(values: list[bytes], monkeypatch) -> set[bytes]:
+    """Both paths agree on these messages (both_paths); returns those the vectorised path sent the exact way."""
+    seen: list[Message] = []
+    real = vectorised.normalize_messages
+    monkeypatch.setattr(vectorised, "normalize_messages", lambda t, m, f: (seen.extend(m), real(t, m, f))[1])
+    both_paths(values)
+    return {m.value for m in seen}
+
+
 def test_the_vectorised_path_reads_other_formats_exactly_as_the_exact_path(monkeypatch):
     rng = random.Random(5)
     values = [orjson.dumps(base_event(rng)) for _ in range(50)]
@@ -135,11 +144,7 @@ def test_the_vectorised_path_reads_other_formats_exactly_as_the_exact_path(monke
     ]
     values += [orjson.dumps(e) for e in odd]
     rng.shuffle(values)
-    exact_calls: list[Message] = []
-    real = vectorised.normalize_messages
-    monkeypatch.setattr(vectorised, "normalize_messages", lambda t, m, f: (exact_calls.extend(m), real(t, m, f))[1])
-    both_paths(values)
-    exact_values = {m.value for m in exact_calls}
+    exact_values = read_exactly(values, monkeypatch)
     assert all(orjson.dumps(seed_dto(userId=i)) not in exact_values for i in range(40))  # plain DTOs: vectorised
 
 
@@ -226,10 +231,6 @@ def test_kong_objects_are_read_on_the_vectorised_path_exactly_as_the_exact_path(
     values = [orjson.dumps(e) for e in plain + odd] + [orjson.dumps(base_event(rng)) for _ in range(30)]
     values += [orjson.dumps(seed_dto(userId=i)) for i in range(10)]
     rng.shuffle(values)
-    exact_calls: list[Message] = []
-    real = vectorised.normalize_messages
-    monkeypatch.setattr(vectorised, "normalize_messages", lambda t, m, f: (exact_calls.extend(m), real(t, m, f))[1])
-    both_paths(values)
-    exact_values = {m.value for m in exact_calls}
+    exact_values = read_exactly(values, monkeypatch)
     assert not exact_values & {orjson.dumps(e) for e in plain}  # every plain Kong object: vectorised
     assert len(exact_values) <= len(odd)
