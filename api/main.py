@@ -21,6 +21,7 @@ from api.routers import (
     health,
     ingest,
     ingest_metrics,
+    parquet,
     performance,
     predictions,
     schedules,
@@ -63,8 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings  # resolved once; the services come up in lifespan
     install_error_handlers(app)
-    for router in (health.router, calls.router, traces.router, sql.router, ingest_metrics.router, search.router,
-                   ingest.router):
+    for router in (health.router, calls.router, traces.router, sql.router, parquet.router, ingest_metrics.router,
+                   search.router, ingest.router):
         app.include_router(router, responses=PLATFORM_ERRORS)
     for prefix in PREFIXES:  # seed 004 names the same routes under both prefixes
         for router in (predictions.router, schedules.router, performance.router, sleep_admin.router, export.router):

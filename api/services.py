@@ -29,6 +29,7 @@ from typing import Any
 import structlog
 
 from api.ingest_jobs import Jobs
+from api.parquet_exports import ParquetExports
 from api.predicting import Predictor
 from api.publish import Publisher
 from api.recorder import CallBuffer
@@ -77,6 +78,7 @@ class Services:
     jobs: Jobs
     search: SearchService
     retention: Retention
+    parquet: ParquetExports
     background: set[asyncio.Task[Any]] = field(default_factory=set)  # data exports, held so they are not collected
 
     @classmethod
@@ -91,7 +93,8 @@ class Services:
         return cls(settings=settings, store=store, materializer=materializer, publisher=publisher,
                    broker_health=BrokerHealth(settings), calls=calls or CallBuffer(settings), predictor=predictor,
                    scheduler=Scheduler(settings, store, predictor, ready=materializer.started_caught_up.is_set),
-                   jobs=jobs, search=search, retention=Retention(settings, store))
+                   jobs=jobs, search=search, retention=Retention(settings, store),
+                   parquet=ParquetExports(settings, store))
 
     async def start(self) -> None:
         """The materializer, the recorder and the loops."""
@@ -101,6 +104,7 @@ class Services:
         await self.calls.start()
         self.scheduler.start()
         self.retention.start()
+        self.parquet.start()
 
     def run_in_background(self, work: Awaitable[Any]) -> None:
         """A task that outlives its request (a data export); held until it finishes."""
@@ -110,8 +114,9 @@ class Services:
 
     async def stop(self) -> None:
         """Every part stops, whatever an earlier one raised; the file is closed last, unless still being written."""
-        await _shut_down([self.retention.stop, self.scheduler.stop, self.jobs.stop, self.search.stop, self.calls.stop,
-                          self.publisher.close, lambda: asyncio.to_thread(self.materializer.stop)])
+        await _shut_down([self.parquet.stop, self.retention.stop, self.scheduler.stop, self.jobs.stop,
+                          self.search.stop, self.calls.stop, self.publisher.close,
+                          lambda: asyncio.to_thread(self.materializer.stop)])
         if self.materializer.alive:  # still inside a write: closing the file under it would fail that write
             log.error("api_shutdown_materializer_still_running")
         else:

@@ -174,6 +174,17 @@ def sql(
 
 
 @app.command()
+def export(
+    out_dir: Annotated[Path | None, typer.Option("--out", help="directory (when the api is stopped); default "
+                                                  "STREAMDESK_PARQUET_DIR or <data dir>/parquet")] = None,
+) -> None:
+    """Export every materialized table as hive-partitioned Parquet (only what changed since the last run)."""
+    from pipeline.exportcli import run_export
+
+    raise typer.Exit(run_export(_settings(), out_dir, out, err))
+
+
+@app.command()
 def token(
     user: Annotated[str, typer.Option(help="user id (the `sub` claim)")],
     tenant: Annotated[str, typer.Option(help="tenant id")],

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     retention_dead_letters_days: float = Field(default=30.0, ge=0)
     retention_job_logs_days: float = Field(default=30.0, ge=0)
     retention_interval_s: float = Field(default=3600.0, ge=0)  # 0: no sweeps
+    # Parquet export (pipeline/storage/parquet_export.py): where, and how often the api runs it (0: on request).
+    parquet_dir: Path | None = None  # default <data_dir>/parquet
+    parquet_export_interval_s: float = Field(default=0.0, ge=0)
     recorder_buffer_max: int = 50_000  # facade call events held while the broker is unreachable
     recorder_flush_s: float = 0.05
 
@@ -103,6 +106,10 @@ class Settings(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.data_dir / "streamdesk.duckdb"
+
+    @property
+    def parquet_path(self) -> Path:
+        return self.parquet_dir or self.data_dir / "parquet"
 
     @property
     def max_transport_bytes(self) -> int:

@@ -19,6 +19,17 @@ class _Out(BaseModel):
 # --- operations ----------------------------------------------------------------------------------------------
 
 
+class TableParquetExport(_Out):
+    written: int  # partitions (re)written
+    removed: int  # partitions deleted (now empty)
+    rows: int  # rows in the partitions written
+
+
+class ParquetExportResult(_Out):
+    directory: str
+    tables: dict[str, TableParquetExport]
+
+
 class TracePartialSuccess(_Out):
     rejectedSpans: int  # noqa: N815 - OTLP's own field names
     errorMessage: str  # noqa: N815

@@ -190,6 +190,12 @@ DDL: tuple[str, ...] = (
     """,
     COMPANY_KEYS,
     """
+    CREATE TABLE IF NOT EXISTS parquet_manifest (  -- what each exported partition held (parquet_export.py)
+        table_name VARCHAR, tenant VARCHAR, day DATE, rows BIGINT, hash UBIGINT, exported_at TIMESTAMPTZ,
+        PRIMARY KEY (table_name, tenant, day)
+    )
+    """,
+    """
     CREATE TABLE IF NOT EXISTS company_domains (  -- the domains a company's jobs may collect from
         tenant VARCHAR, platform VARCHAR, domain VARCHAR, bound_at TIMESTAMPTZ, bound_by VARCHAR,
         PRIMARY KEY (tenant, platform, domain)

@@ -1,0 +1,52 @@
+"""Parquet exports as the api runs them (it holds the DuckDB file): on request (`POST /v1/parquet-exports`,
+`streamdesk export`) and, with `parquet_export_interval_s`, periodically. One run at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import asdict
+from typing import Any
+
+import structlog
+
+from pipeline.settings import Settings
+from pipeline.storage.parquet_export import export_parquet
+from pipeline.storage.store import Store
+
+log = structlog.get_logger(__name__)
+
+
+class ParquetExports:
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task | None = None
+
+    async def run_once(self) -> dict[str, dict[str, Any]]:
+        async with self._lock:
+            report = await self.store.run(export_parquet, self.settings.parquet_path)
+        out = {table: asdict(r) for table, r in report.items()}
+        if any(r["written"] or r["removed"] for r in out.values()):
+            log.info("parquet_exported", directory=str(self.settings.parquet_path),
+                     **{t: f"{r['written']}+/{r['removed']}-" for t, r in out.items() if r["written"] or r["removed"]})
+        return out
+
+    def start(self) -> None:
+        if self.settings.parquet_export_interval_s > 0:
+            self._task = asyncio.create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.parquet_export_interval_s)
+            try:
+                await self.run_once()
+            except Exception:  # tried again next time; a half-done run is finished by the next (see the module)
+                log.exception("parquet_export_failed")
