@@ -1,0 +1,139 @@
+"""What one machine holds (run by hand, not a test): `.venv/bin/python bench/ceiling.py --rows 1000000 10000000`.
+
+For each size: a DuckDB file with that many call rows (seed-shaped: 40 tenants, 200 routes, 30 days, written
+by SQL into the real schema), the real `streamdesk api` started on it (with an embedded broker), and then:
+
+* the api's resident memory (RSS) after start, and after the reads below;
+* `GET /v1/call-histories/stats` (totals, per-route p50/p95/p99, top agents and users, a time series) for one
+  tenant and for every tenant (a system_admin), --queries times each: p50 / p95 of the HTTP time;
+* the per-route percentile query alone through `POST /v1/sql` over every row: p50 / p95;
+* the file's size.
+
+Targets (issue 12): api RSS < 500 MB with 1M rows; the per-route percentile query p95 < 500 ms over 10M rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from pipeline.broker.embedded import free_port, start_embedded_broker  # noqa: E402
+from pipeline.security import Role, mint_token  # noqa: E402
+from pipeline.settings import Settings  # noqa: E402
+from pipeline.storage.db import connect  # noqa: E402
+
+ROUTES_SQL = ("SELECT method, path, count(*) AS n, quantile_cont(latency_ms, 0.5) AS p50, "
+              "quantile_cont(latency_ms, 0.95) AS p95, quantile_cont(latency_ms, 0.99) AS p99 "
+              "FROM sys_api_call_histories GROUP BY method, path ORDER BY n DESC LIMIT 20")
+
+
+def fill(db: Path, rows: int) -> float:
+    """`rows` seed-shaped call rows into a fresh file; returns seconds taken."""
+    t = time.perf_counter()
+    con = connect(db)
+    con.execute(f"""
+        INSERT INTO sys_api_call_histories
+        SELECT md5(i::VARCHAR), (1 + (i * 7919) % 40)::VARCHAR, (i % 5000)::VARCHAR,
+               'agent_' || (i % 200), ['GET', 'GET', 'GET', 'POST', 'PUT'][1 + i % 5],
+               '/api/v1/route/' || (i % 200), CASE WHEN i % 5 = 0 THEN 'page=' || (i % 9) ELSE NULL END,
+               [200, 200, 200, 200, 201, 404, 500, 200, 200, 302][1 + (i * 31) % 10],
+               (exp(3.4 + 1.1 * sqrt(-2 * ln(random())) * cos(2 * pi() * random())))::BIGINT,
+               CASE WHEN i % 3 = 0 THEN 100 + i % 8000 ELSE NULL END, 40 + (i * 13) % 60000,
+               '10.0.' || (i % 250) || '.' || (1 + i % 253), 'okhttp/4.12.0', md5((i * 3)::VARCHAR),
+               NULL, 'AURA', TIMESTAMPTZ '2026-11-01 00:00:00+00' + to_milliseconds(i * (2592000000 // {rows}))
+        FROM range({rows}) r(i)""")
+    con.execute("CHECKPOINT")
+    con.close()
+    return time.perf_counter() - t
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def timed(client: httpx.Client, n: int, method: str, url: str, **kw) -> tuple[float, float]:
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        r = client.request(method, url, **kw)
+        times.append(time.perf_counter() - t)
+        r.raise_for_status()
+    times.sort()
+    return statistics.median(times) * 1000, times[min(len(times) - 1, int(len(times) * 0.95))] * 1000
+
+
+def measure(rows: int, queries: int) -> dict:
+    base = Path(tempfile.mkdtemp(prefix="streamdesk-ceiling-"))
+    data = base / "data"
+    data.mkdir()
+    filled = fill(data / "streamdesk.duckdb", rows)
+    broker = start_embedded_broker(None)
+    port = free_port()
+    env = {**os.environ, "STREAMDESK_KAFKA_BOOTSTRAP": broker.bootstrap, "STREAMDESK_DATA_DIR": str(data),
+           "STREAMDESK_API_PORT": str(port), "STREAMDESK_RETENTION_INTERVAL_S": "0", "STREAMDESK_LOG_FORMAT": "json"}
+    api = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "api"], env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    try:
+        settings = Settings(data_dir=data, _env_file=None)
+        admin = mint_token(settings.jwt_key(), "bench", "ops", [Role.SYSTEM_ADMIN], 3600)
+        tenant = mint_token(settings.jwt_key(), "bench", "1", [Role.IAM_ADMIN], 3600)
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
+        deadline = time.time() + 90
+        while True:
+            try:
+                client.get("/health")
+                break
+            except httpx.TransportError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.3)
+        time.sleep(2)
+        started = rss_mb(api.pid)
+        one = timed(client, queries, "GET", "/v1/call-histories/stats", headers={"Authorization": f"Bearer {tenant}"})
+        every = timed(client, queries, "GET", "/v1/call-histories/stats",
+                      headers={"Authorization": f"Bearer {admin}"})
+        routes = timed(client, queries, "POST", "/v1/sql", json={"query": ROUTES_SQL},
+                       headers={"Authorization": f"Bearer {admin}"})
+        return {"rows": rows, "fill_s": filled, "file_mb": (data / "streamdesk.duckdb").stat().st_size / 2**20,
+                "rss_start_mb": started, "rss_after_mb": rss_mb(api.pid), "stats_tenant_ms": one,
+                "stats_all_ms": every, "routes_sql_ms": routes}
+    finally:
+        api.send_signal(signal.SIGTERM)
+        try:
+            api.wait(20)
+        except subprocess.TimeoutExpired:
+            api.kill()
+        broker.stop()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    ap.add_argument("--queries", type=int, default=20)
+    args = ap.parse_args()
+    for rows in args.rows:
+        m = measure(rows, args.queries)
+        print(f"{m['rows']:>11,} rows: file {m['file_mb']:,.0f} MB (filled in {m['fill_s']:.0f} s); api RSS "
+              f"{m['rss_start_mb']:,.0f} MB at start, {m['rss_after_mb']:,.0f} MB after the reads; "
+              f"/stats one tenant p50/p95 {m['stats_tenant_ms'][0]:,.0f}/{m['stats_tenant_ms'][1]:,.0f} ms, "
+              f"every tenant {m['stats_all_ms'][0]:,.0f}/{m['stats_all_ms'][1]:,.0f} ms; per-route percentiles "
+              f"over every row (POST /v1/sql) {m['routes_sql_ms'][0]:,.0f}/{m['routes_sql_ms'][1]:,.0f} ms",
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
