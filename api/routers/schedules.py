@@ -12,6 +12,7 @@ from api.cod_envelope import CodError, ok, subject_user, tenant_filter, visible
 from api.deps import SettingsDep, StoreDep
 from api.security import matrix
 from api.wire import iso_z
+from pipeline.storage.db import retry_conflicts
 from pipeline.storage.queries import schedules as sq
 from schemas.cod_api import Envelope, Schedule, ScheduleUpdated
 from schemas.predictions import ScheduleUpdateBody
@@ -29,6 +30,7 @@ def public(s: dict[str, Any]) -> dict[str, Any]:
             else None, "timezone": s["timezone"], "lastPredictionId": s["last_prediction_id"]}
 
 
+@retry_conflicts  # the scheduler may create the same schedule at the same moment: then it is read back
 def _current(cur, tenant: str, user: str, lead: timedelta) -> dict[str, Any]:  # noqa: ANN001
     active = sq.active_for(cur, tenant, user)
     if active is not None:

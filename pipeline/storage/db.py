@@ -28,7 +28,11 @@ WRITER_CHECKPOINT_THRESHOLD = "256MB"
 
 def retry_conflicts(fn: Callable[..., T], attempts: int = 5) -> Callable[..., T]:
     """Run a write transaction again when it lost DuckDB's optimistic-concurrency race with another writer (the
-    materializer writes the same tables all the time); the loser rolled back, so running it again is safe."""
+    materializer writes the same tables all the time); the loser rolled back, so running it again is safe.
+
+    Two writers inserting the same key at once both pass their own statement's check; the second one's commit
+    then fails on the key ("Failed to commit: PRIMARY KEY or UNIQUE constraint violation"). That is the same
+    race: run again, the statement sees the row the other committed (an INSERT OR IGNORE then adds nothing)."""
 
     @functools.wraps(fn)
     def run(*args: Any, **kwargs: Any) -> T:
@@ -36,12 +40,17 @@ def retry_conflicts(fn: Callable[..., T], attempts: int = 5) -> Callable[..., T]
             try:
                 return fn(*args, **kwargs)
             except duckdb.TransactionException as exc:
-                if "conflict" not in str(exc).lower() or attempt == attempts - 1:
+                if not _lost_a_race(str(exc)) or attempt == attempts - 1:
                     raise
                 time.sleep(0.02 * (attempt + 1))
         raise AssertionError("unreachable")
 
     return run
+
+
+def _lost_a_race(message: str) -> bool:
+    text = message.lower()
+    return "conflict" in text or ("failed to commit" in text and "constraint violation" in text)
 
 
 def run_on_cursor(con: duckdb.DuckDBPyConnection, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -4,6 +4,8 @@ under seed 004's envelope, and a parameter takes only what its schema says."""
 
 from __future__ import annotations
 
+import contextlib
+
 import duckdb
 import pytest
 from fastapi.testclient import TestClient
@@ -105,3 +107,34 @@ def test_a_write_that_loses_a_conflict_with_the_materializer_is_run_again():
     with pytest.raises(duckdb.TransactionException):
         broken(con.cursor())
     assert len(attempts) == 1
+
+
+def test_two_writers_inserting_one_key_at_once_end_with_one_row_and_no_error():
+    """GET schedules/current and the scheduler created the same schedule at the same moment: both INSERT OR
+    IGNOREs passed, the second commit failed on the key and the route answered 500 (seen once in CI). Run
+    again, the loser sees the row the other committed."""
+    from pipeline.storage.db import retry_conflicts
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE s (k VARCHAR PRIMARY KEY, v INTEGER)")
+    rival, attempts = con.cursor(), []
+
+    @retry_conflicts
+    def create(cur: duckdb.DuckDBPyConnection) -> int:
+        attempts.append(1)
+        cur.begin()
+        try:
+            if len(attempts) == 1:
+                rival.begin()
+                rival.execute("INSERT OR IGNORE INTO s VALUES ('x', 1)")
+            cur.execute("INSERT OR IGNORE INTO s VALUES ('x', 2)")
+            if len(attempts) == 1:
+                rival.commit()
+            cur.commit()
+        except BaseException:
+            with contextlib.suppress(duckdb.TransactionException):  # a failed commit has rolled back already
+                cur.rollback()
+            raise
+        return cur.execute("SELECT v FROM s WHERE k = 'x'").fetchone()[0]
+
+    assert create(con.cursor()) == 1 and len(attempts) == 2
