@@ -48,6 +48,14 @@ def retry_conflicts(fn: Callable[..., T], attempts: int = 5) -> Callable[..., T]
     return run
 
 
+def rollback(cur: duckdb.DuckDBPyConnection) -> None:
+    """Roll back what is still open: a commit that failed has rolled back already, and DuckDB then answers a
+    rollback with "no transaction is active", an error that would hide the one that matters (and stop
+    `retry_conflicts` from seeing a lost race)."""
+    with contextlib.suppress(duckdb.TransactionException):
+        cur.rollback()
+
+
 def _lost_a_race(message: str) -> bool:
     text = message.lower()
     return "conflict" in text or ("failed to commit" in text and "constraint violation" in text)

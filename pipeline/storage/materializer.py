@@ -31,6 +31,7 @@ from pipeline.metrics import (
     MATERIALIZER_SECONDS,
 )
 from pipeline.settings import Settings
+from pipeline.storage.db import rollback
 from pipeline.storage.dead_letters import rejected_rows
 
 log = structlog.get_logger(__name__)
@@ -249,7 +250,7 @@ class Materializer:
             write_arrow(cur, "materializer_offsets", self._offsets_batch(got), conflict="REPLACE")
             cur.commit()
         except BaseException:
-            cur.rollback()
+            rollback(cur)
             raise
         log.error("materializer_dead_lettered", messages=len(msgs), topics=sorted({tp.topic for tp in got}),
                   reason=reason)
@@ -315,7 +316,7 @@ class Materializer:
             write_arrow(cur, "materializer_offsets", self._offsets_batch(got), conflict="REPLACE")
             cur.commit()
         except BaseException:
-            cur.rollback()
+            rollback(cur)
             raise
         return written
 

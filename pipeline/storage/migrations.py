@@ -13,6 +13,7 @@ name, the rows copied, the old table dropped and the new one renamed, all in one
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -62,7 +63,8 @@ def rekey(con: duckdb.DuckDBPyConnection, table: str, tenant: str, key: tuple[st
             cur.execute(f"ALTER TABLE {staging} RENAME TO {table}")
             cur.commit()
         except BaseException:
-            cur.rollback()
+            with contextlib.suppress(duckdb.TransactionException):  # a failed commit rolled back already
+                cur.rollback()
             raise
         log.info("table_rekeyed", table=table, key=",".join(key), rows=rows)
         return True

@@ -26,7 +26,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.storage.db import retry_conflicts
+from pipeline.storage.db import retry_conflicts, rollback
 
 # table -> (tenant column, the column that dates a row); tables not named here are not exported.
 EXPORTED: dict[str, tuple[str, str]] = {
@@ -98,7 +98,7 @@ def _export_table(cur: duckdb.DuckDBPyConnection, out: Path, table: str) -> Tabl
             n, h = cur.execute(f"SELECT count(*), bit_xor(hash(t)) FROM {table} t WHERE {where}").fetchone()
             cur.commit()
         except BaseException:
-            cur.rollback()
+            rollback(cur)
             tmp.unlink(missing_ok=True)
             raise
         os.replace(tmp, final)

@@ -11,7 +11,7 @@ from datetime import date, datetime
 
 import duckdb
 
-from pipeline.storage.db import retry_conflicts
+from pipeline.storage.db import retry_conflicts, rollback
 from pipeline.storage.queries.user_data import ARCHIVED
 
 # table -> the column that dates a row
@@ -56,7 +56,7 @@ def expire_archive(cur: duckdb.DuckDBPyConnection, tenant: str, user_id: str) ->
                     [tenant, user_id])
         cur.commit()
     except BaseException:
-        cur.rollback()
+        rollback(cur)
         raise
     return deleted
 

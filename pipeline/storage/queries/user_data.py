@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import duckdb
 
-from pipeline.storage.db import retry_conflicts
+from pipeline.storage.db import retry_conflicts, rollback
 
 # Hot tables holding a user's data, with the columns naming tenant and user.
 USER_TABLES: dict[str, tuple[str, str]] = {
@@ -53,7 +53,7 @@ def archive(cur: duckdb.DuckDBPyConnection, tenant: str, user_id: str, reason: s
                     [tenant, user_id, reason, policy, archive_date, sum(moved.values()), datetime.now(UTC)])
         cur.commit()
     except BaseException:
-        cur.rollback()
+        rollback(cur)
         raise
     return moved
 
@@ -78,7 +78,7 @@ def restore(cur: duckdb.DuckDBPyConnection, tenant: str, user_id: str) -> dict[s
                     [datetime.now(UTC), tenant, user_id])
         cur.commit()
     except BaseException:
-        cur.rollback()
+        rollback(cur)
         raise
     return moved
 
@@ -102,7 +102,7 @@ def erase(cur: duckdb.DuckDBPyConnection, tenant: str, user_id: str, reason: str
                     [tenant, user_id, reason, by, datetime.now(UTC), sum(deleted.values())])
         cur.commit()
     except BaseException:
-        cur.rollback()
+        rollback(cur)
         raise
     return deleted
 
