@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import structlog
@@ -41,3 +41,16 @@ class BackgroundTask:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+async def every(interval_s: float, step: Callable[[], Awaitable[object]], name: str, first_now: bool) -> None:
+    """`step` every `interval_s` (first at once, or after one interval) for as long as the task runs; a step
+    that fails is logged and tried again next time."""
+    if not first_now:
+        await asyncio.sleep(interval_s)
+    while True:
+        try:
+            await step()
+        except Exception:  # noqa: BLE001 - logged; the next step may well succeed
+            log.exception("periodic_step_failed", task=name)
+        await asyncio.sleep(interval_s)

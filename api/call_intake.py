@@ -12,9 +12,12 @@ import uuid
 from typing import Any
 
 from pipeline.calls import formats
+from pipeline.calls.arrow import CALLS_SCHEMA
 from pipeline.calls.normalize import Invalid, normalize_event
 from pipeline.calls.redact import redact_json
 from pipeline.security import Principal, Role
+
+READ = tuple(CALLS_SCHEMA.names)  # the fields normalize_event reads (and the header maps, kept apart)
 
 
 def admit(events: list[Any], principal: Principal) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -38,6 +41,11 @@ def admit(events: list[Any], principal: Principal) -> tuple[list[dict[str, Any]]
             continue
         if native.get("api_call_history_id") in (None, ""):
             native["api_call_history_id"] = uuid.uuid4().hex
-        # Redacted before they leave the api: calls.raw never holds a secret these routes were given.
-        admitted.append(redact_json(native))
+        # Only what the rules read, redacted, leaves the api: calls.raw never holds a secret these routes were
+        # given, nor fields nobody reads (a body nested 500 deep used to take the redaction walk down with it).
+        kept = {k: native[k] for k in READ if k in native}
+        for name in ("request_headers", "response_headers"):
+            if name in native:
+                kept[name] = formats.kept_headers(native[name], name)
+        admitted.append(redact_json(kept))
     return admitted, errors

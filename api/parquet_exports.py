@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import asdict
 from typing import Any
 
 import structlog
 
+from api.background import BackgroundTask, every
 from pipeline.settings import Settings
 from pipeline.storage.parquet_export import export_parquet
 from pipeline.storage.store import Store
@@ -22,7 +22,7 @@ class ParquetExports:
         self.settings = settings
         self.store = store
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task | None = None
+        self._task = BackgroundTask("parquet_export")
 
     async def run_once(self) -> dict[str, dict[str, Any]]:
         async with self._lock:
@@ -34,19 +34,9 @@ class ParquetExports:
         return out
 
     def start(self) -> None:
-        if self.settings.parquet_export_interval_s > 0:
-            self._task = asyncio.create_task(self._loop())
+        if self.settings.parquet_export_interval_s > 0:  # a run stopped half way is finished by the next one
+            self._task.start(every(self.settings.parquet_export_interval_s, self.run_once, "parquet_export",
+                                   first_now=False))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.parquet_export_interval_s)
-            try:
-                await self.run_once()
-            except Exception:  # tried again next time; a half-done run is finished by the next (see the module)
-                log.exception("parquet_export_failed")
+        await self._task.stop()

@@ -12,12 +12,11 @@ rows older than its setting are deleted, `RETENTION_CHUNK` rows a transaction, a
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import UTC, datetime, timedelta
 
 import structlog
 
+from api.background import BackgroundTask, every
 from pipeline.metrics import ROWS_EXPIRED
 from pipeline.settings import Settings
 from pipeline.storage.queries import retention
@@ -32,7 +31,7 @@ class Retention:
         self.settings = settings
         self.store = store
         self.chunk = chunk
-        self._task: asyncio.Task | None = None
+        self._task = BackgroundTask("retention")
 
     def days(self) -> dict[str, float]:
         s = self.settings
@@ -66,18 +65,7 @@ class Retention:
 
     def start(self) -> None:
         if self.settings.retention_interval_s > 0:
-            self._task = asyncio.create_task(self._loop())
+            self._task.start(every(self.settings.retention_interval_s, self.run_once, "retention", first_now=True))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:  # a sweep that failed is tried again next time; say so
-                log.exception("retention_sweep_failed")
-            await asyncio.sleep(self.settings.retention_interval_s)
+        await self._task.stop()

@@ -63,7 +63,7 @@ class Topic:
 TOPICS: tuple[Topic, ...] = (
     # Entry topics: anyone may produce UTF-8 JSON, an object or an array of objects as a batch.
     Topic(CALLS_RAW, "entry", CallEvent, "any (the api and the recorder use the tenant)",
-          "gateways, POST /v1/call-histories, the api's call recorder", dead_letters=True),
+          "gateways, POST /v1/call-histories, POST /v1/traces, the api's call recorder", dead_letters=True),
     Topic(SLEEP_RECORDS, "entry", SleepRecord, "user", "apps, POST …/sleep-records", dead_letters=True),
     Topic(TICKETS_RAW, "entry", RawRecord, "Freshdesk domain", "ingest jobs (worker), anyone", dead_letters=True),
     # Internal topics, written by the pipeline itself.

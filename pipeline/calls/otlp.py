@@ -26,6 +26,8 @@ from pipeline.broker.entry_messages import Invalid
 
 SERVER = 2  # SpanKind.SPAN_KIND_SERVER
 _KINDS = {"SPAN_KIND_SERVER": SERVER}
+MAX_DEPTH = 16  # nested array / kvlist attribute values (a hostile body could nest far deeper)
+MAX_NANOS = 253402300800 * 1_000_000_000  # the year 10000
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,48 +42,65 @@ class Names:
 
 def server_spans(payload: Any) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     """(attributes, span) of every span, resource attributes under the span's own; Invalid if not OTLP."""
-    if not isinstance(payload, dict) or not isinstance(payload.get("resourceSpans", []), list):
-        raise Invalid("not an OTLP ExportTraceServiceRequest: resourceSpans must be an array")
-    for rs in payload.get("resourceSpans") or ():
-        if not isinstance(rs, dict):
-            raise Invalid("resourceSpans[] must be objects")
-        resource = attributes((rs.get("resource") or {}).get("attributes"))
-        for ss in rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or ():
-            for span in (ss.get("spans") or ()) if isinstance(ss, dict) else ():
-                if isinstance(span, dict):
-                    yield resource | attributes(span.get("attributes")), span
+    if not isinstance(payload, dict):
+        raise Invalid("not an OTLP ExportTraceServiceRequest: the body must be an object")
+    for rs in _array(payload.get("resourceSpans"), "resourceSpans"):
+        resource = attributes(_object(_object(rs, "resourceSpans[]").get("resource"), "resource").get("attributes"))
+        scopes = rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans")
+        for ss in _array(scopes, "scopeSpans"):
+            for span in _array(_object(ss, "scopeSpans[]").get("spans"), "spans"):
+                yield resource | attributes(_object(span, "spans[]").get("attributes")), span
 
 
-def attributes(values: Any) -> dict[str, Any]:
+def attributes(values: Any, depth: int = 0) -> dict[str, Any]:
     """OTLP's `[{"key": k, "value": {"stringValue": ...}}]` as a plain dict."""
     out: dict[str, Any] = {}
-    for item in values or ():
+    for item in _array(values, "attributes"):
         if not isinstance(item, dict) or type(key := item.get("key")) is not str:
             continue
         value = item.get("value")
         if type(value) is dict and len(value) == 1 and "stringValue" in value:  # most attributes: one hop
             out[key] = value["stringValue"]
         else:
-            out[key] = any_value(value)
+            out[key] = any_value(value, depth)
     return out
 
 
-def any_value(value: Any) -> Any:
+def any_value(value: Any, depth: int = 0) -> Any:
     if not isinstance(value, dict) or not value:
         return None
+    if depth > MAX_DEPTH:
+        raise Invalid(f"an attribute value nests more than {MAX_DEPTH} arrays or lists")
     kind, v = next(iter(value.items()))
     if kind == "intValue":
         return int(v) if isinstance(v, (int, str)) and str(v).lstrip("-").isdigit() else v
     if kind == "arrayValue":
-        return [any_value(x) for x in (v or {}).get("values") or ()]
+        return [any_value(x, depth + 1) for x in _array(_object(v, kind).get("values"), "values")]
     if kind == "kvlistValue":
-        return attributes((v or {}).get("values"))
+        return attributes(_object(v, kind).get("values"), depth + 1)
     return v  # stringValue, boolValue, doubleValue, bytesValue (base64 text)
+
+
+def _array(value: Any, name: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise Invalid(f"{name} must be an array")
+    return value
+
+
+def _object(value: Any, name: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise Invalid(f"{name} must be an object")
+    return value
 
 
 def is_http_server(attrs: dict[str, Any], span: dict[str, Any]) -> bool:
     kind = span.get("kind")
-    return _KINDS.get(kind, kind) == SERVER and _first(attrs, "http.request.method", "http.method") is not None
+    kind = _KINDS.get(kind, kind) if isinstance(kind, str) else kind
+    return kind == SERVER and _first(attrs, "http.request.method", "http.method") is not None
 
 
 def to_event(attrs: dict[str, Any], span: dict[str, Any], names: Names) -> dict[str, Any]:
@@ -134,8 +153,7 @@ def _who(attrs: dict[str, Any], names: tuple[str, ...], header: str) -> Any:
 
 
 def _nanos(value: Any, name: str) -> int:
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    if type(value) is int and value >= 0:
-        return value
-    raise Invalid(f"{name} is missing or not a number of nanoseconds")
+    nanos = int(value) if isinstance(value, str) and value.isdigit() else value
+    if type(nanos) is int and 0 <= nanos < MAX_NANOS:
+        return nanos
+    raise Invalid(f"{name} is missing or not a number of nanoseconds since 1970 (before the year 10000)")

@@ -54,3 +54,27 @@ def test_shutdown_runs_every_step_even_after_one_fails():
 
     asyncio.run(_shut_down([lambda: ok("scheduler"), broken, lambda: ok("publisher"), lambda: ok("materializer")]))
     assert ran == ["scheduler", "broken", "publisher", "materializer"]
+
+
+def test_every_runs_the_step_again_after_one_fails():
+    import asyncio
+
+    from api.background import BackgroundTask, every
+
+    async def run() -> int:
+        calls, done = [], asyncio.Event()
+
+        async def step() -> None:
+            calls.append(1)
+            if len(calls) == 1:
+                raise RuntimeError("the first sweep fails")
+            if len(calls) == 3:
+                done.set()
+
+        task = BackgroundTask("periodic")
+        task.start(every(0.001, step, "periodic", first_now=True))
+        await asyncio.wait_for(done.wait(), 5)
+        await task.stop()
+        return len(calls)
+
+    assert asyncio.run(run()) >= 3

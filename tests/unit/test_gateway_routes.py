@@ -3,12 +3,14 @@ Kong's http-log and seed 003's DTO at POST /v1/call-histories, OTLP/HTTP JSON at
 
 from __future__ import annotations
 
+import json
+
 import orjson
 import pytest
 
 from api.main import create_app
 from pipeline.security import Role
-from tests.helpers import checked_client
+from tests.helpers import call_event, checked_client
 from tests.unit.test_gateway_formats import fixture, seed_dto, semconv_server_span
 from tests.unit.test_routes_without_a_broker import api  # noqa: F401 - the fixture
 
@@ -111,3 +113,54 @@ def test_cors_is_off_unless_origins_are_set(materializer):
     assert "access-control-allow-origin" not in other.headers
     r = client.get("/health", headers={"Origin": "https://app.example.com"})
     assert "x-trace-id" in r.headers["access-control-expose-headers"].lower()
+
+
+def _hostile_exports() -> list[dict]:
+    span = semconv_server_span()["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    # 300 nested arrays: 900 levels of JSON, within what the api's parser reads, far past Python's recursion
+    deep = orjson.loads(b'{"arrayValue":{"values":[' * 300 + b'{"stringValue":"x"}' + b"]}}" * 300)
+
+    def with_span(**changes) -> dict:
+        return {"resourceSpans": [{"scopeSpans": [{"spans": [{**span, **changes}]}]}]}
+
+    return [
+        {"resourceSpans": [{"resource": "x"}]},
+        {"resourceSpans": [{"resource": {"attributes": 5}}]},
+        {"resourceSpans": [{"scopeSpans": {"spans": []}}]},
+        {"resourceSpans": [{"scopeSpans": [{"spans": "abc"}]}]},
+        with_span(attributes=[*span["attributes"], {"key": "a", "value": {"arrayValue": 5}}]),
+        with_span(attributes=[*span["attributes"], {"key": "a", "value": {"kvlistValue": "s"}}]),
+        with_span(attributes=[*span["attributes"], {"key": "a", "value": deep}]),
+    ]
+
+
+@pytest.mark.parametrize("export", _hostile_exports())
+def test_a_hostile_otlp_body_is_a_400_and_publishes_nothing(api, export):  # noqa: F811
+    body = json.dumps(export).encode()  # orjson refuses to write what it reads this deep
+    r = api.post("/v1/traces", content=body, headers={**api.as_tenant("1", SA), "Content-Type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "BAD_REQUEST"
+    assert api.publisher.sent == []
+
+
+@pytest.mark.parametrize("changes", [{"kind": []}, {"startTimeUnixNano": "9" * 30, "endTimeUnixNano": "9" * 31}])
+def test_a_hostile_span_is_rejected_alone(api, changes):  # noqa: F811
+    export = semconv_server_span()
+    spans = export["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    spans.append({**spans[0], "spanId": "03" * 8, **changes})
+    r = api.post("/v1/traces", json=export, headers=api.as_tenant("1", SA))
+    assert r.status_code == 200
+    assert len(api.publisher.sent[0][1]) == 1  # the good span; the hostile one is not a call or not readable
+
+
+def test_a_native_event_nested_900_deep_is_published_with_only_the_fields_the_rules_read(api):  # noqa: F811
+    """A field nobody reads, nested 900 levels: it used to take the redaction walk past Python's recursion
+    limit (a 500). Only the columns and the kept headers leave the api."""
+    deep = '{"x":' * 900 + "1" + "}" * 900
+    event = json.dumps(call_event(1, tenant_id="1"))[:-1] + f', "extra": {deep}, "request_headers": ' \
+        '{"Authorization": "Bearer s3cr3t", "X-Agent-ID": "a7"}}'
+    r = api.post("/v1/call-histories", content=event.encode(),
+                 headers={**api.as_tenant("1", SA), "Content-Type": "application/json"})
+    assert r.status_code == 202, r.text
+    ((_, (published,), _),) = api.publisher.sent
+    assert "extra" not in published and published["request_headers"] == {"x-agent-id": "a7"}
+    assert "s3cr3t" not in json.dumps(published)
