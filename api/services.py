@@ -16,6 +16,7 @@ test can replace any part with `app.dependency_overrides` and run a route with n
 | `scheduler` | AUTO_SCHEDULE predictions, retries and timeouts |
 | `jobs` | creates and steers ingest jobs; its watchdog re-issues a job whose worker went quiet |
 | `search` | the in-memory search index, kept in step with the stored vectors |
+| `alerts` | seed 000's four alerts, evaluated every few seconds (api/alerts.py) |
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 
 import structlog
 
+from api.alerts import Alerts
 from api.ingest_jobs import Jobs
 from api.parquet_exports import ParquetExports
 from api.predicting import Predictor
@@ -79,6 +81,7 @@ class Services:
     search: SearchService
     retention: Retention
     parquet: ParquetExports
+    alerts: Alerts
     background: set[asyncio.Task[Any]] = field(default_factory=set)  # data exports, held so they are not collected
 
     @classmethod
@@ -94,7 +97,7 @@ class Services:
                    broker_health=BrokerHealth(settings), calls=calls or CallBuffer(settings), predictor=predictor,
                    scheduler=Scheduler(settings, store, predictor, ready=materializer.started_caught_up.is_set),
                    jobs=jobs, search=search, retention=Retention(settings, store),
-                   parquet=ParquetExports(settings, store))
+                   parquet=ParquetExports(settings, store), alerts=Alerts(settings, store))
 
     async def start(self) -> None:
         """The materializer, the recorder and the loops."""
@@ -105,6 +108,7 @@ class Services:
         self.scheduler.start()
         self.retention.start()
         self.parquet.start()
+        self.alerts.start()
 
     def run_in_background(self, work: Awaitable[Any]) -> None:
         """A task that outlives its request (a data export); held until it finishes."""
@@ -114,7 +118,8 @@ class Services:
 
     async def stop(self) -> None:
         """Every part stops, whatever an earlier one raised; the file is closed last, unless still being written."""
-        await _shut_down([self.parquet.stop, self.retention.stop, self.scheduler.stop, self.jobs.stop,
+        await _shut_down([self.alerts.stop, self.parquet.stop, self.retention.stop, self.scheduler.stop,
+                          self.jobs.stop,
                           self.search.stop, self.calls.stop, self.publisher.close,
                           lambda: asyncio.to_thread(self.materializer.stop)])
         if self.materializer.alive:  # still inside a write: closing the file under it would fail that write

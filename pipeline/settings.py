@@ -74,6 +74,16 @@ class Settings(BaseSettings):
     # Call ids a producer supplies are checked against the ones stored in this window (per tenant); a resend
     # later than this is stored again. Replays of the pipeline itself are dropped exactly, whatever their age.
     calls_dedupe_window_s: float = Field(default=24 * 3600, ge=60)
+    # A request or response body at or over this is "large" in the call stats and the console (seed 003's
+    # 대용량 요청 감지); 1 MiB is nginx's default client_max_body_size.
+    large_body_bytes: int = Field(default=1 << 20, ge=1)
+    # Seed 000's alerts (api/alerts.py): how often they are evaluated, over what window, and their thresholds.
+    alert_interval_s: float = Field(default=10.0, gt=0, le=3600)
+    alert_window_s: float = Field(default=3600.0, gt=0)
+    alert_job_failure_percent: float = Field(default=5.0, ge=0, le=100)
+    alert_rate_limit_percent: float = Field(default=80.0, ge=0, le=100)
+    alert_queue_wait_s: float = Field(default=1800.0, ge=0)
+    alert_memory_percent: float = Field(default=80.0, ge=0, le=100)
     # Retention (api/retention.py): rows older than this many days are deleted; 0 keeps them for ever.
     retention_calls_days: float = Field(default=90.0, ge=0)
     retention_dead_letters_days: float = Field(default=30.0, ge=0)

@@ -5,6 +5,7 @@ its tests instead of drifting from /openapi.json."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -135,13 +136,67 @@ class SeriesPoint(_Out):
     errors: int
 
 
+class TopTenant(_Out):
+    tenant_id: str
+    count: int
+    error_rate: float | None
+
+
+class SizeDistribution(_Out):
+    count: int = Field(description="calls whose size is known (NULL sizes are not counted)")
+    p50_bytes: float | None
+    p95_bytes: float | None
+    p99_bytes: float | None
+    max_bytes: int | None
+
+
+class SizeClassLatency(_Out):
+    size_class: str = Field(description="request body size class: unknown (NULL), < 1 KiB, 1-10 KiB, ... >= 10 MiB")
+    count: int
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+
+
+class LargeCall(_Out):
+    api_call_history_id: str
+    tenant_id: str | None
+    agent_id: str | None
+    method: str
+    path: str
+    request_size_bytes: int | None
+    response_size_bytes: int | None
+    latency_ms: int | None
+    status_code: int
+    created_at: datetime
+
+
+class LargeCalls(_Out):
+    threshold_bytes: int = Field(description="a body at or over this size is large "
+                                             "(STREAMDESK_LARGE_BODY_BYTES, or ?large_body_bytes=)")
+    count: int
+    latest: list[LargeCall] = Field(description="the newest ones, at most `top`")
+
+
+class SizeFigures(_Out):
+    """Seed 003's size monitoring: body sizes, latency by request size, large requests and responses."""
+
+    request: SizeDistribution
+    response: SizeDistribution
+    latency_by_request_size: list[SizeClassLatency]
+    large_requests: LargeCalls
+    large_responses: LargeCalls
+
+
 class CallStats(_Out):
     total: LatencyFigures
     routes: list[RouteFigures]
     top_agents: list[TopAgent]
     top_users: list[TopUser]
+    top_tenants: list[TopTenant] = Field(description="your own tenant only, unless you are a system_admin")
     bucket: Literal["minute", "hour", "day"]
     series: list[SeriesPoint]
+    sizes: SizeFigures
 
 
 # --- ingest (seed 000) ---------------------------------------------------------------------------------------

@@ -72,12 +72,16 @@ async def list_call_histories(
 
 @router.get("/stats", response_model=CallStats)
 async def call_history_stats(
-    filters: Filters, store: StoreDep,
+    filters: Filters, store: StoreDep, settings: SettingsDep,
     bucket: Bucket = "hour",
     top: Annotated[int, Query(ge=1, le=100)] = 10,
+    large_body_bytes: Annotated[int | None, Query(ge=1, le=1 << 40, description=(
+        "a body at or over this many bytes is large; default STREAMDESK_LARGE_BODY_BYTES (1 MiB)"))] = None,
 ) -> dict[str, Any]:
-    """Latency percentiles and error rate per route, top agents/users, counts per minute/hour/day."""
-    return await store.run(call_stats, filters, bucket, top)
+    """Latency percentiles and error rate per route, top agents/users/tenants, counts per minute/hour/day, and
+    seed 003's size monitoring: request/response size percentiles, latency per request-size class, and the
+    large requests and responses."""
+    return await store.run(call_stats, filters, bucket, top, large_body_bytes or settings.large_body_bytes)
 
 
 @router.get("/{call_id}", response_model=CallHistoryPublic)

@@ -41,6 +41,10 @@ MAX_IN_FLIGHT = 4  # batches sent but not yet committed; bounds what a failure r
 _HEADERS = [("content-type", CONTENT_TYPE)]
 
 
+# (source partition, its records and dead letters, first offset, last offset, oldest produce time in ms)
+Sendable = tuple[TopicPartition, Normalized, int, int, int | None]
+
+
 @dataclass(slots=True)
 class _Sent:
     """One consumed batch whose outputs are on their way: commit `offsets` once `acks` has succeeded."""
@@ -136,19 +140,26 @@ class CallsNormalizer:
             self._pushed += 1
             self._has_work.set()
 
-    def normalize(self, batches: dict[TopicPartition, Batch]) -> list[tuple[TopicPartition, Normalized, int, int]]:
-        """One getmany's worth, partition by partition: (partition, records and dead letters, first, last offset)."""
-        return [(tp, normalize_batch(tp.topic, batch, self.make_id), batch.offsets[0], batch.offsets[-1])
-                for tp, batch in batches.items()]
+    def normalize(self, batches: dict[TopicPartition, Batch]) -> list[Sendable]:
+        """One getmany's worth, partition by partition: (partition, records and dead letters, first, last offset,
+        the oldest produce time among its messages)."""
+        return [(tp, normalize_batch(tp.topic, batch, self.make_id), batch.offsets[0], batch.offsets[-1],
+                 min(batch.timestamps_ms, default=None)) for tp, batch in batches.items()]
 
-    async def send(self, normalized: list[tuple[TopicPartition, Normalized, int, int]]) -> list[asyncio.Future]:
-        """Send what `normalize` made, in order; returns the futures of every send."""
+    async def send(self, normalized: list[Sendable]) -> list[asyncio.Future]:
+        """Send what `normalize` made, in order; returns the futures of every send.
+
+        Each output message carries the oldest produce time of its source messages as its Kafka timestamp, so
+        the materializer's freshness figure is produce on calls.raw -> queryable, not normalized -> queryable.
+        """
         acks = []
-        for tp, out, first, last in normalized:
+        for tp, out, first, last, stamp in normalized:
             part = tp.partition % self.out_partitions
+            when = stamp if stamp and stamp > 0 else None
             for value, source in outputs(out, tp.partition, first, last):
                 headers = [*_HEADERS, ("source", source.header())]
-                acks.append(await self.producer.send(self.out, value, partition=part, headers=headers))
+                acks.append(await self.producer.send(self.out, value, partition=part, headers=headers,
+                                                     timestamp_ms=when))
             for letter in out.dead:
                 acks.append(await self.producer.send(self.dlq, letter.to_json(), partition=0))
             EVENTS.labels(self.raw, "in").inc(out.table.num_rows + len(out.dead))

@@ -33,6 +33,7 @@ from pipeline.metrics import (
 from pipeline.settings import Settings
 from pipeline.storage.db import rollback
 from pipeline.storage.dead_letters import rejected_rows
+from pipeline.storage.freshness import Freshness
 
 log = structlog.get_logger(__name__)
 # The data is at fault (types, constraints, a statement that cannot bind it), not the file or the machine.
@@ -120,6 +121,7 @@ class Materializer:
         self.cluster_id: str | None = None
         self.last_batch_at: float | None = None
         self.rows_written = 0
+        self.freshness = Freshness()
         self.caught_up = threading.Event()  # set on every idle poll (a test clears it to wait for the next)
         self.started_caught_up = threading.Event()  # everything on the topics when it started is in DuckDB
         self._stop = threading.Event()
@@ -282,6 +284,8 @@ class Materializer:
             log.warning("materializer_rejected", count=len(rejected), first=rejected[0][1])
         self.rows_written += total
         self.last_batch_at = time.time()
+        for tp, msgs in got.items():  # each partition's oldest and newest message: produce -> queryable
+            self.freshness.observe(tp.topic, (msgs[0].timestamp, msgs[-1].timestamp), self.last_batch_at)
         MATERIALIZER_BATCH.observe(total)
         MATERIALIZER_SECONDS.observe(time.perf_counter() - started)
 

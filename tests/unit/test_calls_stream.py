@@ -76,7 +76,8 @@ class FakeProducer:
         self.sent: list[tuple[str, bytes, asyncio.Future]] = []
         self.settle = settle
 
-    async def send(self, topic: str, value: bytes, partition: int | None = None, headers=None) -> asyncio.Future:
+    async def send(self, topic: str, value: bytes, partition: int | None = None, headers=None,
+                   timestamp_ms: int | None = None) -> asyncio.Future:
         fut = asyncio.get_running_loop().create_future()
         self.sent.append((topic, value, fut))
         if self.settle:
@@ -202,7 +203,7 @@ def test_no_commit_ever_passes_an_unacknowledged_batch():
     consumer, producer = FakeConsumer(values(200), per_fetch=7), FakeProducer(settle)
     real_send = producer.send
 
-    async def send(topic, value, partition=None, headers=None):
+    async def send(topic, value, partition=None, headers=None, timestamp_ms=None):
         table = ipc_to_table(value)
         offsets = [int(t, 16) for t in table.column("trace_id").to_pylist()]  # call_event's trace id is its index
         outputs[len(producer.sent)] = offsets

@@ -92,8 +92,10 @@ def _percentiles(values: list[float | None] | None) -> tuple[float | None, float
     return (values[0], values[1], values[2]) if values else (None, None, None)
 
 
-def call_stats(cur: duckdb.DuckDBPyConnection, f: CallFilters, bucket: Bucket, top: int) -> dict[str, Any]:
-    """Totals, per-route count / error rate / latency p50-p95-p99, top agents and users, a time series."""
+def call_stats(cur: duckdb.DuckDBPyConnection, f: CallFilters, bucket: Bucket, top: int,
+               large_bytes: int = 1 << 20) -> dict[str, Any]:
+    """Totals, per-route count / error rate / latency p50-p95-p99, top agents, users and tenants, a time series,
+    and the size figures of seed 003's monitoring (`size_stats`)."""
     where, params = f.where()
     base = f"FROM sys_api_call_histories WHERE {where}"
     # An error is a 5xx or a 4xx: what Kong's and Envoy's dashboards count as failed requests.
@@ -128,6 +130,62 @@ def call_stats(cur: duckdb.DuckDBPyConnection, f: CallFilters, bucket: Bucket, t
                    for r in routes],
         "top_agents": top_by("agent_id"),
         "top_users": top_by("user_id"),
+        "top_tenants": top_by("tenant_id"),
         "bucket": bucket,
         "series": [{"bucket": b.isoformat() + "Z", "count": n, "errors": e} for b, n, e in series],
+        "sizes": size_stats(cur, f, large_bytes, top),
+    }
+
+
+# Size classes for "latency by request size" (seed 003 요청 크기별 응답 시간 분석): decades from 1 KiB, the way
+# Kong's and Envoy's size histograms are read. A NULL size (a GET without a body) is its own class.
+SIZE_CLASSES: tuple[tuple[str, int | None], ...] = (
+    ("< 1 KiB", 1 << 10), ("1-10 KiB", 10 << 10), ("10-100 KiB", 100 << 10), ("100 KiB-1 MiB", 1 << 20),
+    ("1-10 MiB", 10 << 20), (">= 10 MiB", None),
+)
+
+
+def _size_class(column: str) -> str:
+    arms = " ".join(f"WHEN {column} < {upper} THEN {i}" for i, (_, upper) in enumerate(SIZE_CLASSES) if upper)
+    return f"CASE WHEN {column} IS NULL THEN -1 {arms} ELSE {len(SIZE_CLASSES) - 1} END"
+
+
+def size_stats(cur: duckdb.DuckDBPyConnection, f: CallFilters, large_bytes: int, top: int) -> dict[str, Any]:
+    """Seed 003's size monitoring: request and response size percentiles, calls and latency per request-size
+    class, and the large requests and responses (a body at or over `large_bytes`), newest first."""
+    where, params = f.where()
+    base = f"FROM sys_api_call_histories WHERE {where}"
+
+    def distribution(column: str) -> dict[str, Any]:
+        known, q, biggest = cur.execute(
+            f"SELECT count({column}), quantile_cont({column}, [0.5, 0.95, 0.99]), max({column}) {base}",
+            params).fetchone()
+        p50, p95, p99 = _percentiles(q)
+        return {"count": known, "p50_bytes": p50, "p95_bytes": p95, "p99_bytes": p99, "max_bytes": biggest}
+
+    by_class = {r[0]: r[1:] for r in cur.execute(
+        f"""SELECT {_size_class("request_size_bytes")} AS c, count(*), quantile_cont(latency_ms, [0.5, 0.95, 0.99])
+            {base} GROUP BY c""", params).fetchall()}
+    classes = []
+    for i, label in [(-1, "unknown"), *enumerate(label for label, _ in SIZE_CLASSES)]:
+        count, q = by_class.get(i, (0, None))
+        p50, p95, p99 = _percentiles(q)
+        classes.append({"size_class": label, "count": count, "p50_ms": p50, "p95_ms": p95, "p99_ms": p99})
+    keys = ("api_call_history_id", "tenant_id", "agent_id", "method", "path", "request_size_bytes",
+            "response_size_bytes", "latency_ms", "status_code", "created_at")
+
+    def large(column: str) -> dict[str, Any]:
+        count = cur.execute(f"SELECT count(*) {base} AND {column} >= ?", [*params, large_bytes]).fetchone()[0]
+        latest = cur.execute(
+            f"""SELECT {", ".join(keys)} {base} AND {column} >= ?
+                ORDER BY created_at DESC, api_call_history_id LIMIT ?""", [*params, large_bytes, top]).fetchall()
+        return {"threshold_bytes": large_bytes, "count": count,
+                "latest": [dict(zip(keys, r, strict=True)) for r in latest]}
+
+    return {
+        "request": distribution("request_size_bytes"),
+        "response": distribution("response_size_bytes"),
+        "latency_by_request_size": classes,
+        "large_requests": large("request_size_bytes"),
+        "large_responses": large("response_size_bytes"),
     }

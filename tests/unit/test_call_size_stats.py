@@ -1,0 +1,90 @@
+"""Seed 003's size monitoring in the call stats, on a real DuckDB file: size percentiles, latency per request-size
+class, large requests and responses, checked against the same figures computed in Python from the rows."""
+
+from __future__ import annotations
+
+import random
+import statistics
+from datetime import UTC, datetime, timedelta
+
+from pipeline.storage.queries.calls import SIZE_CLASSES, CallFilters, call_stats
+
+NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+
+
+def _rows(n: int = 400) -> list[tuple]:
+    rnd = random.Random(7)
+    rows = []
+    for i in range(n):
+        size = None if i % 5 == 0 else int(10 ** rnd.uniform(1, 7.5))  # NULL for a GET without a body
+        response = None if i % 7 == 0 else int(10 ** rnd.uniform(1, 7))
+        rows.append((f"c{i}", "1" if i % 4 else "2", f"a{i % 3}", "POST", "/v1/x", 200 if i % 9 else 500,
+                     rnd.randint(1, 2000), size, response, NOW - timedelta(seconds=i)))
+    return rows
+
+
+def _insert(con, rows) -> None:
+    con.executemany("INSERT INTO sys_api_call_histories (api_call_history_id, tenant_id, agent_id, method, path, "
+                    "status_code, latency_ms, request_size_bytes, response_size_bytes, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def _quantile(values: list[float], q: float) -> float:
+    """DuckDB's quantile_cont: linear interpolation between closest ranks."""
+    ordered = sorted(values)
+    pos = q * (len(ordered) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def test_size_figures_match_the_rows(materializer):
+    rows = _rows()
+    _insert(materializer.con, rows)
+    threshold = 1 << 20
+    sizes = call_stats(materializer.con.cursor(), CallFilters(), "hour", 5, threshold)["sizes"]
+
+    requests = [r[7] for r in rows if r[7] is not None]
+    assert sizes["request"]["count"] == len(requests)
+    assert sizes["request"]["max_bytes"] == max(requests)
+    assert abs(sizes["request"]["p95_bytes"] - _quantile(requests, 0.95)) < 1e-6
+    assert sizes["response"]["count"] == len([r for r in rows if r[8] is not None])
+
+    labels = ["unknown", *(label for label, _ in SIZE_CLASSES)]
+    assert [c["size_class"] for c in sizes["latency_by_request_size"]] == labels
+    assert sum(c["count"] for c in sizes["latency_by_request_size"]) == len(rows)
+    small = [r[6] for r in rows if r[7] is not None and r[7] < 1024]
+    first = sizes["latency_by_request_size"][1]
+    assert first["count"] == len(small)
+    assert abs(first["p50_ms"] - statistics.median(small)) < 1e-6
+    unknown = sizes["latency_by_request_size"][0]
+    assert unknown["count"] == len(rows) - len(requests)
+
+    big = sorted((r for r in rows if r[7] is not None and r[7] >= threshold), key=lambda r: r[9], reverse=True)
+    large = sizes["large_requests"]
+    assert large["threshold_bytes"] == threshold and large["count"] == len(big) > 5
+    assert [c["api_call_history_id"] for c in large["latest"]] == [r[0] for r in big[:5]]
+    assert all(c["request_size_bytes"] >= threshold for c in large["latest"])
+    big_responses = [r for r in rows if r[8] is not None and r[8] >= threshold]
+    assert sizes["large_responses"]["count"] == len(big_responses)
+
+
+def test_size_figures_keep_to_the_filters_and_the_threshold(materializer):
+    rows = _rows()
+    _insert(materializer.con, rows)
+    stats = call_stats(materializer.con.cursor(), CallFilters(tenant_id="2"), "hour", 10, 10_000)
+    mine = [r for r in rows if r[1] == "2"]
+    assert stats["total"]["count"] == len(mine)
+    assert sum(c["count"] for c in stats["sizes"]["latency_by_request_size"]) == len(mine)
+    assert stats["sizes"]["large_requests"]["count"] == len([r for r in mine if r[7] is not None and r[7] >= 10_000])
+    assert {c["tenant_id"] for c in stats["sizes"]["large_requests"]["latest"]} == {"2"}
+    assert [t["tenant_id"] for t in stats["top_tenants"]] == ["2"]  # another tenant is never named
+
+
+def test_an_empty_scope_answers_zeros_not_errors(materializer):
+    stats = call_stats(materializer.con.cursor(), CallFilters(tenant_id="nobody"), "hour", 10, 1)
+    sizes = stats["sizes"]
+    assert sizes["request"] == {"count": 0, "p50_bytes": None, "p95_bytes": None, "p99_bytes": None,
+                                "max_bytes": None}
+    assert all(c["count"] == 0 and c["p95_ms"] is None for c in sizes["latency_by_request_size"])
+    assert sizes["large_requests"] == {"threshold_bytes": 1, "count": 0, "latest": []}
