@@ -8,23 +8,27 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 from cryptography.fernet import Fernet
 
 from api.background import BackgroundTask
+from api.errors import ApiError
 from api.publish import Publisher
 from api.security.company_identity import CompanyIdentity, ProvenCredentials
+from api.wire import iso_z
 from pipeline.broker.topics import INGEST_COMMANDS
 from pipeline.settings import Settings
 from pipeline.storage.queries import ingest as q
 from pipeline.storage.store import Store
-from schemas.ingest import JobCommand, JobOptions, JobStatistics
+from schemas.ingest import ALLOWED_FROM, RESULT, TERMINAL, ControlBody, JobCommand, JobOptions, JobStatistics
 
 log = structlog.get_logger(__name__)
+CONTROL_WAIT_S = 2.0
 
 
 def new_job_id(company: str, now: datetime) -> str:
@@ -77,6 +81,31 @@ class Jobs:
                           cursor=job["cursor"], phase=job["phase"], reason=reason, at=datetime.now(UTC),
                           statistics=JobStatistics.model_validate(job["statistics"]) if job["statistics"] else None)
 
+    async def control(self, company: str, job_id: str, body: ControlBody) -> dict[str, Any]:
+        """pause / resume / cancel / priority_change / start a company's job; answers once the worker confirmed
+        (or after CONTROL_WAIT_S), with the job's real status. 404 for a job of another company, 409 when the
+        action does not apply to the job's status."""
+        store = self.store
+        job = await find_job(store, company, job_id)
+        before = job["status"]
+        if before not in ALLOWED_FROM[body.action]:
+            raise ApiError(409, f"cannot {body.action} a {before} job", details={"status": before})
+        if body.action == "priority_change":
+            if body.options.priority is None:
+                raise ApiError(422, "priority_change needs options.priority: low, normal, high or urgent")
+            await store.run(q.set_fields, job_id, priority=body.options.priority.value)
+        command = await self.resume_command(job, "run" if body.action == "start" else body.action, body.reason)
+        if body.options.priority is not None:
+            command = command.model_copy(update={"priority": body.options.priority})
+        await self.send(command)
+        after = await _settle(store, company, job_id, RESULT.get(body.action))
+        done, total = after["completed_items"] or 0, after["total_items"]
+        return {"job_id": job_id, "action_performed": body.action, "previous_status": before,
+                "current_status": after["status"], "timestamp": iso_z(datetime.now(UTC)),
+                "progress_saved": body.action == "pause" and after["cursor"] is not None,
+                "resume_capability": after["status"] == "paused", "priority": after["priority"],
+                "message": _message(body.action, after["status"], done, total)}
+
     def start_watchdog(self) -> None:
         self._task.start(self._watch())
 
@@ -95,3 +124,67 @@ class Jobs:
                     await self.send(await self.resume_command(job, "run", "worker went quiet; taken over"))
             except Exception:  # noqa: BLE001 - the watchdog must outlive one bad pass
                 log.exception("ingest_watchdog_failed")
+
+
+def progress(job: dict[str, Any]) -> dict[str, Any]:
+    done, total = job["completed_items"] or 0, job["total_items"]
+    return {"current_step": job["current_step"], "step_details": job["step_details"] or "", "completed_items": done,
+            "total_items": total, "percentage": round(100 * done / total, 1) if total else None,
+            "items_per_second": job["items_per_second"] or 0.0}
+
+
+def estimated_completion(job: dict[str, Any]) -> str | None:
+    total, done, rate = job["total_items"], job["completed_items"] or 0, job["items_per_second"] or 0
+    if job["status"] != "running" or not total or not rate:
+        return None
+    return iso_z(datetime.now(UTC) + timedelta(seconds=(total - done) / rate))
+
+
+def job_summary(job: dict[str, Any]) -> dict[str, Any]:
+    return {"job_id": job["job_id"], "company_id": job["tenant"], "platform": job["platform"],
+            "domain": job["domain"], "status": job["status"], "priority": job["priority"],
+            "progress": progress(job), "created_at": iso_z(job["created_at"]), "started_at": iso_z(job["started_at"]),
+            "estimated_completion": estimated_completion(job)}
+
+
+async def find_job(store: Store, company: str, job_id: str) -> dict[str, Any]:
+    job = await store.run(q.get_job, job_id, company)
+    if job is None:
+        raise ApiError(404, f"no job {job_id} for company {company}")  # another company's job does not exist
+    return job
+
+
+def job_detail(job: dict[str, Any], logs: list[dict[str, Any]]) -> dict[str, Any]:
+    started, last = job["started_at"], job["last_activity"] or job["created_at"]
+    end = job["completed_at"] or (datetime.now(UTC) if job["status"] == "running" else last)
+    return {**job_summary(job),
+            "timing": {"created_at": iso_z(job["created_at"]), "started_at": iso_z(started),
+                       "last_activity": iso_z(last), "completed_at": iso_z(job["completed_at"]),
+                       "estimated_completion": estimated_completion(job),
+                       "elapsed_seconds": round((end - started).total_seconds(), 1) if started else 0},
+            "statistics": job["statistics"] or {}, "error": job["error"],
+            "options": job["options"], "ignored_query_parameters": sorted(job["ignored_query"] or {}),
+            "logs": [{**line, "timestamp": iso_z(line["timestamp"])} for line in logs]}
+
+
+async def _settle(store: Store, company: str, job_id: str, want: str | None) -> dict[str, Any]:
+    """Wait (briefly) for the worker to confirm, so the answer states the job's real status."""
+    deadline = time.monotonic() + CONTROL_WAIT_S
+    while True:
+        job = await find_job(store, company, job_id)
+        if want is None or job["status"] == want or job["status"] in TERMINAL or time.monotonic() > deadline:
+            return job
+        await asyncio.sleep(0.05)
+
+
+def _message(action: str, status: str, done: int, total: int | None) -> str:
+    at = f"{done}/{total}" if total else f"{done}"
+    if action == "pause" and status == "paused":
+        return f"Job paused successfully. Progress saved at {at} items."
+    if action in ("resume", "start") and status == "running":
+        return f"Job {'resumed' if action == 'resume' else 'started'} from {at} items."
+    if action == "cancel" and status == "cancelled":
+        return f"Job cancelled at {at} items."
+    if action == "priority_change":
+        return "Priority changed."
+    return f"{action} requested; the job is {status} (the worker confirms shortly)."

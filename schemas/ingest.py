@@ -117,3 +117,28 @@ class JobProgress(BaseModel):
     error: str | None = None
     worker: str = ""
     logs: list[LogLine] = Field(default_factory=list)
+
+
+# --- control (POST /ingest/jobs/{id}/control, and the console's buttons) ----------------------------------------
+
+
+class ControlOptions(BaseModel):
+    """`graceful_shutdown` and `save_progress` as the seed names them; unknown options are kept, not refused."""
+
+    model_config = ConfigDict(extra="allow")
+    graceful_shutdown: bool = True
+    save_progress: bool = True
+    priority: Priority | None = None
+
+
+class ControlBody(BaseModel):
+    action: Literal["pause", "resume", "cancel", "priority_change", "start"]
+    reason: str | None = Field(default=None, max_length=500)
+    options: ControlOptions = Field(default_factory=ControlOptions)
+
+
+# The seed restarts a failed job with `resume` too: it continues from the failed run's cursor.
+ALLOWED_FROM = {"pause": {"running", "queued"}, "resume": {"paused", "failed"},
+                "cancel": {"queued", "running", "paused"}, "priority_change": {"queued", "running", "paused"},
+                "start": {"queued"}}
+RESULT = {"pause": "paused", "resume": "running", "cancel": "cancelled", "start": "running"}

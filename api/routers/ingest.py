@@ -9,22 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, Body, Query, Request, WebSocket, WebSocketDisconnect
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from api.deps import JobsDep, ServicesDep, StoreDep
 from api.errors import ApiError
+from api.ingest_jobs import find_job, job_detail, job_summary
 from api.security import CompanyReader, CompanyStream, ProvenCompany, public
 from api.security.company_keys import refuse_body_credentials
 from api.services import Services
 from api.wire import iso_z
 from pipeline.storage.queries import ingest as q
 from pipeline.storage.store import Store
-from schemas.ingest import TERMINAL, IngestOptions, JobOptions, Priority
+from schemas.ingest import TERMINAL, ControlBody, IngestOptions, JobOptions
 from schemas.platform_api import ControlResult, IngestResult, JobCreated, JobDetail, JobList
 
 router = APIRouter(tags=["ingest (seed 000)"])
@@ -32,7 +33,6 @@ Company = CompanyReader
 RawBody = Annotated[dict[str, Any], Body(default_factory=dict, description="collection options only")]
 SYNC_TIMEOUT_S = 900.0
 MARK_TIMEOUT_S = 60.0  # a completed run waits this long for its records to be stored and embedded
-CONTROL_WAIT_S = 2.0
 MAX_PAGE = 100_000  # 10 million jobs at the largest page size; bigger numbers would overflow DuckDB's BIGINT
 
 
@@ -48,27 +48,6 @@ def _options(model: type[IngestOptions], body: dict[str, Any]) -> Any:
 
 def _ignored(request: Request) -> dict[str, str]:
     return dict(request.query_params)
-
-
-def _progress(job: dict[str, Any]) -> dict[str, Any]:
-    done, total = job["completed_items"] or 0, job["total_items"]
-    return {"current_step": job["current_step"], "step_details": job["step_details"] or "", "completed_items": done,
-            "total_items": total, "percentage": round(100 * done / total, 1) if total else None,
-            "items_per_second": job["items_per_second"] or 0.0}
-
-
-def _estimated_completion(job: dict[str, Any]) -> str | None:
-    total, done, rate = job["total_items"], job["completed_items"] or 0, job["items_per_second"] or 0
-    if job["status"] != "running" or not total or not rate:
-        return None
-    return iso_z(datetime.now(UTC) + timedelta(seconds=(total - done) / rate))
-
-
-def job_summary(job: dict[str, Any]) -> dict[str, Any]:
-    return {"job_id": job["job_id"], "company_id": job["tenant"], "platform": job["platform"],
-            "domain": job["domain"], "status": job["status"], "priority": job["priority"],
-            "progress": _progress(job), "created_at": iso_z(job["created_at"]), "started_at": iso_z(job["started_at"]),
-            "estimated_completion": _estimated_completion(job)}
 
 
 @router.post("/ingest/jobs", status_code=202, response_model=JobCreated, response_model_exclude_unset=True)
@@ -112,100 +91,18 @@ async def list_jobs(
                                                          "cancelled")}}}
 
 
-async def _job(store: Store, company: str, job_id: str) -> dict[str, Any]:
-    job = await store.run(q.get_job, job_id, company)
-    if job is None:
-        raise ApiError(404, f"no job {job_id} for company {company}")  # another company's job does not exist
-    return job
-
-
-def job_detail(job: dict[str, Any], logs: list[dict[str, Any]]) -> dict[str, Any]:
-    started, last = job["started_at"], job["last_activity"] or job["created_at"]
-    end = job["completed_at"] or (datetime.now(UTC) if job["status"] == "running" else last)
-    return {**job_summary(job),
-            "timing": {"created_at": iso_z(job["created_at"]), "started_at": iso_z(started),
-                       "last_activity": iso_z(last), "completed_at": iso_z(job["completed_at"]),
-                       "estimated_completion": _estimated_completion(job),
-                       "elapsed_seconds": round((end - started).total_seconds(), 1) if started else 0},
-            "statistics": job["statistics"] or {}, "error": job["error"],
-            "options": job["options"], "ignored_query_parameters": sorted(job["ignored_query"] or {}),
-            "logs": [{**line, "timestamp": iso_z(line["timestamp"])} for line in logs]}
-
-
 @router.get("/ingest/jobs/{job_id}", response_model=JobDetail)
 async def get_job(company: Company, store: StoreDep, job_id: str) -> dict[str, Any]:
-    job = await _job(store, company, job_id)
+    job = await find_job(store, company, job_id)
     marks = set(await store.run(q.marks, job_id))
     # Beyond the seed: a finished job's records are all in DuckDB (materialized), and embedded (searchable).
     return job_detail(job, await store.run(q.logs, job_id)) | {
         "storage": {"materialized": "stored" in marks, "searchable": "embedded" in marks}}
 
 
-class ControlOptions(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    graceful_shutdown: bool = True
-    save_progress: bool = True
-    priority: Priority | None = None
-
-
-class ControlBody(BaseModel):
-    action: Literal["pause", "resume", "cancel", "priority_change", "start"]
-    reason: str | None = Field(default=None, max_length=500)
-    options: ControlOptions = Field(default_factory=ControlOptions)
-
-
-# The seed restarts a failed job with `resume` too: it continues from the failed run's cursor.
-ALLOWED_FROM = {"pause": {"running", "queued"}, "resume": {"paused", "failed"},
-                "cancel": {"queued", "running", "paused"}, "priority_change": {"queued", "running", "paused"},
-                "start": {"queued"}}
-RESULT = {"pause": "paused", "resume": "running", "cancel": "cancelled", "start": "running"}
-
-
 @router.post("/ingest/jobs/{job_id}/control", response_model=ControlResult)
 async def control_job(company: Company, jobs: JobsDep, job_id: str, body: ControlBody) -> dict[str, Any]:
-    store = jobs.store
-    job = await _job(store, company, job_id)
-    before = job["status"]
-    if before not in ALLOWED_FROM[body.action]:
-        raise ApiError(409, f"cannot {body.action} a {before} job", details={"status": before})
-    if body.action == "priority_change":
-        if body.options.priority is None:
-            raise ApiError(422, "priority_change needs options.priority: low, normal, high or urgent")
-        await store.run(q.set_fields, job_id, priority=body.options.priority.value)
-    command = await jobs.resume_command(job, "run" if body.action == "start" else body.action, body.reason)
-    if body.options.priority is not None:
-        command = command.model_copy(update={"priority": body.options.priority})
-    await jobs.send(command)
-    after = await _settle(store, company, job_id, RESULT.get(body.action))
-    done, total = after["completed_items"] or 0, after["total_items"]
-    return {"job_id": job_id, "action_performed": body.action, "previous_status": before,
-            "current_status": after["status"], "timestamp": iso_z(datetime.now(UTC)),
-            "progress_saved": body.action == "pause" and after["cursor"] is not None,
-            "resume_capability": after["status"] == "paused", "priority": after["priority"],
-            "message": _message(body.action, after["status"], done, total)}
-
-
-async def _settle(store: Store, company: str, job_id: str, want: str | None) -> dict[str, Any]:
-    """Wait (briefly) for the worker to confirm, so the answer states the job's real status."""
-    deadline = time.monotonic() + CONTROL_WAIT_S
-    while True:
-        job = await _job(store, company, job_id)
-        if want is None or job["status"] == want or job["status"] in TERMINAL or time.monotonic() > deadline:
-            return job
-        await asyncio.sleep(0.05)
-
-
-def _message(action: str, status: str, done: int, total: int | None) -> str:
-    at = f"{done}/{total}" if total else f"{done}"
-    if action == "pause" and status == "paused":
-        return f"Job paused successfully. Progress saved at {at} items."
-    if action in ("resume", "start") and status == "running":
-        return f"Job {'resumed' if action == 'resume' else 'started'} from {at} items."
-    if action == "cancel" and status == "cancelled":
-        return f"Job cancelled at {at} items."
-    if action == "priority_change":
-        return "Priority changed."
-    return f"{action} requested; the job is {status} (the worker confirms shortly)."
+    return await jobs.control(company, job_id, body)
 
 
 @router.websocket("/ingest/jobs/{job_id}/stream")
@@ -266,7 +163,7 @@ async def ingest_now(request: Request, proven: ProvenCompany, services: Services
 async def _until_done(store: Store, company: str, job_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + SYNC_TIMEOUT_S
     while time.monotonic() < deadline:
-        job = await _job(store, company, job_id)
+        job = await find_job(store, company, job_id)
         if job["status"] in TERMINAL:
             return job
         await asyncio.sleep(0.1)
