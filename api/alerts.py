@@ -53,6 +53,10 @@ RULES = {
 }
 
 
+NOTHING = {"job_failure_rate": "no job finished in the window", "rate_limit_use": "no job is running",
+           "queue_wait": "no job is queued", "memory": "not measured yet"}
+
+
 @dataclass(frozen=True, slots=True)
 class AlertState:
     name: str
@@ -136,10 +140,22 @@ class Alerts:
             ALERT_VALUE.labels(name, tenant).set(value)
         return self.visible(None)
 
+    def thresholds(self) -> dict[str, float]:
+        """Each alert's threshold, in its rule's unit."""
+        s = self.settings
+        return {"job_failure_rate": s.alert_job_failure_percent, "rate_limit_use": s.alert_rate_limit_percent,
+                "queue_wait": s.alert_queue_wait_s / 60, "memory": s.alert_memory_percent}
+
     def visible(self, tenant: str | None) -> list[AlertState]:
-        """The states a reader may see: every one for a system_admin (tenant None), else its tenant's jobs."""
+        """The states a reader may see: every one for a system_admin (tenant None), else its tenant's jobs; an
+        alert with nothing to measure for this reader is listed too, off, saying so."""
         states = [a for a in self.states.values() if tenant is None or a.tenant == tenant]
-        return sorted(states, key=lambda a: (not a.firing, a.name, a.tenant))
+        seen = {a.name for a in states}
+        now = datetime.now(UTC)
+        for name, threshold in self.thresholds().items():
+            if name not in seen and (tenant is None or name != "memory"):
+                states.append(AlertState(name, tenant or "all", 0.0, threshold, False, None, NOTHING[name], now))
+        return sorted(states, key=lambda a: (not a.firing, list(RULES).index(a.name), a.tenant))
 
 
 def age(since: datetime | None, now: float | None = None) -> str:

@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from api.cod_envelope import PREFIXES
+from api.console import routes as console
 from api.errors import install_error_handlers
 from api.limits import BodyLimitMiddleware
 from api.recorder import CallBuffer, CallRecorderMiddleware
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings  # resolved once; the services come up in lifespan
     install_error_handlers(app)
+    console.install(app)  # /console: pages for people, refusals answered as pages
     for router in (health.router, calls.router, traces.router, sql.router, parquet.router, ingest_metrics.router,
                    search.router, ingest.router):
         app.include_router(router, responses=PLATFORM_ERRORS)

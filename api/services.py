@@ -27,9 +27,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import structlog
 
 from api.alerts import Alerts
+from api.console.rates import TopicRates
 from api.ingest_jobs import Jobs
 from api.parquet_exports import ParquetExports
 from api.predicting import Predictor
@@ -41,6 +43,7 @@ from api.search_service import SearchService
 from pipeline.broker.kafka import cluster_id
 from pipeline.settings import Settings
 from pipeline.storage.materializer import Materializer
+from pipeline.storage.queries import operations as ops
 from pipeline.storage.sinks import platform_sinks
 from pipeline.storage.store import Store
 
@@ -82,6 +85,7 @@ class Services:
     retention: Retention
     parquet: ParquetExports
     alerts: Alerts
+    topic_rates: TopicRates = field(default_factory=TopicRates)  # the console's per-topic rates
     background: set[asyncio.Task[Any]] = field(default_factory=set)  # data exports, held so they are not collected
 
     @classmethod
@@ -109,6 +113,16 @@ class Services:
         self.retention.start()
         self.parquet.start()
         self.alerts.start()
+
+    async def workers(self) -> list[dict[str, Any]]:
+        """Workers seen lately (heartbeats in DuckDB): id, host, pid, seconds since the last beat, alive, and the
+        counters it reported (events per topic and outcome)."""
+        stale_after = self.settings.worker_stale_after_s
+        rows = await self.store.run(ops.recent_workers, stale_after * 6)
+        now = time.time()
+        return [{"worker_id": w, "host": h, "pid": p, "seconds_since_heartbeat": round(now - ts, 1),
+                 "alive": now - ts <= stale_after, "counters": orjson.loads(c or "[]")}
+                for w, h, p, ts, c in rows]
 
     def run_in_background(self, work: Awaitable[Any]) -> None:
         """A task that outlives its request (a data export); held until it finishes."""

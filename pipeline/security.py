@@ -53,10 +53,10 @@ def verify_token(key: str, token: str) -> Principal:
         raise TokenError("token signature does not verify") from None
     except jwt.PyJWTError as exc:
         raise TokenError(f"invalid token: {exc}") from None
-    return _principal(claims)
+    return principal_from_claims(claims)
 
 
-def _principal(claims: dict[str, Any]) -> Principal:
+def principal_from_claims(claims: dict[str, Any]) -> Principal:
     """The claims as a Principal, or TokenError: a signed token can still carry claims of the wrong type."""
     sub, tenant, raw_roles = claims.get("sub"), claims.get("tenant"), claims.get("roles", [])
     if not _ident(sub) or not _ident(tenant):

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     # A request or response body at or over this is "large" in the call stats and the console (seed 003's
     # 대용량 요청 감지); 1 MiB is nginx's default client_max_body_size.
     large_body_bytes: int = Field(default=1 << 20, ge=1)
+    # The console (/console): how long a sign-in lasts (never past its token) and how often live parts update.
+    console_session_s: float = Field(default=8 * 3600, ge=60, le=7 * 86400)
+    console_live_interval_s: float = Field(default=2.0, ge=0.2, le=60)
     # Seed 000's alerts (api/alerts.py): how often they are evaluated, over what window, and their thresholds.
     alert_interval_s: float = Field(default=10.0, gt=0, le=3600)
     alert_window_s: float = Field(default=3600.0, gt=0)

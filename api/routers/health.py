@@ -5,27 +5,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import ServicesDep
 from api.security import public
-from api.services import Services
 from pipeline.metrics import WORKER_EVENTS
 from pipeline.storage.queries import operations as ops
 from schemas.platform_api import Health
 
 router = APIRouter(tags=["operations"])
-
-
-async def _workers(services: Services) -> list[dict[str, Any]]:
-    stale_after = services.settings.worker_stale_after_s
-    rows = await services.store.run(ops.recent_workers, stale_after * 6)
-    now = time.time()
-    return [{"worker_id": w, "host": h, "pid": p, "seconds_since_heartbeat": round(now - ts, 1),
-             "alive": now - ts <= stale_after, "counters": orjson.loads(c or "[]")}
-            for w, h, p, ts, c in rows]
 
 
 DEGRADED = {503: {"description": "some part is down: the same report, `status: degraded`", "model": Health}}
@@ -41,7 +30,7 @@ async def health(services: ServicesDep, response: Response) -> dict[str, Any]:
         duck = {"ok": True, "path": str(services.settings.db_path)}
     except Exception as exc:  # noqa: BLE001
         duck = {"ok": False, "error": str(exc)}
-    workers = await _workers(services)
+    workers = await services.workers()
     m = services.materializer
     materializer = {"ok": m.alive and m.error is None, "rows_written": m.rows_written, "error": m.error,
                     "seconds_since_last_batch": None if m.last_batch_at is None
@@ -58,7 +47,7 @@ async def health(services: ServicesDep, response: Response) -> dict[str, Any]:
 @router.get("/metrics", include_in_schema=False,
             dependencies=[public("Prometheus scrapes it; counters only, no tenant data")])
 async def metrics(services: ServicesDep) -> Response:
-    for w in await _workers(services):
+    for w in await services.workers():
         for c in w["counters"]:
             WORKER_EVENTS.labels(w["worker_id"], c["topic"], c["outcome"]).set(c["value"])
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

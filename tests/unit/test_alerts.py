@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from api.alerts import HOST, Alerts
+from api.alerts import HOST, NOTHING, Alerts
 from pipeline.metrics import ALERT_FIRING
 from pipeline.storage.store import Store
 
@@ -116,8 +116,12 @@ def test_thresholds_are_settings_and_a_tenant_sees_its_own(materializer):
     _job(materializer.con, "b", "2", "failed", completed=NOW)
     asyncio.run(alerts.evaluate(NOW))
     assert _state(alerts, "memory", HOST).firing  # 10 % used, threshold set to 5 %
-    assert {(a.name, a.tenant) for a in alerts.visible("1")} == {("job_failure_rate", "1")}
-    assert {a.tenant for a in alerts.visible(None)} == {"1", "2", HOST}
+    mine = alerts.visible("1")
+    assert {a.tenant for a in mine} == {"1"}  # tenant 2's failure is not shown to tenant 1
+    assert {(a.name, a.firing) for a in mine if a.detail not in NOTHING.values()} == {("job_failure_rate", True)}
+    # Every job alert is listed, the ones with nothing to measure too, and the host's memory is not a tenant's.
+    assert {a.name for a in mine} == {"job_failure_rate", "rate_limit_use", "queue_wait"}
+    assert {a.tenant for a in alerts.visible(None) if a.detail not in NOTHING.values()} == {"1", "2", HOST}
 
 
 def test_the_real_memory_probe_reads_this_machine():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from api.cod_envelope import PREFIXES
+from api.console.session import console_session
 from api.main import create_app
 from api.routing import path_of, routes
 from api.security import FRAMEWORK_PATHS, policy_of
@@ -60,7 +61,18 @@ def test_the_routes_that_matter_most_have_the_policy_the_contract_names(app, met
 
 def test_public_routes_are_only_the_ones_meant_to_be(app):
     public = sorted(f"{m} {p}" for (m, p), v in _table(app).items() if v and v[0].startswith("public"))
-    assert public == ["GET /health", "GET /ingest", "GET /metrics"]
+    assert public == ["GET /console", "GET /console/login", "GET /console/static/{name}", "GET /health", "GET /ingest",
+                      "GET /metrics", "POST /console/login"]
+
+
+def test_every_other_console_route_needs_a_session(app):
+    console = {k: v for k, v in _table(app).items() if k[1].startswith("/console")
+               and k not in {("GET", "/console"), ("GET", "/console/login"), ("GET", "/console/static/{name}"),
+                             ("POST", "/console/login")}}
+    assert len(console) >= 10 and all(v == [CONSOLE_POLICY] for v in console.values())
+
+
+CONSOLE_POLICY = console_session.__streamdesk_policy__
 
 
 def test_seed_004_routes_all_answer_by_the_matrix(app):

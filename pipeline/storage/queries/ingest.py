@@ -66,9 +66,10 @@ def job_token(cur: duckdb.DuckDBPyConnection, job_id: str) -> str | None:
     return r[0] if r else None
 
 
-def list_jobs(cur: duckdb.DuckDBPyConnection, tenant: str, status: str | None, platform: str | None,
+def list_jobs(cur: duckdb.DuckDBPyConnection, tenant: str | None, status: str | None, platform: str | None,
               limit: int, page: int) -> tuple[list[dict[str, Any]], int, dict[str, int]]:
-    where, params = ["tenant = ?"], [tenant]
+    """A page of jobs, newest first, the filtered total and the count per status (tenant None: every tenant)."""
+    where, params = (["tenant = ?"], [tenant]) if tenant is not None else (["TRUE"], [])
     for col, val in (("status", status), ("platform", platform)):
         if val is not None:
             where.append(f"{col} = ?")
@@ -77,8 +78,8 @@ def list_jobs(cur: duckdb.DuckDBPyConnection, tenant: str, status: str | None, p
     rows = cur.execute(f"SELECT {', '.join(COLUMNS)} FROM ingest_jobs WHERE {clause} ORDER BY created_at DESC, "
                        "job_id LIMIT ? OFFSET ?", [*params, limit, (page - 1) * limit]).fetchall()
     total = cur.execute(f"SELECT count(*) FROM ingest_jobs WHERE {clause}", params).fetchone()[0]
-    counts = dict(cur.execute("SELECT status, count(*) FROM ingest_jobs WHERE tenant = ? GROUP BY 1",
-                              [tenant]).fetchall())
+    counts = dict(cur.execute(f"SELECT status, count(*) FROM ingest_jobs WHERE {where[0]} GROUP BY 1",
+                              params[:1] if tenant is not None else []).fetchall())
     return [_row(r) for r in rows], total, counts
 
 

@@ -132,3 +132,10 @@ def analyses_of(cur: duckdb.DuckDBPyConnection, prediction_id: str) -> list[dict
 def get_recommendations(cur: duckdb.DuckDBPyConnection, prediction_id: str) -> dict[str, Any] | None:
     row = cur.execute("SELECT body FROM recommendations WHERE prediction_id = ?", [prediction_id]).fetchone()
     return orjson.loads(row[0]) if row else None
+
+
+def recent_predictions(cur: duckdb.DuckDBPyConnection, tenant: str | None, limit: int) -> list[dict[str, Any]]:
+    """The newest predictions of a tenant (every tenant for None), newest first."""
+    where, params = ("WHERE tenant = ?", [tenant]) if tenant is not None else ("", [])
+    return _rows(cur, PREDICTION_COLUMNS, f"SELECT {', '.join(PREDICTION_COLUMNS)} FROM predictions {where} "
+                 "ORDER BY created_at DESC, prediction_id DESC LIMIT ?", [*params, limit])
