@@ -72,7 +72,7 @@ class IngestJob:
                  control: JobControl, worker: str, per_page: int = 100) -> None:
         self.cmd, self.opts, self.control, self.worker = cmd, cmd.options, control, worker
         self.client = FreshdeskClient(cmd.domain, api_key, base_url=base_url, max_retries=self.opts.max_retries,
-                                      per_page=per_page,
+                                      per_page=per_page, priority=lambda: self.control.priority,
                                       event_hooks={"request": [self._sent], "response": [self._answered]})
         self.emit, self.report = emit, report
         self.stats = cmd.statistics.model_copy() if cmd.statistics else JobStatistics()

@@ -7,7 +7,7 @@ credentials never leave for a host we were not configured to talk to.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -28,7 +28,7 @@ from pipeline.connectors.freshdesk.errors import (
     FreshdeskRequestError,
     FreshdeskUnavailable,
 )
-from pipeline.connectors.freshdesk.ratelimit import RateBudget, budget_for
+from pipeline.connectors.freshdesk.ratelimit import PRIORITY_RANK, RateBudget, budget_for
 from pipeline.connectors.freshdesk.records import AttachmentDownload, ClientStats, KbItem, TicketCursor
 
 log = structlog.get_logger(__name__)
@@ -54,13 +54,15 @@ class FreshdeskClient:
                  connect_timeout_s: float = 10.0, max_attachment_bytes: int = 20 * 1024 * 1024,
                  backoff_s: float = 0.5, backoff_max_s: float = 30.0, max_page: int = 300, per_page: int = 100,
                  transport: httpx.AsyncBaseTransport | None = None,
-                 event_hooks: dict[str, list[Any]] | None = None) -> None:
+                 event_hooks: dict[str, list[Any]] | None = None,
+                 priority: Callable[[], str] | None = None) -> None:
         self.domain = domain.strip().lower()
         self.budget = budget or budget_for(self.domain)
         self.stats = ClientStats()
         self.cursor: TicketCursor | None = None
         self.max_attachment_bytes, self._max_retries, self._max_page = max_attachment_bytes, max_retries, max_page
         self.per_page = per_page  # Freshdesk's maximum; every listing's default
+        self._priority = priority  # read at every request: a job's priority_change applies to its next call
         self._backoff = (backoff_s, backoff_max_s)
         self._api_key = api_key  # stays a SecretStr; the header is built per request and never kept
         self._headers = {"Host": self.domain} if base_url else {}
@@ -256,7 +258,9 @@ class FreshdeskClient:
 
     async def _attempt(self, url: str, params: dict[str, Any] | None, cost: int, endpoint: str) -> httpx.Response:
         for _ in range(MAX_EXPECTED_WAITS):
-            await self.budget.acquire(cost)
+            rank = PRIORITY_RANK.get(self._priority(), PRIORITY_RANK["normal"]) if self._priority else \
+                PRIORITY_RANK["normal"]
+            await self.budget.acquire(cost, rank)
             expected = self.budget.expects_throttle(cost)
             response = await self._send(url, params, cost, endpoint)
             if response.status_code != 429:

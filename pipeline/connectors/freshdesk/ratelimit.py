@@ -6,16 +6,25 @@ minute-long span (sliding or fixed) holds more than the plan, and it is correcte
 `X-RateLimit-Total` (the real plan), `X-RateLimit-Remaining` (another consumer may share the account) and
 `X-RateLimit-Used-CurrentRequest` (what a request really cost). Callers reserve before sending; a reservation
 never holds a lock across an await, so the budget works from any thread or event loop.
+
+Requests wait in line by priority: `acquire(cost, rank)` serves the lowest rank first (an `urgent` job's 0 before
+a `low` job's 3), in arrival order within a rank, and hands out credits only as the bucket has them, so a
+request that arrives later with a better rank really goes before the ones already waiting (seed 000's
+`priority_change`). With every request at one rank this is the plain FIFO bucket.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import threading
 import time
 from collections.abc import Callable
 
 TRIAL_PLAN = 50  # the smallest plan: what we assume until the server tells us its X-RateLimit-Total
+PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
+LINE_POLL_S = 0.01  # how often a request not at the head of the line looks again
 
 
 class RateBudget:
@@ -34,6 +43,8 @@ class RateBudget:
         self._seen_at = float("-inf")
         self.waited_s = 0.0
         self.credits = 0
+        self._line: list[tuple[int, int]] = []  # (rank, arrival) of the requests waiting for credits
+        self._arrivals = itertools.count()
 
     def _configure(self, limit: int) -> None:
         # burst + rate * (window + jitter) must stay under the limit, or a sliding window would refuse us.
@@ -45,22 +56,41 @@ class RateBudget:
         self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
 
-    def reserve(self, cost: int = 1) -> float:
-        """Book `cost` credits; returns how long to wait before sending (FIFO, like a queue at the counter)."""
+    async def acquire(self, cost: int = 1, rank: int = PRIORITY_RANK["normal"]) -> None:
+        """Wait for `cost` credits: the head of the line (lowest rank, then earliest) takes them once the bucket
+        holds them; everyone else waits behind it."""
+        ticket = (rank, next(self._arrivals))
+        with self._lock:
+            heapq.heappush(self._line, ticket)
+        try:
+            while True:
+                delay = self._take(ticket, cost)
+                if delay <= 0:
+                    return
+                self.waited_s += delay
+                await asyncio.sleep(delay)
+        finally:
+            with self._lock:
+                if ticket in self._line:
+                    self._line.remove(ticket)
+                    heapq.heapify(self._line)
+
+    def _take(self, ticket: tuple[int, int], cost: int) -> float:
+        """Take the credits if `ticket` heads the line and they are there (0.0); else how long to wait."""
         with self._lock:
             now = self._clock()
             self._refill(now)
+            if self._line[0] != ticket:
+                return LINE_POLL_S
+            if now < self._blocked_until:  # a 429 pauses everyone
+                return self._blocked_until - now
+            if self._tokens < min(cost, self.burst):
+                return (min(cost, self.burst) - self._tokens) / self.rate
+            heapq.heappop(self._line)
             self._tokens -= cost
             self._in_flight += cost
             self.credits += cost
-            return max(0.0, -self._tokens / self.rate, self._blocked_until - now)
-
-    async def acquire(self, cost: int = 1) -> None:
-        delay = self.reserve(cost)
-        while delay > 0:
-            self.waited_s += delay
-            await asyncio.sleep(delay)
-            delay = self._blocked_until - self._clock()  # a 429 meanwhile pauses everyone
+            return 0.0
 
     def settle(self, reserved: int, total: int | None = None, remaining: int | None = None,
                used: int | None = None) -> None:
