@@ -22,6 +22,7 @@ from api.publish import Publisher
 from api.security.company_identity import CompanyIdentity, ProvenCredentials
 from api.wire import iso_z
 from pipeline.broker.topics import INGEST_COMMANDS
+from pipeline.connectors.freshdesk.ratelimit import budget_for
 from pipeline.settings import Settings
 from pipeline.storage.queries import ingest as q
 from pipeline.storage.store import Store
@@ -106,6 +107,29 @@ class Jobs:
                 "resume_capability": after["status"] == "paused", "priority": after["priority"],
                 "message": _message(body.action, after["status"], done, total)}
 
+    async def estimate(self, job: dict[str, Any], opts: JobOptions) -> tuple[int | None, str | None]:
+        """(estimated_items, estimated_duration) for a new job, the seed's "2500" and "15-30 minutes".
+
+        Items: the limits when both are set; else what this domain's last completed full (not incremental) run
+        collected (an incremental run from a cursor has no such guide). Duration: that run's duration scaled to the items, as a range from 0.8x to 1.25x; with no
+        earlier run, the limits at the account's pace (credits per minute, a ticket and its conversations about
+        two credits); null when neither is known.
+        """
+        resuming = opts.incremental and job.get("cursor") is not None  # only what changed since: not a full run
+        previous = None if resuming else await self.store.run(q.last_full_run, job["tenant"], job["domain"])
+        limited = opts.max_tickets is not None and (not opts.include_kb or opts.max_articles is not None)
+        items = (opts.max_tickets + (opts.max_articles or 0 if opts.include_kb else 0)) if limited else None
+        if previous is not None:
+            ran_items, ran_s = previous
+            items = items if items is not None else ran_items
+            if ran_items and ran_s:
+                return items, _minutes_range(ran_s * min(1.0, items / ran_items) if items else ran_s)
+            return items, None
+        if items:
+            pace = budget_for(job["domain"]).rate * 60 / 2  # tickets a minute, at about two credits each
+            return items, _minutes_range(60 * items / pace) if pace else None
+        return items, None
+
     def start_watchdog(self) -> None:
         self._task.start(self._watch())
 
@@ -129,7 +153,8 @@ class Jobs:
 def progress(job: dict[str, Any]) -> dict[str, Any]:
     done, total = job["completed_items"] or 0, job["total_items"]
     return {"current_step": job["current_step"], "step_details": job["step_details"] or "", "completed_items": done,
-            "total_items": total, "percentage": round(100 * done / total, 1) if total else None,
+            "total_items": total, "total_is_estimate": bool((job["statistics"] or {}).get("total_is_estimate")),
+            "percentage": min(100.0, round(100 * done / total, 1)) if total else None,
             "items_per_second": job["items_per_second"] or 0.0}
 
 
@@ -188,3 +213,9 @@ def _message(action: str, status: str, done: int, total: int | None) -> str:
     if action == "priority_change":
         return "Priority changed."
     return f"{action} requested; the job is {status} (the worker confirms shortly)."
+
+
+def _minutes_range(seconds: float) -> str:
+    """"15-30 minutes" the way the seed writes it: 0.8x to 1.25x, in whole minutes (at least 1)."""
+    low, high = max(1, round(seconds * 0.8 / 60)), max(1, round(seconds * 1.25 / 60))
+    return f"{low}-{high} minutes" if high > low else f"about {low} minute{'s' if low > 1 else ''}"

@@ -206,7 +206,9 @@ class Progress(_Out):
     current_step: str | None
     step_details: str
     completed_items: int
-    total_items: int | None
+    total_items: int | None = Field(description="the limit the job was given, or (total_is_estimate) an estimate")
+    total_is_estimate: bool = Field(False, description="no limit was set: total_items is estimated from how far "
+                                                       "the updated_at-ordered listing has come")
     percentage: float | None
     items_per_second: float
 
@@ -242,9 +244,11 @@ class JobCreated(_Out):
     job_id: str
     status: JobStatus
     priority: str
-    estimated_duration: str | None
-    estimated_items: int | None
+    estimated_duration: str | None = Field(description="e.g. \"15-30 minutes\": from this domain's last full "
+                                                       "run, or the limit at the account's pace; null when unknown")
+    estimated_items: int | None = Field(description="the limits, or what this domain's last full run collected")
     created_at: str | None
+    progress_url: str
     progress_tracking: ProgressTracking
     control: ControlUrls
     ignored_query_parameters: list[str] | None = _only_with_query()
@@ -344,6 +348,7 @@ class IngestResult(_Out):
     execution_id: str
     results: Collected
     storage: IngestStorage
+    execution_time: str = Field(description="the seed's \"32.5s\": the same as timing.duration_seconds")
     timing: IngestTiming
     next_steps: list[str]
     ignored_query_parameters: list[str] | None = _only_with_query()

@@ -58,9 +58,10 @@ async def create_job(request: Request, proven: ProvenCompany, jobs: JobsDep, bod
     job = await jobs.create(proven, opts, _ignored(request))
     url = f"/ingest/jobs/{job['job_id']}"
     host = request.headers.get("host", f"{request.url.hostname}:{request.url.port}")
+    items, duration = await jobs.estimate(job, opts)
     out = {"job_id": job["job_id"], "status": job["status"], "priority": job["priority"],
-           "estimated_duration": None, "estimated_items": opts.max_tickets, "created_at": iso_z(job["created_at"]),
-           "progress_tracking": {"status_url": url, "websocket_url": f"ws://{host}{url}/stream"},
+           "estimated_duration": duration, "estimated_items": items, "created_at": iso_z(job["created_at"]),
+           "progress_url": url, "progress_tracking": {"status_url": url, "websocket_url": f"ws://{host}{url}/stream"},
            "control": {"pause_url": f"{url}/control", "cancel_url": f"{url}/control"}}
     return _with_ignored(out, request)
 
@@ -153,6 +154,7 @@ async def ingest_now(request: Request, proven: ProvenCompany, services: Services
                        "total_records": sum(counts.values()),
                        # Beyond the seed: whether every collected record is stored, and embedded for /search.
                        "materialized": "stored" in stages, "searchable": "embedded" in stages},
+           "execution_time": f"{(done - started).total_seconds():.1f}s",
            "timing": {"started_at": iso_z(started), "completed_at": iso_z(done),
                       "duration_seconds": round((done - started).total_seconds(), 1)},
            "next_steps": ["Use /ingest/sync-summaries to enable vector search",

@@ -27,12 +27,14 @@ from pipeline.connectors.freshdesk.client import FreshdeskClient
 from pipeline.connectors.freshdesk.errors import FreshdeskAuthError, FreshdeskDomainError, FreshdeskError
 from pipeline.connectors.freshdesk.records import TicketCursor
 from pipeline.connectors.freshdesk.threads import iter_threads
+from pipeline.tickets.estimate import estimate_total
 from schemas.ingest import JobCommand, JobProgress, JobStatistics, JobStatus, LogLine
 
 log = structlog.get_logger(__name__)
 MAX_MESSAGE_BYTES = MAX_VALUE_BYTES  # what the tickets normalizer accepts per tickets.raw message (1 MiB)
 MAX_CONTENT_IN_TOPIC = 700 * 1024  # attachment bytes carried on tickets.raw: as base64 plus metadata, < 1 MiB
 PROGRESS_EVERY_S = 0.5
+RATE_WARN_PERCENT = 80.0  # seed 000: "Rate limit approaching, adding delay" past this share of the budget
 
 
 class Cancelled(Exception):
@@ -85,6 +87,10 @@ class IngestJob:
         self._pending: tuple[dict[str, Any] | None, int, int] = (None, 0, 0)  # unpublished: cursor, tickets, convs
         self.phase = cmd.phase or "collecting_tickets"
         self.step_details, self._last_report = "", 0.0
+        self._done_at_start = self.stats.tickets_collected + self.stats.kb_articles_collected  # a re-run's rate
+        self._warned_at = float("-inf")  # the last "Rate limit approaching" line
+        self._batch_t0 = time.perf_counter()
+        self._walk: list[tuple[float, int]] = []  # (seconds of updated_at walked, tickets): the estimate's evidence
 
     async def _sent(self, request: Any) -> None:
         request.extensions["streamdesk_t0"] = time.perf_counter()
@@ -96,6 +102,10 @@ class IngestJob:
         total, left = response.headers.get("X-RateLimit-Total"), response.headers.get("X-RateLimit-Remaining")
         if total and left and total.isdigit() and left.lstrip("-").isdigit() and int(total):
             self.stats.rate_limit_usage = round(100 * (1 - int(left) / int(total)), 1)
+            if self.stats.rate_limit_usage >= RATE_WARN_PERCENT and time.monotonic() - self._warned_at > 60:
+                self._warned_at = time.monotonic()  # the budget now paces requests to what the server has left
+                self.note("WARN", "Rate limit approaching, adding delay", remaining_requests=int(left),
+                          limit=int(total), usage_percent=self.stats.rate_limit_usage)
 
     def note(self, level: str, message: str, **details: Any) -> None:
         self.logs.append(LogLine(timestamp=datetime.now(UTC), level=level, message=message, details=details))
@@ -111,19 +121,38 @@ class IngestJob:
             c.requests, c.retries, c.errors, c.throttled)
         done = s.tickets_collected + s.kb_articles_collected
         elapsed = max((datetime.now(UTC) - self.started).total_seconds(), 1e-3)
+        total, s.total_is_estimate = self._total()
         logs, self.logs = self.logs, []
         await self.report(JobProgress(
             job_id=self.cmd.job_id, tenant=self.cmd.tenant, domain=self.cmd.domain, seq=self.seq, status=status,
-            current_step=self.phase, step_details=self.step_details, completed_items=done,
-            total_items=self._total(), items_per_second=round(done / elapsed, 2), statistics=s.model_copy(),
+            current_step=self.phase, step_details=self.step_details, completed_items=done, total_items=total,
+            items_per_second=round((done - self._done_at_start) / elapsed, 2), statistics=s.model_copy(),
             cursor=self.cursor, phase=self.phase, started_at=self.started, at=datetime.now(UTC), error=error,
             worker=self.worker, logs=logs))
 
-    def _total(self) -> int | None:
-        o = self.opts
-        if o.max_tickets is None or (o.include_kb and o.max_articles is None):
-            return None  # Freshdesk has no count endpoint: unknown until the listing ends
-        return o.max_tickets + (o.max_articles if o.include_kb else 0)
+    def _total(self) -> tuple[int | None, bool]:
+        """(items the job will collect, whether that is an estimate). Freshdesk has no count endpoint: without a
+        limit the tickets are estimated from the listing's progress (estimate.py) until the listing ends, and
+        the knowledge base counts what it has so far."""
+        o, s = self.opts, self.stats
+        if self.phase != "collecting_tickets":
+            tickets, estimated = s.tickets_collected, False
+        elif o.max_tickets is not None:
+            tickets, estimated = o.max_tickets, False
+        else:
+            position = TicketCursor.from_dict(self.cursor).updated_at if self.cursor else None
+            if position is not None and s.listing_from is not None:
+                self._walk.append(((position - s.listing_from).total_seconds(), s.tickets_collected))
+            s.estimated_total_tickets = estimate_total(s.tickets_collected, s.listing_from, position,
+                                                       s.listing_to or datetime.now(UTC), walk=self._walk)
+            tickets, estimated = s.estimated_total_tickets, True
+        if tickets is None:
+            return None, False
+        if not o.include_kb or o.max_articles == 0:
+            return tickets, estimated
+        if o.max_articles is not None:
+            return tickets + o.max_articles, estimated
+        return tickets + s.kb_articles_collected, True  # articles: as many as listed so far
 
     async def record(self, kind: str, record: dict[str, Any], flush: bool = True) -> None:
         await self.records([(kind, record)], flush)
@@ -157,7 +186,26 @@ class IngestJob:
             self.stats.tickets_collected += tickets
             self.stats.conversations_collected += convs
             self._pending = (None, 0, 0)
+            self._batch_done(batch)
             await self.progress("running")
+
+    def _batch_done(self, batch: list[dict[str, Any]]) -> None:
+        """The seed's log line per published batch: "Successfully processed ticket batch 5/12". The second
+        number is the batches the job will publish: the tickets still to come (the limit, or without one the
+        estimate) at the tickets-per-batch rate so far."""
+        s = self.stats
+        s.batches_published += 1
+        number, of, estimated = s.batches_published, "", False
+        kind = "ticket" if any(r["kind"] == "ticket" for r in batch) else "kb"
+        if kind == "ticket" and s.tickets_collected:
+            self._total()  # brings the estimate up to date
+            estimated = self.opts.max_tickets is None
+            expected = s.estimated_total_tickets if estimated else self.opts.max_tickets
+            if expected:
+                of = f"/{max(number, -(-number * expected // s.tickets_collected))}"
+        self.note("INFO", f"Successfully processed {kind} batch {number}{of}", batch_size=len(batch),
+                  processing_time=round(time.perf_counter() - self._batch_t0, 2), estimated=bool(of) and estimated)
+        self._batch_t0 = time.perf_counter()
 
     async def run(self) -> JobStatus:
         try:
@@ -208,6 +256,10 @@ class IngestJob:
         since = cursor.updated_at if cursor else None
         async for thread in iter_threads(self.client, since, cursor=cursor, concurrency=self.opts.parallel_workers):
             await self.control.checkpoint(self.paused)
+            if self.stats.listing_from is None:  # the estimate's origin: where this job's listing began
+                self.stats.listing_from = thread.cursor.updated_at
+                if limit is None:  # and its end: the account's newest update (one request)
+                    self.stats.listing_to = await self._newest_update(thread.cursor.updated_at)
             files = await self.attachments(thread.ticket, thread.conversations)
             await self.records([("ticket", thread.ticket), *(("conversation", c) for c in thread.conversations),
                                 *files], flush=False)
@@ -219,6 +271,13 @@ class IngestJob:
             await self.progress("running")  # a heartbeat at most every PROGRESS_EVERY_S, even inside a batch
             if limit is not None and self.stats.tickets_collected + self._pending[1] >= limit:
                 break
+
+    async def _newest_update(self, since: datetime) -> datetime | None:
+        try:
+            return await self.client.newest_update(since)
+        except FreshdeskError as exc:  # only the estimate suffers: it measures up to now instead
+            log.warning("ingest_newest_update_failed", job_id=self.cmd.job_id, error=str(exc))
+            return None
 
     async def attachments(self, ticket: dict[str, Any],
                           conversations: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:

@@ -71,7 +71,7 @@ class Dataset:
     """Everything one simulated account holds; `apply_updates` changes tickets so incremental runs have work."""
 
     def __init__(self, tickets: int = 3000, seed: int = 1, kb_articles: int = 120, end: datetime | None = None,
-                 span_days: int = 365) -> None:
+                 span_days: int = 365, growth: float = 0.0) -> None:
         self.seed = seed
         self.end = int((end or midnight_utc()).timestamp())
         self._rng = random.Random(seed)
@@ -81,7 +81,11 @@ class Dataset:
         self.version = 0
         self._views: dict[tuple[str, bool], tuple[int, list[SimTicket]]] = {}
         start = self.end - span_days * DAY
-        for number, created in enumerate(sorted(self._rng.randrange(start, self.end) for _ in range(tickets)), 1):
+        # growth 0: tickets spread evenly over the span; growth g: density rising as t^g (a growing help desk)
+        span = self.end - start
+        times = (self._rng.randrange(start, self.end) if not growth else
+                 start + int(span * self._rng.random() ** (1 / (1 + growth))) for _ in range(tickets))
+        for number, created in enumerate(sorted(min(t, self.end - 1) for t in times), 1):
             self.tickets[number] = self._ticket(number, created)
         self.latest = max((t.updated for t in self.tickets.values()), default=self.end)
         self.kb: KnowledgeBase = build_kb(random.Random(seed ^ 0x5EED), kb_articles, self.end)

@@ -76,6 +76,7 @@ class SimulatorConfig(BaseModel):
     max_page: Annotated[int, Field(ge=1)] = 300
     end: datetime | None = None  # the newest created_at; None: today's midnight UTC
     span_days: Annotated[int, Field(ge=1)] = 365
+    growth: Annotated[float, Field(ge=0)] = 0.0  # 0: tickets even over the span; >0: more of them recently
     attachment_url_ttl_s: Annotated[float, Field(gt=0)] = 300.0
     files_base_url: str | None = None  # where attachment_url points; None: the address the request reached
     faults: Faults = Field(default_factory=Faults)
@@ -206,7 +207,7 @@ class SimulatorState:
         if domain not in self._datasets:
             c = self.config
             self._datasets[domain] = Dataset(c.tickets, domain_seed(c.seed, domain), c.kb_articles, c.end,
-                                             c.span_days)
+                                             c.span_days, c.growth)
         return self._datasets[domain]
 
     def window(self, domain: str) -> RateWindow:

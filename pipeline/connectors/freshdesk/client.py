@@ -121,6 +121,13 @@ class FreshdeskClient:
             url, params, page = "/api/v2/tickets", self._ticket_params(window_start, per_page,
                                                                       include_description), 1
 
+    async def newest_update(self, updated_since: datetime | None = None) -> datetime | None:
+        """The latest `updated_at` among tickets updated at or after `updated_since` (one request, one credit):
+        where an oldest-first listing will end. None when there is no such ticket."""
+        params = self._ticket_params(updated_since or timestamps.EPOCH, 1, False) | {"order_type": "desc"}
+        tickets = (await self._get("/api/v2/tickets", params)).json()
+        return timestamps.parse(tickets[0]["updated_at"]) if isinstance(tickets, list) and tickets else None
+
     async def _ticket_page(self, url: str, params: dict[str, Any] | None) -> tuple[list[dict[str, Any]], str | None,
                                                                                    bool]:
         """(tickets, next link, capped): the server's page-cap refusal is an empty page with more to come."""

@@ -83,6 +83,16 @@ def list_jobs(cur: duckdb.DuckDBPyConnection, tenant: str | None, status: str | 
     return [_row(r) for r in rows], total, counts
 
 
+def last_full_run(cur: duckdb.DuckDBPyConnection, tenant: str, domain: str) -> tuple[int, float] | None:
+    """(items collected, seconds taken) of the domain's latest completed run that was not incremental."""
+    row = cur.execute(
+        "SELECT completed_items, epoch(completed_at) - epoch(started_at) FROM ingest_jobs WHERE tenant = ? AND "
+        "domain = ? AND status = 'completed' AND started_at IS NOT NULL AND completed_at IS NOT NULL AND "
+        "coalesce(json_extract(options, '$.incremental')::BOOLEAN, TRUE) = FALSE "
+        "ORDER BY completed_at DESC LIMIT 1", [tenant, domain]).fetchone()
+    return (int(row[0] or 0), float(row[1])) if row else None
+
+
 def logs(cur: duckdb.DuckDBPyConnection, job_id: str, limit: int = 20) -> list[dict[str, Any]]:
     rows = cur.execute("SELECT timestamp, level, message, details FROM ingest_job_logs WHERE job_id = ? "
                        "ORDER BY seq DESC, n DESC LIMIT ?", [job_id, limit]).fetchall()
