@@ -111,8 +111,8 @@ class Jobs:
         """(estimated_items, estimated_duration) for a new job, the seed's "2500" and "15-30 minutes".
 
         Items: the limits when both are set; else what this domain's last completed full (not incremental) run
-        collected (an incremental run from a cursor has no such guide). Duration: that run's duration scaled to the items, as a range from 0.8x to 1.25x; with no
-        earlier run, the limits at the account's pace (credits per minute, a ticket and its conversations about
+        collected (an incremental run from a cursor has no such guide). Duration: that run's duration scaled to
+        the items, as a range from 0.8x to 1.25x; with no earlier run, the limits at the account's pace (credits per minute, a ticket and its conversations about
         two credits); null when neither is known.
         """
         resuming = opts.incremental and job.get("cursor") is not None  # only what changed since: not a full run

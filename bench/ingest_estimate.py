@@ -55,6 +55,10 @@ def run(server: SimulatorServer, domain: str) -> tuple[list[tuple[float, JobProg
     return seen, time.monotonic() - t0
 
 
+def fmt(xs: list[float]) -> str:
+    return f"{statistics.median(xs):+7.1f}, {max(xs, key=abs):+7.1f}" if xs else "   (none yet)"
+
+
 def main() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     ap = argparse.ArgumentParser()
@@ -82,7 +86,6 @@ def main() -> None:
                     eta_errors[point].append(100 * (eta - (took - at)) / max(took - at, 1e-3))
         for point in POINTS:
             e, r = errors[point], eta_errors[point]
-            fmt = (lambda xs: f"{statistics.median(xs):+7.1f}, {max(xs, key=abs):+7.1f}" if xs else "   (none yet)")
             print(f"{name:<16}{point:>6.0%}  {fmt(e):>34}  {fmt(r):>30}")
 
 
