@@ -112,8 +112,8 @@ class Jobs:
 
         Items: the limits when both are set; else what this domain's last completed full (not incremental) run
         collected (an incremental run from a cursor has no such guide). Duration: that run's duration scaled to
-        the items, as a range from 0.8x to 1.25x; with no earlier run, the limits at the account's pace (credits per minute, a ticket and its conversations about
-        two credits); null when neither is known.
+        the items, as a range from 0.8x to 1.25x; with no earlier run, the limits at the account's pace
+        (credits per minute, a ticket and its conversations about two credits); null when neither is known.
         """
         resuming = opts.incremental and job.get("cursor") is not None  # only what changed since: not a full run
         previous = None if resuming else await self.store.run(q.last_full_run, job["tenant"], job["domain"])
