@@ -96,6 +96,8 @@ class Jobs:
                 raise ApiError(422, "priority_change needs options.priority: low, normal, high or urgent")
             await store.run(q.set_fields, job_id, priority=body.options.priority.value)
         command = await self.resume_command(job, "run" if body.action == "start" else body.action, body.reason)
+        command = command.model_copy(update={"graceful": body.options.graceful_shutdown,
+                                             "save_progress": body.options.save_progress})
         if body.options.priority is not None:
             command = command.model_copy(update={"priority": body.options.priority})
         await self.send(command)
@@ -103,7 +105,7 @@ class Jobs:
         done, total = after["completed_items"] or 0, after["total_items"]
         return {"job_id": job_id, "action_performed": body.action, "previous_status": before,
                 "current_status": after["status"], "timestamp": iso_z(datetime.now(UTC)),
-                "progress_saved": body.action == "pause" and after["cursor"] is not None,
+                "progress_saved": body.action == "pause" and body.options.save_progress and after["cursor"] is not None,
                 "resume_capability": after["status"] == "paused", "priority": after["priority"],
                 "message": _message(body.action, after["status"], done, total)}
 

@@ -91,6 +91,10 @@ class JobCommand(BaseModel):
     statistics: JobStatistics | None = Field(default=None, description="counts so far, when resuming")
     reason: str | None = None
     priority: Priority | None = None
+    # pause / cancel (seed 000's control options): finish the thread in hand and publish the open batch first
+    # (graceful), or stop at once and drop it; keep the position as the resume point (save_progress), or not.
+    graceful: bool = True
+    save_progress: bool = True
     at: datetime
 
 

@@ -79,10 +79,13 @@ async def _apply(cmd: JobCommand, running: dict, start, report, worker: str) -> 
             await report(_settled(cmd, "cancelled", worker, None))
         return
     _, control = job
+    if cmd.action in ("pause", "cancel"):
+        control.graceful, control.save_progress = cmd.graceful, cmd.save_progress
     if cmd.action == "pause":
         control.reason = cmd.reason
         control.running.clear()
     elif cmd.action == "resume":
+        control.graceful = control.save_progress = True  # they were the pause's options, not the job's
         control.running.set()
     elif cmd.action == "cancel":
         control.cancelled, control.reason = True, cmd.reason or "cancelled"

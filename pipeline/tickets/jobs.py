@@ -41,6 +41,10 @@ class Cancelled(Exception):
     """The job was cancelled by a control command."""
 
 
+class Relist(Exception):
+    """Resumed after a pause that dropped its open batch: list again from the last published position."""
+
+
 @dataclass
 class JobControl:
     """What control commands change in a running job; the job checks it between records."""
@@ -49,6 +53,8 @@ class JobControl:
     cancelled: bool = False
     reason: str | None = None
     priority: str = "normal"
+    graceful: bool = True  # pause/cancel: publish the open batch first (else drop it: a resume repeats it)
+    save_progress: bool = True  # pause/cancel: the position reached is the resume point (else where it began)
 
     def __post_init__(self) -> None:
         self.running.set()
@@ -90,6 +96,7 @@ class IngestJob:
         self._done_at_start = self.stats.tickets_collected + self.stats.kb_articles_collected  # a re-run's rate
         self._warned_at = float("-inf")  # the last "Rate limit approaching" line
         self._batch_t0 = time.perf_counter()
+        self._relist = False
         self._walk: list[tuple[float, int]] = []  # (seconds of updated_at walked, tickets): the estimate's evidence
 
     async def _sent(self, request: Any) -> None:
@@ -127,7 +134,8 @@ class IngestJob:
             job_id=self.cmd.job_id, tenant=self.cmd.tenant, domain=self.cmd.domain, seq=self.seq, status=status,
             current_step=self.phase, step_details=self.step_details, completed_items=done, total_items=total,
             items_per_second=round((done - self._done_at_start) / elapsed, 2), statistics=s.model_copy(),
-            cursor=self.cursor, phase=self.phase, started_at=self.started, at=datetime.now(UTC), error=error,
+            cursor=self.cursor if self.control.save_progress else self.cmd.cursor, phase=self.phase,
+            started_at=self.started, at=datetime.now(UTC), error=error,
             worker=self.worker, logs=logs))
 
     def _total(self) -> tuple[int | None, bool]:
@@ -223,8 +231,9 @@ class IngestJob:
             await self.progress("completed", force=True)
             return "completed"
         except Cancelled as exc:
-            await self.flush()
-            self.note("WARN", f"Job cancelled: {exc}")
+            await self._stop_here()
+            self.note("WARN", f"Job cancelled: {exc}", graceful=self.control.graceful,
+                      progress_saved=self.control.save_progress)
             await self.progress("cancelled", force=True)
             return "cancelled"
         except (FreshdeskAuthError, FreshdeskDomainError, FreshdeskError) as exc:
@@ -243,19 +252,42 @@ class IngestJob:
         return f"Freshdesk call failed after {self.opts.max_retries} retries: {exc}"
 
     async def paused(self) -> None:
-        await self.flush()
-        self.note("INFO", f"Job paused: progress saved at {self.stats.tickets_collected} tickets",
-                  reason=self.control.reason)
+        await self._stop_here()
+        if self.control.save_progress:
+            self.note("INFO", f"Job paused: progress saved at {self.stats.tickets_collected} tickets",
+                      reason=self.control.reason, graceful=self.control.graceful)
+        else:
+            self.note("INFO", "Job paused without saving progress: a restarted run begins where this one did",
+                      reason=self.control.reason, graceful=self.control.graceful)
         await self.progress("paused", force=True)
 
+    async def _stop_here(self) -> None:
+        """What seed 000's control options ask of a pause or cancel: `graceful_shutdown` publishes the open batch
+        (the threads already in hand); otherwise it is dropped unpublished, and since the cursor only moves past
+        what was published, a resumed run fetches those threads again. Without `save_progress` the reported
+        position goes back to where this run began, so a run restarted from it (another worker, a later
+        incremental run) collects everything again; what was published is deduplicated."""
+        if self.control.graceful:
+            await self.flush()
+        elif self.batch:
+            self.batch, self._batch_bytes, self._pending = [], 2, (None, 0, 0)
+            self._relist = True  # resumed here, the listing starts again from the published cursor
+
     async def tickets(self) -> None:
+        while True:
+            try:
+                return await self._list_tickets()
+            except Relist:
+                continue
+
+    async def _list_tickets(self) -> None:
         limit = self.opts.max_tickets
         if limit == 0:
             return
         cursor = TicketCursor.from_dict(self.cursor) if self.cursor else None
         since = cursor.updated_at if cursor else None
         async for thread in iter_threads(self.client, since, cursor=cursor, concurrency=self.opts.parallel_workers):
-            await self.control.checkpoint(self.paused)
+            await self._checkpoint()
             if self.stats.listing_from is None:  # the estimate's origin: where this job's listing began
                 self.stats.listing_from = thread.cursor.updated_at
                 if limit is None:  # and its end: the account's newest update (one request)
@@ -271,6 +303,13 @@ class IngestJob:
             await self.progress("running")  # a heartbeat at most every PROGRESS_EVERY_S, even inside a batch
             if limit is not None and self.stats.tickets_collected + self._pending[1] >= limit:
                 break
+
+    async def _checkpoint(self) -> None:
+        """Pause, cancel or go on; after a pause that dropped its batch, start the listing again (Relist)."""
+        await self.control.checkpoint(self.paused)
+        if self._relist:
+            self._relist = False
+            raise Relist
 
     async def _newest_update(self, since: datetime) -> datetime | None:
         try:
@@ -301,9 +340,17 @@ class IngestJob:
                 "content_truncated": got.truncated}
 
     async def kb(self) -> None:
+        while True:
+            try:
+                return await self._list_kb()
+            except Relist:  # the knowledge base has no cursor: it is listed again whole (dedupe drops repeats)
+                self.stats.kb_articles_collected = 0
+                continue
+
+    async def _list_kb(self) -> None:
         self.step_details = "solution categories, folders, articles"
         async for kind, record in self.client.iter_kb():
-            await self.control.checkpoint(self.paused)
+            await self._checkpoint()
             await self.record(kind, record)
             if kind == "kb_article":
                 self.stats.kb_articles_collected += 1
