@@ -17,6 +17,7 @@ from starlette.requests import HTTPConnection
 
 from api.errors import ApiError
 from api.ingest_jobs import Jobs
+from api.ingest_schedules import IngestSchedules
 from api.predicting import Predictor
 from api.publish import Publisher
 from api.search_service import SearchService
@@ -51,6 +52,10 @@ async def get_jobs(services: ServicesDep) -> Jobs:
     return services.jobs
 
 
+async def get_ingest_schedules(services: ServicesDep) -> IngestSchedules:
+    return services.ingest_schedules
+
+
 async def get_search(services: ServicesDep) -> SearchService:
     return services.search
 
@@ -64,4 +69,5 @@ StoreDep = Annotated[Store, Depends(get_store)]
 PublisherDep = Annotated[Publisher, Depends(get_publisher)]
 JobsDep = Annotated[Jobs, Depends(get_jobs)]
 SearchDep = Annotated[SearchService, Depends(get_search)]
+SchedulesDep = Annotated[IngestSchedules, Depends(get_ingest_schedules)]
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]

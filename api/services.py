@@ -17,6 +17,7 @@ test can replace any part with `app.dependency_overrides` and run a route with n
 | `jobs` | creates and steers ingest jobs; its watchdog re-issues a job whose worker went quiet |
 | `search` | the in-memory search index, kept in step with the stored vectors |
 | `alerts` | seed 000's four alerts, evaluated every few seconds (api/alerts.py) |
+| `ingest_schedules` | recurring ingest collections, started when due (api/ingest_schedules.py) |
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import structlog
 from api.alerts import Alerts
 from api.console.rates import TopicRates
 from api.ingest_jobs import Jobs
+from api.ingest_schedules import IngestSchedules
 from api.parquet_exports import ParquetExports
 from api.predicting import Predictor
 from api.publish import Publisher
@@ -85,6 +87,7 @@ class Services:
     retention: Retention
     parquet: ParquetExports
     alerts: Alerts
+    ingest_schedules: IngestSchedules
     topic_rates: TopicRates = field(default_factory=TopicRates)  # the console's per-topic rates
     background: set[asyncio.Task[Any]] = field(default_factory=set)  # data exports, held so they are not collected
 
@@ -101,7 +104,8 @@ class Services:
                    broker_health=BrokerHealth(settings), calls=calls or CallBuffer(settings), predictor=predictor,
                    scheduler=Scheduler(settings, store, predictor, ready=materializer.started_caught_up.is_set),
                    jobs=jobs, search=search, retention=Retention(settings, store),
-                   parquet=ParquetExports(settings, store), alerts=Alerts(settings, store))
+                   parquet=ParquetExports(settings, store), alerts=Alerts(settings, store),
+                   ingest_schedules=IngestSchedules(settings, store, jobs))
 
     async def start(self) -> None:
         """The materializer, the recorder and the loops."""
@@ -113,6 +117,7 @@ class Services:
         self.retention.start()
         self.parquet.start()
         self.alerts.start()
+        self.ingest_schedules.start()
 
     async def workers(self) -> list[dict[str, Any]]:
         """Workers seen lately (heartbeats in DuckDB): id, host, pid, seconds since the last beat, alive, and the
@@ -132,9 +137,9 @@ class Services:
 
     async def stop(self) -> None:
         """Every part stops, whatever an earlier one raised; the file is closed last, unless still being written."""
-        await _shut_down([self.alerts.stop, self.parquet.stop, self.retention.stop, self.scheduler.stop,
-                          self.jobs.stop,
-                          self.search.stop, self.calls.stop, self.publisher.close,
+        await _shut_down([self.ingest_schedules.stop, self.alerts.stop, self.parquet.stop, self.retention.stop,
+                          self.scheduler.stop, self.jobs.stop, self.search.stop, self.calls.stop,
+                          self.publisher.close,
                           lambda: asyncio.to_thread(self.materializer.stop)])
         if self.materializer.alive:  # still inside a write: closing the file under it would fail that write
             log.error("api_shutdown_materializer_still_running")

@@ -9,11 +9,11 @@ on one partition, hence one worker):
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schemas.strict import Flag
 
@@ -50,6 +50,44 @@ class JobOptions(IngestOptions):
     parallel_workers: Annotated[int, Field(ge=1, le=8)] = 4
     auto_start: Flag = True
     priority: Priority = Priority.NORMAL
+
+
+class ScheduleSpec(BaseModel):
+    """`schedule` in a `POST /ingest/jobs` body: run this collection again on a cron schedule (seed 000: "정기
+    수집 작업 설정 (예: 매일 새벽 2시)" is `{"cron": "0 2 * * *", "timezone": "Asia/Seoul"}`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    cron: Annotated[str, Field(min_length=9, max_length=100, description="five fields: minute hour day month weekday")]
+    timezone: Annotated[str, Field(max_length=64, description="an IANA zone, e.g. Asia/Seoul")] = "UTC"
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        if len(value.split()) != 5 or not croniter.is_valid(value):
+            raise ValueError("not a five-field cron expression (minute hour day month weekday), e.g. '0 2 * * *'")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Asia/Seoul or UTC") from None
+        return value
+
+    def next_after(self, moment: datetime) -> datetime:
+        """The first time after `moment` the schedule fires, in UTC."""
+        from zoneinfo import ZoneInfo
+
+        from croniter import croniter
+
+        local = moment.astimezone(ZoneInfo(self.timezone))
+        return croniter(self.cron, local).get_next(datetime).astimezone(UTC)
 
 
 Action = Literal["run", "start", "pause", "resume", "cancel", "priority_change"]

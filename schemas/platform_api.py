@@ -240,6 +240,31 @@ def _only_with_query() -> Any:
     return Field(default=None, description="only when the POST had query parameters (they are ignored)")
 
 
+class IngestSchedule(_Out):
+    """A recurring collection: the company's domain collected incrementally at each cron time."""
+
+    schedule_id: str
+    company_id: str
+    platform: str
+    domain: str
+    cron: str
+    timezone: str
+    status: Literal["active", "cancelled"]
+    next_run_at: str | None
+    last_run_at: str | None
+    last_job_id: str | None
+    last_skipped_at: str | None
+    last_skip_reason: str | None = Field(description="why the last occurrence did not start a job")
+    runs: int
+    skipped: int = Field(description="occurrences skipped because a job of the domain was still active")
+    created_at: str | None
+    options: dict[str, Any]
+
+
+class ScheduleList(_Out):
+    schedules: list[IngestSchedule]
+
+
 class JobCreated(_Out):
     job_id: str
     status: JobStatus
@@ -250,6 +275,7 @@ class JobCreated(_Out):
     created_at: str | None
     progress_url: str
     progress_tracking: ProgressTracking
+    schedule: IngestSchedule | None = Field(None, description="only when the body asked for one")
     control: ControlUrls
     ignored_query_parameters: list[str] | None = _only_with_query()
     warning: str | None = _only_with_query()

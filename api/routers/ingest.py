@@ -16,17 +16,27 @@ import anyio.to_thread
 from fastapi import APIRouter, Body, Query, Request, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
-from api.deps import JobsDep, ServicesDep, StoreDep
+from api.deps import JobsDep, SchedulesDep, ServicesDep, StoreDep
 from api.errors import ApiError
 from api.ingest_jobs import find_job, job_detail, job_summary
+from api.ingest_schedules import schedule_public
 from api.security import CompanyReader, CompanyStream, ProvenCompany, public
 from api.security.company_keys import refuse_body_credentials
 from api.services import Services
 from api.wire import iso_z
 from pipeline.storage.queries import ingest as q
+from pipeline.storage.queries import ingest_schedules as sq
 from pipeline.storage.store import Store
-from schemas.ingest import TERMINAL, ControlBody, IngestOptions, JobOptions
-from schemas.platform_api import ControlResult, IngestResult, JobCreated, JobDetail, JobList
+from schemas.ingest import TERMINAL, ControlBody, IngestOptions, JobOptions, ScheduleSpec
+from schemas.platform_api import (
+    ControlResult,
+    IngestResult,
+    IngestSchedule,
+    JobCreated,
+    JobDetail,
+    JobList,
+    ScheduleList,
+)
 
 router = APIRouter(tags=["ingest (seed 000)"])
 Company = CompanyReader
@@ -51,9 +61,12 @@ def _ignored(request: Request) -> dict[str, str]:
 
 
 @router.post("/ingest/jobs", status_code=202, response_model=JobCreated, response_model_exclude_unset=True)
-async def create_job(request: Request, proven: ProvenCompany, jobs: JobsDep, body: RawBody) -> dict[str, Any]:
+async def create_job(request: Request, proven: ProvenCompany, jobs: JobsDep, schedules: SchedulesDep,
+                     body: RawBody) -> dict[str, Any]:
     """Creates a job (`queued`) for a company whose key the platform confirmed; with `auto_start` a worker picks
-    it up at once."""
+    it up at once. With `schedule: {"cron": "0 2 * * *", "timezone": "Asia/Seoul"}` the collection also recurs:
+    an incremental run at each cron time (see GET /ingest/schedules)."""
+    spec = _schedule(body.pop("schedule", None))
     opts = _options(JobOptions, body)
     job = await jobs.create(proven, opts, _ignored(request))
     url = f"/ingest/jobs/{job['job_id']}"
@@ -63,7 +76,31 @@ async def create_job(request: Request, proven: ProvenCompany, jobs: JobsDep, bod
            "estimated_duration": duration, "estimated_items": items, "created_at": iso_z(job["created_at"]),
            "progress_url": url, "progress_tracking": {"status_url": url, "websocket_url": f"ws://{host}{url}/stream"},
            "control": {"pause_url": f"{url}/control", "cancel_url": f"{url}/control"}}
+    if spec is not None:
+        out["schedule"] = schedule_public(await schedules.create(job, opts, spec))
     return _with_ignored(out, request)
+
+
+def _schedule(raw: Any) -> ScheduleSpec | None:
+    if raw is None:
+        return None
+    try:
+        return ScheduleSpec.model_validate(raw)
+    except ValidationError as exc:
+        details = [{"loc": ["schedule", *e["loc"]], "msg": e["msg"]} for e in exc.errors(include_url=False)]
+        raise ApiError(422, "invalid schedule: " + "; ".join(d["msg"] for d in details), details=details) from None
+
+
+@router.get("/ingest/schedules", response_model=ScheduleList)
+async def list_schedules(company: Company, store: StoreDep) -> dict[str, Any]:
+    """The company's recurring collections, newest first, cancelled ones included."""
+    return {"schedules": [schedule_public(r) for r in await store.run(sq.list_schedules, company)]}
+
+
+@router.delete("/ingest/schedules/{schedule_id}", response_model=IngestSchedule)
+async def cancel_schedule(company: Company, schedules: SchedulesDep, schedule_id: str) -> dict[str, Any]:
+    """Stops a recurring collection (a run it already started goes on; cancel that job to stop it)."""
+    return schedule_public(await schedules.cancel(company, schedule_id))
 
 
 def _with_ignored(out: dict[str, Any], request: Request) -> dict[str, Any]:

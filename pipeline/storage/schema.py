@@ -183,6 +183,15 @@ DDL: tuple[str, ...] = (
     )
     """,
     """
+    CREATE TABLE IF NOT EXISTS ingest_schedules (
+        schedule_id VARCHAR PRIMARY KEY, tenant VARCHAR, platform VARCHAR, domain VARCHAR, cron VARCHAR,
+        timezone VARCHAR, options JSON, api_key_token VARCHAR,  -- Fernet-encrypted, as in ingest_jobs
+        status VARCHAR, created_at TIMESTAMPTZ, next_run_at TIMESTAMPTZ, last_run_at TIMESTAMPTZ,
+        last_job_id VARCHAR, last_skipped_at TIMESTAMPTZ, last_skip_reason VARCHAR, runs BIGINT, skipped BIGINT,
+        cancelled_at TIMESTAMPTZ
+    )
+    """,
+    """
     CREATE TABLE IF NOT EXISTS ingest_job_logs (
         job_id VARCHAR, seq BIGINT, n INTEGER, timestamp TIMESTAMPTZ, level VARCHAR, message VARCHAR, details JSON,
         PRIMARY KEY (job_id, seq, n)
