@@ -13,10 +13,12 @@ from typing import Any
 from api.alerts import HOST
 from api.console.rates import TopicRates
 from api.ingest_jobs import find_job, job_detail, job_summary
+from api.ingest_schedules import schedule_public
 from api.services import Services
 from pipeline.calls.redact import redact_bytes
 from pipeline.metrics import CONSUMER_LAG, MATERIALIZED_ROWS
 from pipeline.storage.queries import ingest as iq
+from pipeline.storage.queries import ingest_schedules as sq
 from pipeline.storage.queries import operations as ops
 from pipeline.storage.queries import predictions as pq
 from pipeline.storage.queries.calls import CallFilters, call_stats
@@ -100,7 +102,9 @@ def _every_bucket(series: list[dict[str, Any]], since: datetime, until: datetime
 
 async def ingest_view(services: Services, scope: str | None, status: str | None) -> dict[str, Any]:
     rows, total, counts = await services.store.run(iq.list_jobs, scope, status, None, 50, 1)
-    return {"jobs": [job_summary(j) for j in rows], "total": total, "counts": counts, "status": status}
+    schedules = [schedule_public(r) for r in await services.store.run(sq.list_schedules, scope)]
+    return {"jobs": [job_summary(j) for j in rows], "total": total, "counts": counts, "status": status,
+            "schedules": schedules}
 
 
 async def job_view(services: Services, scope: str | None, job_id: str) -> dict[str, Any] | None:
