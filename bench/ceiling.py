@@ -15,10 +15,7 @@ Targets (issue 12): api RSS < 500 MB with 1M rows; the per-route percentile quer
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +24,9 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from pipeline.broker.embedded import free_port, start_embedded_broker  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from api_on_file import api_on  # noqa: E402
+
 from pipeline.security import Role, mint_token  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.storage.db import connect  # noqa: E402
@@ -80,27 +79,10 @@ def measure(rows: int, queries: int) -> dict:
     data = base / "data"
     data.mkdir()
     filled = fill(data / "streamdesk.duckdb", rows)
-    broker = start_embedded_broker(None)
-    port = free_port()
-    env = {**os.environ, "STREAMDESK_KAFKA_BOOTSTRAP": broker.bootstrap, "STREAMDESK_DATA_DIR": str(data),
-           "STREAMDESK_API_PORT": str(port), "STREAMDESK_RETENTION_INTERVAL_S": "0", "STREAMDESK_LOG_FORMAT": "json"}
-    api = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "api"], env=env, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-    try:
+    with api_on(data) as (client, api):
         settings = Settings(data_dir=data, _env_file=None)
         admin = mint_token(settings.jwt_key(), "bench", "ops", [Role.SYSTEM_ADMIN], 3600)
         tenant = mint_token(settings.jwt_key(), "bench", "1", [Role.IAM_ADMIN], 3600)
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
-        deadline = time.time() + 90
-        while True:
-            try:
-                client.get("/health")
-                break
-            except httpx.TransportError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.3)
-        time.sleep(2)
         started = rss_mb(api.pid)
         one = timed(client, queries, "GET", "/v1/call-histories/stats", headers={"Authorization": f"Bearer {tenant}"})
         every = timed(client, queries, "GET", "/v1/call-histories/stats",
@@ -110,13 +92,6 @@ def measure(rows: int, queries: int) -> dict:
         return {"rows": rows, "fill_s": filled, "file_mb": (data / "streamdesk.duckdb").stat().st_size / 2**20,
                 "rss_start_mb": started, "rss_after_mb": rss_mb(api.pid), "stats_tenant_ms": one,
                 "stats_all_ms": every, "routes_sql_ms": routes}
-    finally:
-        api.send_signal(signal.SIGTERM)
-        try:
-            api.wait(20)
-        except subprocess.TimeoutExpired:
-            api.kill()
-        broker.stop()
 
 
 def main() -> int:

@@ -13,11 +13,8 @@ Target (issue 13): first paint < 1 s with 1M call rows and 100 jobs.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +23,9 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from pipeline.broker.embedded import free_port, start_embedded_broker  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from api_on_file import api_on  # noqa: E402
+
 from pipeline.security import Role, mint_token  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.storage.db import connect  # noqa: E402
@@ -125,43 +124,18 @@ def main() -> int:
     t = time.perf_counter()
     fill(data / "streamdesk.duckdb", args.rows, args.jobs)
     print(f"{args.rows:,} call rows and {args.jobs} jobs written in {time.perf_counter() - t:.0f} s", flush=True)
-    broker = start_embedded_broker(None)
-    port = free_port()
-    env = {**os.environ, "STREAMDESK_KAFKA_BOOTSTRAP": broker.bootstrap, "STREAMDESK_DATA_DIR": str(data),
-           "STREAMDESK_API_PORT": str(port), "STREAMDESK_RETENTION_INTERVAL_S": "0", "STREAMDESK_LOG_FORMAT": "json"}
-    api = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "api"], env=env, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with api_on(data) as (client, _):
         token = mint_token(Settings(data_dir=data, _env_file=None).jwt_key(), "bench", "ops", [Role.SYSTEM_ADMIN],
                            3600)
-        client = httpx.Client(base_url=base, timeout=120)
-        deadline = time.time() + 90
-        while True:
-            try:
-                client.get("/health")
-                break
-            except httpx.TransportError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.3)
-        time.sleep(2)
         assert client.post("/console/login", data={"token": token}).status_code == 303  # signed in: a cookie
         print(f"{'page':<22}{'HTML p50 ms':>12}{'p95 ms':>9}{'first paint median ms':>24}{'worst':>8}")
         timings = {page: timed(client, args.loads, f"/console/{page}") for page in PAGES}
-        painted = paints(base, token, args.paints) or {}
+        painted = paints(str(client.base_url).rstrip("/"), token, args.paints) or {}
         for page in PAGES:
             p50, p95 = timings[page]
             fcp = painted.get(page)
             tail = f"{fcp[0]:>24.0f}{fcp[1]:>8.0f}" if fcp else f"{'(no chromium)':>24}"
             print(f"{page:<22}{p50:>12.0f}{p95:>9.0f}{tail}")
-    finally:
-        api.send_signal(signal.SIGTERM)
-        try:
-            api.wait(20)
-        except subprocess.TimeoutExpired:
-            api.kill()
-        broker.stop()
     return 0
 
 
