@@ -150,7 +150,11 @@ class Services:
 async def _shut_down(steps: list[Callable[[], Awaitable[object]]]) -> None:
     """Every step runs, whatever an earlier one raised: one stuck part must not leave the others running."""
     for step in steps:
+        started = time.monotonic()
         try:
             await step()
+            if time.monotonic() - started > 1.0:
+                log.warning("api_shutdown_step_slow", step=getattr(step, "__qualname__", repr(step)),
+                            seconds=round(time.monotonic() - started, 1))
         except Exception:  # noqa: BLE001 - logged; the remaining parts still have to stop
             log.exception("api_shutdown_step_failed", step=getattr(step, "__qualname__", repr(step)))

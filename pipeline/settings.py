@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     freshdesk_base_url: str | None = None
     freshdesk_per_page: int = Field(default=100, ge=1, le=100)  # the maximum; tests lower it to cross the cap
+    # A failed Freshdesk call is retried after a random wait of up to this x 2^attempt seconds (capped at 30 s).
+    freshdesk_backoff_s: float = Field(default=0.5, gt=0, le=30)
     # The keys the Freshdesk simulator accepts, by domain or "*" (JSON): the seed's placeholder by default.
     simulator_keys: dict[str, list[str]] = Field(default_factory=lambda: {"*": ["your_api_key"]})
     llm_url: str | None = None  # OpenAI-compatible base URL (…/v1) that voices the debate's experts; unset: rules only

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import threading
 import time
+import traceback
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -36,6 +38,7 @@ from pipeline.storage.dead_letters import rejected_rows
 from pipeline.storage.freshness import Freshness
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 # The data is at fault (types, constraints, a statement that cannot bind it), not the file or the machine.
 DATA_ERRORS = (duckdb.DataError, duckdb.IntegrityError, duckdb.ProgrammingError, duckdb.ConversionException,
                duckdb.InvalidInputException)
@@ -137,6 +140,13 @@ class Materializer:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout_s)
+            if self._thread.is_alive():  # say where it is stuck: the one clue a hung shutdown leaves
+                frame = sys._current_frames().get(self._thread.ident)
+                loop = getattr(self, "_loop", None)
+                tasks = ["".join(traceback.format_stack(t.get_stack()[-1])[-3:]) for t in asyncio.all_tasks(loop)
+                         if t.get_stack()] if loop else []
+                log.error("materializer_did_not_stop", seconds=timeout_s, tasks=tasks,
+                          stack="".join(traceback.format_stack(frame)[-8:]) if frame else None)
 
     @property
     def alive(self) -> bool:
@@ -152,6 +162,7 @@ class Materializer:
                 self._stop.wait(2.0)
 
     async def _consume(self) -> None:
+        self._loop = asyncio.get_running_loop()
         while True:  # in short waits, so that stop() is heard while the broker is away
             try:
                 self.cluster_id = await wait_for_broker(self.settings.bootstrap(), timeout_s=2.0)
@@ -162,26 +173,10 @@ class Materializer:
         consumer = make_consumer(self.settings, group=None, max_poll_records=20_000)
         await consumer.start()
         try:
-            await consumer.topics()
-            tps = [TopicPartition(t, p) for t in self.sinks for p in sorted(consumer.partitions_for_topic(t) or ())]
-            consumer.assign(tps)
-            stored = self._stored_offsets()
-            for tp in tps:
-                if tp in stored:
-                    consumer.seek(tp, stored[tp])
-                else:
-                    await consumer.seek_to_beginning(tp)
-            ctx = Context(self.cluster_id or "")
-            for sink in self.sinks.values():
-                if sink.start is not None:
-                    cur = self.con.cursor()
-                    try:
-                        sink.start(cur, ctx)
-                    finally:
-                        cur.close()
-            log.info("materializer_started", cluster_id=self.cluster_id, partitions=len(tps), resumed=len(stored))
-            self.error = None
-            ends = await asyncio.wait_for(consumer.end_offsets(tps), 30.0)  # a broker gone now: start over
+            started = await self._or_stop(self._start_reading(consumer), 30.0)  # a broker gone now: start over
+            if started is None:
+                return
+            tps, ends = started
             while not self._stop.is_set():
                 got = await consumer.getmany(timeout_ms=100, max_records=20_000)
                 if got:
@@ -194,6 +189,46 @@ class Materializer:
                     self.started_caught_up.set()
         finally:
             await consumer.stop()
+
+    async def _start_reading(self, consumer: Any) -> tuple[list[TopicPartition], dict[TopicPartition, int]]:
+        """Assign every sink's partitions, from the stored offsets (else the beginning); the end offsets now."""
+        await consumer.topics()
+        tps = [TopicPartition(t, p) for t in self.sinks for p in sorted(consumer.partitions_for_topic(t) or ())]
+        consumer.assign(tps)
+        stored = self._stored_offsets()
+        for tp in tps:
+            if tp in stored:
+                consumer.seek(tp, stored[tp])
+            else:
+                await consumer.seek_to_beginning(tp)
+        ctx = Context(self.cluster_id or "")
+        for sink in self.sinks.values():
+            if sink.start is not None:
+                cur = self.con.cursor()
+                try:
+                    sink.start(cur, ctx)
+                finally:
+                    cur.close()
+        log.info("materializer_started", cluster_id=self.cluster_id, partitions=len(tps), resumed=len(stored))
+        self.error = None
+        return tps, await consumer.end_offsets(tps)
+
+    async def _or_stop(self, work: Awaitable[T], timeout_s: float) -> T | None:
+        """`work`, or None as soon as stop() is called (its offset lookups never end while the broker is away,
+        and a shutdown must not wait for them); TimeoutError after `timeout_s`."""
+        task = asyncio.ensure_future(work)
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        try:
+            while not task.done():
+                if self._stop.is_set():
+                    return None
+                if asyncio.get_running_loop().time() > deadline:
+                    raise TimeoutError(f"the broker did not answer within {timeout_s:.0f} s")
+                await asyncio.wait({task}, timeout=0.1)
+            return task.result()
+        finally:
+            if not task.done():
+                task.cancel()
 
     async def _gather_more(self, consumer: Any, got: dict[TopicPartition, list[ConsumerRecord]]
                            ) -> dict[TopicPartition, list[ConsumerRecord]]:

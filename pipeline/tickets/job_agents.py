@@ -51,7 +51,7 @@ def register_ingest_agents(app: faust.App, settings: Settings, topics: AgentTopi
             await raw.send(key=cmd.domain.encode(), value=orjson.dumps(batch))
 
         job = IngestJob(cmd, key, settings.freshdesk_base_url, emit, report, control, worker,
-                        per_page=settings.freshdesk_per_page)
+                        per_page=settings.freshdesk_per_page, backoff_s=settings.freshdesk_backoff_s)
         async def run_and_mark() -> None:
             await job.run()
             # After every record the job sent, on its key: the api waits for this mark to reach DuckDB.

@@ -77,10 +77,10 @@ class IngestJob:
     """One run of one job command."""
 
     def __init__(self, cmd: JobCommand, api_key: SecretStr, base_url: str | None, emit: Emit, report: Report,
-                 control: JobControl, worker: str, per_page: int = 100) -> None:
+                 control: JobControl, worker: str, per_page: int = 100, backoff_s: float = 0.5) -> None:
         self.cmd, self.opts, self.control, self.worker = cmd, cmd.options, control, worker
         self.client = FreshdeskClient(cmd.domain, api_key, base_url=base_url, max_retries=self.opts.max_retries,
-                                      per_page=per_page, priority=lambda: self.control.priority,
+                                      per_page=per_page, backoff_s=backoff_s, priority=lambda: self.control.priority,
                                       event_hooks={"request": [self._sent], "response": [self._answered]})
         self.emit, self.report = emit, report
         self.stats = cmd.statistics.model_copy() if cmd.statistics else JobStatistics()

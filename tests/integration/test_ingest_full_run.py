@@ -35,7 +35,9 @@ def system(broker, tmp_path):
                  topic_prefix=f"full{uuid.uuid4().hex[:8]}.", freshdesk_base_url=sim.base_url, _env_file=None)
     asyncio.run(ensure_topics(broker.bootstrap, pipeline_topics(s)))
     worker = start_cli(["worker"], env_for(s) | {"STREAMDESK_FRESHDESK_BASE_URL": sim.base_url,
-                                                 "STREAMDESK_FRESHDESK_PER_PAGE": "10"}, tmp_path / "worker.log")
+                                                 "STREAMDESK_FRESHDESK_PER_PAGE": "10",
+                                                 # retries after the injected faults: 20 ms, not 0.5 s, apart
+                                                 "STREAMDESK_FRESHDESK_BACKOFF_S": "0.02"}, tmp_path / "worker.log")
     try:
         with checked_client(create_app(s)) as client:
             client.sim = sim

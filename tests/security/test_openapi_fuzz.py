@@ -38,8 +38,10 @@ def _fuzz(live, tmp_path: Path, token: str) -> dict:
 
 
 def _cancel_fuzzed_jobs(live) -> None:
-    """The fuzzer starts full collections (3,000 tickets at the simulator's rate limit): stop them, so the shared
-    system's worker is free for the tests that follow."""
+    """The fuzzer starts full collections (3,000 tickets at the simulator's rate limit) and recurring ones: stop
+    them, so the shared system's worker is free for the tests that follow."""
+    for schedule in live.request("GET", "/ingest/schedules", headers=COMPANY).json()["schedules"]:
+        live.request("DELETE", f"/ingest/schedules/{schedule['schedule_id']}", headers=COMPANY)
     for status in ("running", "queued", "paused"):
         jobs = live.request("GET", f"/ingest/jobs?status={status}&limit=100", headers=COMPANY).json()["jobs"]
         for job in jobs:
