@@ -46,9 +46,9 @@ RULES = {
     "job_failure_rate": Rule("job_failure_rate", "Job failure rate", "%",
                              "API 키 확인, Rate Limit 확인: check the company's API key and its Freshdesk rate limit"),
     "rate_limit_use": Rule("rate_limit_use", "Rate-limit use", "%",
-                           "batch_size 줄이기: lower the job's batch_size (or its rate_limit_delay up)"),
+                           "batch_size 줄이기: lower the job's batch_size and parallel_workers"),
     "queue_wait": Rule("queue_wait", "Queue wait", "min",
-                       "리소스 부족 확인: workers are short; start another worker or raise max_concurrent_jobs"),
+                       "리소스 부족 확인: the workers are short; start another (`streamdesk worker`)"),
     "memory": Rule("memory", "Memory use", "%", "스케일 업 고려: consider scaling up (more memory, or split the load)"),
 }
 

@@ -43,6 +43,7 @@ from api.retention import Retention
 from api.scheduler import Scheduler
 from api.search_service import SearchService
 from pipeline.broker.kafka import cluster_id
+from pipeline.broker.lag import LagProbe
 from pipeline.settings import Settings
 from pipeline.storage.materializer import Materializer
 from pipeline.storage.queries import operations as ops
@@ -89,6 +90,7 @@ class Services:
     alerts: Alerts
     ingest_schedules: IngestSchedules
     topic_rates: TopicRates = field(default_factory=TopicRates)  # the console's per-topic rates
+    group_lags: LagProbe | None = None  # the console's consumer-group lag, asked at most every 10 s
     background: set[asyncio.Task[Any]] = field(default_factory=set)  # data exports, held so they are not collected
 
     @classmethod
@@ -105,7 +107,7 @@ class Services:
                    scheduler=Scheduler(settings, store, predictor, ready=materializer.started_caught_up.is_set),
                    jobs=jobs, search=search, retention=Retention(settings, store),
                    parquet=ParquetExports(settings, store), alerts=Alerts(settings, store),
-                   ingest_schedules=IngestSchedules(settings, store, jobs))
+                   ingest_schedules=IngestSchedules(settings, store, jobs), group_lags=LagProbe(settings))
 
     async def start(self) -> None:
         """The materializer, the recorder and the loops."""

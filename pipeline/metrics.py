@@ -35,3 +35,5 @@ FRESHNESS_SECONDS = Histogram("streamdesk_freshness_seconds", "Produce -> row co
 ALERT_FIRING = Gauge("streamdesk_alert_firing", "1 while a seed-000 alert is on (api/alerts.py)", ["alert", "tenant"])
 ALERT_VALUE = Gauge("streamdesk_alert_value", "The figure a seed-000 alert compares with its threshold",
                     ["alert", "tenant"])
+GROUP_LAG = Gauge("streamdesk_group_lag_messages", "Messages a worker consumer group is behind, per topic, as last "
+                  "asked (pipeline/broker/lag.py)", ["group", "topic"])

@@ -50,9 +50,12 @@ async def pipeline_view(services: Services, rates: TopicRates, admin: bool) -> d
            for labels, v in _gauge(CONSUMER_LAG)]
     written = {labels["table"]: int(v) for labels, v in _gauge(MATERIALIZED_ROWS) if "table" in labels}
     counts = await services.store.run(ops.dead_letter_counts, 3600)
+    groups = await services.group_lags() if services.group_lags is not None else []
     return {
         "workers": workers, "topics": list(topics.values()), "lag": sorted(lag, key=lambda r: (r["topic"],
                                                                                                r["partition"])),
+        "group_lags": groups if isinstance(groups, list) else [], "group_lag_error": None if isinstance(
+            groups, list) else groups,
         "materializer": {"alive": m.alive and m.error is None, "error": m.error, "rows_written": m.rows_written,
                          "seconds_since_last_batch": None if m.last_batch_at is None
                          else round(time.time() - m.last_batch_at, 1), "tables": written},
