@@ -32,6 +32,7 @@ from pipeline.storage.store import Store
 from schemas.ingest import JobCommand, JobOptions, ScheduleSpec
 
 log = structlog.get_logger(__name__)
+MAX_ACTIVE_PER_COMPANY = 20
 
 
 def schedule_public(row: dict[str, Any]) -> dict[str, Any]:
@@ -55,6 +56,14 @@ class IngestSchedules:
 
     async def stop(self) -> None:
         await self._task.stop()
+
+    async def check_room(self, company: str) -> None:
+        """409 when the company already keeps MAX_ACTIVE_PER_COMPANY schedules (checked before the job is made)."""
+        active = [r for r in await self.store.run(q.list_schedules, company) if r["status"] == "active"]
+        if len(active) >= MAX_ACTIVE_PER_COMPANY:
+            raise ApiError(409, f"company {company} already has {len(active)} active schedules (at most "
+                                f"{MAX_ACTIVE_PER_COMPANY}); cancel one with DELETE /ingest/schedules/{{id}}",
+                           details={"active": len(active)})
 
     async def create(self, job: dict[str, Any], opts: JobOptions, spec: ScheduleSpec,
                      now: datetime | None = None) -> dict[str, Any]:

@@ -55,6 +55,8 @@ HEADERS = {
     "X-Content-Type-Options": "nosniff",
 }
 MAX_FORM_BYTES = 16 << 10
+MAX_STREAMS_PER_SESSION = 8  # live pages one session may hold open (tabs); more is a 429, not a DuckDB load
+_streams: dict[str, int] = {}  # session id -> live streams open
 
 
 def _bytes(v: float | None) -> str:
@@ -339,27 +341,44 @@ async def live(request: Request, session: ConsoleSession, services: ServicesDep,
                                                                 "prediction_id")}
     settings = request.app.state.settings
     await view(services, session, q)  # refusals (a bad window, another tenant) answer before the stream starts
+    if _streams.get(session.session_id, 0) >= MAX_STREAMS_PER_SESSION:
+        raise ConsoleRefusal(429, f"At most {MAX_STREAMS_PER_SESSION} live pages per sign-in; close some tabs.")
+    _streams[session.session_id] = _streams.get(session.session_id, 0) + 1
 
     async def events() -> AsyncIterator[bytes]:
-        last = None
-        block = ENV.get_template(template).blocks["live"]
-        yield b"retry: 5000\n\n"
-        while not await request.is_disconnected():
-            try:
-                read_session(settings, request.cookies.get(COOKIE))
-                data = await view(services, session, q)
-            except ConsoleRefusal:
-                yield b"event: ended\ndata: sign in again\n\n"
-                return
-            ctx = ENV.get_template(template).new_context({**_common(session, services, nav), **data, "q": q})
-            html = "".join(block(ctx))
-            if html != last:
-                last = html
-                yield ("".join(f"data: {line}\n" for line in html.splitlines() or [""]) + "\n").encode()
-            await asyncio.sleep(settings.console_live_interval_s)
+        try:
+            async for chunk in _live(request, session, services, template, nav, view, q, settings):
+                yield chunk
+        finally:
+            left = _streams.get(session.session_id, 1) - 1
+            if left > 0:
+                _streams[session.session_id] = left
+            else:
+                _streams.pop(session.session_id, None)
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={**HEADERS, "X-Accel-Buffering": "no"})
+
+
+async def _live(request: Request, session: Session, services: Services, template: str, nav: str, view: View,
+                q: dict[str, str], settings: Any) -> AsyncIterator[bytes]:
+    """The stream's events: the live block whenever it changed, until the page closes or the session ends."""
+    last = None
+    block = ENV.get_template(template).blocks["live"]
+    yield b"retry: 5000\n\n"
+    while not await request.is_disconnected():
+        try:
+            read_session(settings, request.cookies.get(COOKIE))
+            data = await view(services, session, q)
+        except ConsoleRefusal:
+            yield b"event: ended\ndata: sign in again\n\n"
+            return
+        ctx = ENV.get_template(template).new_context({**_common(session, services, nav), **data, "q": q})
+        html = "".join(block(ctx))
+        if html != last:
+            last = html
+            yield ("".join(f"data: {line}\n" for line in html.splitlines() or [""]) + "\n").encode()
+        await asyncio.sleep(settings.console_live_interval_s)
 
 
 def install(app: Any) -> None:

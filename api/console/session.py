@@ -9,7 +9,9 @@
 - **CSRF.** Every state-changing form carries `csrf`, an HMAC of the session id; a POST without the right one is
   refused (403) before anything runs. SameSite=Strict already keeps cross-site posts out; this is the second
   lock, for browsers and proxies that drop the attribute.
-- **Sign out** revokes the session id in this process (until its expiry) and clears the cookie.
+- **Sign out** revokes the session id in this process (until its expiry) and clears the cookie. The cookie also
+  names the api process that issued it (`boot`): after a restart every earlier session is refused, so a
+  revocation the restart forgot cannot bring a signed-out cookie back (people sign in again after a restart).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class Session:
 
 
 _revoked: dict[str, int] = {}  # session id -> its expiry; a signed-out cookie stays refused until then
+BOOT = secrets.token_hex(8)  # this api process: cookies of an earlier one (revocations it forgot) are refused
 
 
 def _key(settings: Settings) -> str:
@@ -83,7 +86,7 @@ def open_session(settings: Settings, token: str) -> tuple[str, Session]:
     expires = min(now + int(settings.console_session_s), int(token_exp) if isinstance(token_exp, int) else now)
     session_id = secrets.token_urlsafe(18)
     claims = {"sub": principal.user_id, "tenant": principal.tenant_id, "roles": sorted(principal.roles),
-              "aud": AUDIENCE, "jti": session_id, "iat": now, "exp": expires}
+              "aud": AUDIENCE, "jti": session_id, "boot": BOOT, "iat": now, "exp": expires}
     cookie = jwt.encode(claims, _key(settings), algorithm=ALGORITHM)
     return cookie, Session(principal, session_id, expires, _csrf(settings, session_id))
 
@@ -101,6 +104,8 @@ def read_session(settings: Settings, cookie: str | None) -> Session:
     except (jwt.PyJWTError, TokenError):
         raise ConsoleRefusal(401, "That session is not valid; sign in again.") from None
     session_id = str(claims["jti"])
+    if claims.get("boot") != BOOT:
+        raise ConsoleRefusal(401, "The api restarted since you signed in; sign in again.")
     if session_id in _revoked:
         raise ConsoleRefusal(401, "You signed out; sign in again.")
     if not principal.has(*CONSOLE_ROLES):

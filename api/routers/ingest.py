@@ -68,6 +68,8 @@ async def create_job(request: Request, proven: ProvenCompany, jobs: JobsDep, sch
     an incremental run at each cron time (see GET /ingest/schedules)."""
     spec = _schedule(body.pop("schedule", None))
     opts = _options(JobOptions, body)
+    if spec is not None:
+        await schedules.check_room(proven.creds.company)
     job = await jobs.create(proven, opts, _ignored(request))
     url = f"/ingest/jobs/{job['job_id']}"
     host = request.headers.get("host", f"{request.url.hostname}:{request.url.port}")

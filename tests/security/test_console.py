@@ -210,3 +210,26 @@ def test_markup_in_data_is_shown_as_text_never_run(console, materializer):
     page = console.get("/console/calls?window=30d").text
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<img src=x" not in page
+
+
+def test_a_session_holds_a_bounded_number_of_live_streams(console):
+    from api.console import routes
+
+    sign_in(console, "1", Role.SYSTEM_ADMIN)
+    session_id = jwt.decode(console.cookies.get(COOKIE), options={"verify_signature": False})["jti"]
+    routes._streams[session_id] = routes.MAX_STREAMS_PER_SESSION  # as many tabs open as allowed
+    try:
+        r = console.get("/console/live/alerts")
+        assert r.status_code == 429 and "live pages" in r.text
+    finally:
+        routes._streams.pop(session_id, None)
+
+
+def test_a_cookie_from_before_a_restart_is_refused(console, monkeypatch):
+    from api.console import session
+
+    sign_in(console, "1", Role.SYSTEM_ADMIN)
+    assert console.get("/console/alerts").status_code == 200
+    monkeypatch.setattr(session, "BOOT", "another-process")  # the api restarted (and forgot its revocations)
+    r = console.get("/console/alerts")
+    assert r.status_code == 401 and "restarted" in r.text

@@ -119,3 +119,17 @@ def test_schedules_are_listed_and_cancelled_by_their_company_only(schedules, mat
     assert client.get("/ingest/schedules").status_code == 401
     done = client.delete(f"/ingest/schedules/{row['schedule_id']}", headers=own)
     assert done.status_code == 200 and done.json()["status"] == "cancelled"
+
+
+def test_a_company_keeps_at_most_twenty_active_schedules(schedules):
+    from api.errors import ApiError
+    from api.ingest_schedules import MAX_ACTIVE_PER_COMPANY
+
+    rows = [_run(schedules.create(_first_job(schedules), JobOptions(), DAILY_2AM_SEOUL, NOW))
+            for _ in range(MAX_ACTIVE_PER_COMPANY)]
+    with pytest.raises(ApiError) as refused:
+        _run(schedules.check_room("acme"))
+    assert refused.value.status == 409
+    _run(schedules.check_room("globex"))  # another company is not counted
+    _run(schedules.cancel("acme", rows[0]["schedule_id"]))
+    _run(schedules.check_room("acme"))  # a cancelled one frees its place
