@@ -31,15 +31,17 @@ def retry_conflicts(fn: Callable[..., T], attempts: int = 5) -> Callable[..., T]
     materializer writes the same tables all the time); the loser rolled back, so running it again is safe.
 
     Two writers inserting the same key at once both pass their own statement's check; the second one's commit
-    then fails on the key ("Failed to commit: PRIMARY KEY or UNIQUE constraint violation"). That is the same
-    race: run again, the statement sees the row the other committed (an INSERT OR IGNORE then adds nothing)."""
+    then fails on the key ("Failed to commit: PRIMARY KEY or UNIQUE constraint violation"), or, when the other
+    committed while the statement ran, the statement itself does ("Duplicate key ... violates primary key
+    constraint", even under INSERT OR IGNORE, which cannot see the row yet). That is the same race: run again,
+    the statement sees the row the other committed (an INSERT OR IGNORE then adds nothing)."""
 
     @functools.wraps(fn)
     def run(*args: Any, **kwargs: Any) -> T:
         for attempt in range(attempts):
             try:
                 return fn(*args, **kwargs)
-            except duckdb.TransactionException as exc:
+            except (duckdb.TransactionException, duckdb.ConstraintException) as exc:
                 if not _lost_a_race(str(exc)) or attempt == attempts - 1:
                     raise
                 time.sleep(0.02 * (attempt + 1))
@@ -58,7 +60,8 @@ def rollback(cur: duckdb.DuckDBPyConnection) -> None:
 
 def _lost_a_race(message: str) -> bool:
     text = message.lower()
-    return "conflict" in text or ("failed to commit" in text and "constraint violation" in text)
+    return ("conflict" in text or ("failed to commit" in text and "constraint violation" in text)
+            or ("duplicate key" in text and "violates primary key constraint" in text))
 
 
 def run_on_cursor(con: duckdb.DuckDBPyConnection, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

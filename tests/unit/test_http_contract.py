@@ -107,6 +107,35 @@ def test_a_write_that_loses_a_conflict_with_the_materializer_is_run_again():
     assert len(attempts) == 1
 
 
+def test_an_insert_or_ignore_that_meets_a_key_committed_mid_statement_is_run_again():
+    """CI saw GET schedules/current answer 500: its INSERT OR IGNORE raised "Duplicate key ... violates primary key
+    constraint" (a ConstraintException, not a failed commit) while the scheduler committed the same schedule.
+    The same lost race: run again, it reads the other's row; a constraint error of another kind still surfaces."""
+    from pipeline.storage.db import retry_conflicts
+
+    attempts: list[int] = []
+
+    @retry_conflicts
+    def create(cur: object) -> str:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise duckdb.ConstraintException('Constraint Error: Duplicate key "tenant: t1, schedule_id: s1" '
+                                             "violates primary key constraint.")
+        return "the row the scheduler committed"
+
+    assert create(None) == "the row the scheduler committed" and len(attempts) == 2
+
+    @retry_conflicts
+    def not_null(cur: object) -> None:
+        attempts.append(1)
+        raise duckdb.ConstraintException("Constraint Error: NOT NULL constraint failed: t.v")
+
+    attempts.clear()
+    with pytest.raises(duckdb.ConstraintException):
+        not_null(None)
+    assert len(attempts) == 1
+
+
 def test_two_writers_inserting_one_key_at_once_end_with_one_row_and_no_error():
     """GET schedules/current and the scheduler created the same schedule at the same moment: both INSERT OR
     IGNOREs passed, the second commit failed on the key and the route answered 500 (seen once in CI). Run

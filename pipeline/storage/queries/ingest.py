@@ -94,8 +94,18 @@ def last_full_run(cur: duckdb.DuckDBPyConnection, tenant: str, domain: str) -> t
 
 
 def logs(cur: duckdb.DuckDBPyConnection, job_id: str, limit: int = 20) -> list[dict[str, Any]]:
-    rows = cur.execute("SELECT timestamp, level, message, details FROM ingest_job_logs WHERE job_id = ? "
-                       "ORDER BY seq DESC, n DESC LIMIT ?", [job_id, limit]).fetchall()
+    """The job's latest `limit` lines, oldest first, with its lifecycle lines ("Job started on …", paused,
+    resumed, completed, failed) and warnings from before them, up to 20 more: one line per batch would
+    otherwise push who ran the job, and what went wrong, out of view."""
+    rows = cur.execute(
+        """WITH l AS (SELECT seq, n, timestamp, level, message, details,
+                             row_number() OVER (ORDER BY seq DESC, n DESC) AS k,
+                             (message LIKE 'Job %' OR level IN ('WARN', 'ERROR')) AS kept
+                      FROM ingest_job_logs WHERE job_id = ?)
+           SELECT timestamp, level, message, details FROM l
+           WHERE k <= ? OR kept
+           QUALIFY row_number() OVER (ORDER BY (k <= ?) DESC, seq DESC, n DESC) <= ? + 20
+           ORDER BY seq DESC, n DESC""", [job_id, limit, limit, limit]).fetchall()
     return [{"timestamp": t, "level": lv, "message": m, "details": orjson.loads(d) if d else {}}
             for t, lv, m, d in reversed(rows)]
 
