@@ -67,6 +67,14 @@ def text(driver, element_id: str) -> str:
     return found.strip()
 
 
+def press(driver, element_id: str) -> None:
+    """Click a button as a person would, found and clicked in one step (the live stream may redraw the page)."""
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.ID, element_id)  # it is there (a missing button fails here, naming it)
+    driver.execute_script("document.getElementById(arguments[0]).click()", element_id)
+
+
 def test_the_console_in_a_browser(live, browser):
     from selenium.webdriver.common.by import By
 
@@ -124,7 +132,7 @@ def test_the_console_in_a_browser(live, browser):
     shot(browser, "03-ingest")
     browser.get(f"{live.base}/console/ingest/{job_id}")
     assert text(browser, "job-status") == "running"
-    browser.find_element(By.ID, "action-pause").click()
+    press(browser, "action-pause")
     wait_for(lambda: text(browser, "job-status") == "paused", 10, "the job page saying paused")
     rest = live.request("GET", f"/ingest/jobs/{job_id}", headers=company).json()
     assert rest["status"] == "paused"
@@ -136,7 +144,7 @@ def test_the_console_in_a_browser(live, browser):
     live.request("POST", f"/ingest/jobs/{job_id}/control", headers=company, json={"action": "resume"})
     wait_for(lambda: text(browser, "job-status") == "running", 15, "the live part updating")
     assert browser.execute_script("return window.__noReload") == marker  # the same page, never reloaded
-    browser.find_element(By.ID, "action-cancel").click()
+    press(browser, "action-cancel")
     wait_for(lambda: text(browser, "job-status") == "cancelled", 10, "the job cancelled")
 
     # Alerts and predictions open and say what they measure.
