@@ -9,8 +9,10 @@
 
 The job alerts are per tenant (an `iam_admin` sees its own); `memory` is the host's (tenant `*`, system_admin
 only). Every `ALERT_INTERVAL_S` the evaluator recomputes them all; an alert keeps the time it turned on until it
-turns off. Prometheus reads `streamdesk_alert_firing` and `streamdesk_alert_value` (deploy/prometheus/rules.yml
-turns them into Alertmanager alerts); the console's Alerts page shows the same states.
+turns off. Prometheus reads `streamdesk_alert_firing{alert}` (for how many tenants, or the host, it is on) and
+`streamdesk_alert_value{alert}` (the worst figure), with no tenant label: `/metrics` is public, and which
+companies fail is theirs to know. deploy/prometheus/rules.yml turns them into Alertmanager alerts; the console's
+Alerts page (signed in) shows each tenant's state.
 """
 
 from __future__ import annotations
@@ -126,8 +128,11 @@ class Alerts:
         return self._update(fresh, now)
 
     def _update(self, fresh: dict[tuple[str, str], tuple[float, float, str]], now: datetime) -> list[AlertState]:
-        for key in set(self.states) - set(fresh):  # nothing to measure any more (no jobs left): off
-            fresh[key] = (0.0, self.states[key].threshold, "nothing to measure now")
+        for key in set(self.states) - set(fresh):  # nothing to measure any more (no jobs left): off, then gone
+            old = self.states[key]
+            if old.firing:
+                log.warning("alert_off", alert=key[0], tenant=key[1], detail="nothing to measure now")
+            del self.states[key]
         for (name, tenant), (value, threshold, detail) in fresh.items():
             firing = value > threshold
             old = self.states.get((name, tenant))
@@ -136,8 +141,11 @@ class Alerts:
                 log.warning("alert_on" if firing else "alert_off", alert=name, tenant=tenant, value=round(value, 1),
                             threshold=threshold, detail=detail)
             self.states[name, tenant] = AlertState(name, tenant, round(value, 2), threshold, firing, since, detail, now)
-            ALERT_FIRING.labels(name, tenant).set(1 if firing else 0)
-            ALERT_VALUE.labels(name, tenant).set(value)
+        # /metrics is public: per alert, how many tenants it is on for and the worst figure, never who.
+        for name in RULES:
+            states = [a for a in self.states.values() if a.name == name]
+            ALERT_FIRING.labels(name).set(sum(a.firing for a in states))
+            ALERT_VALUE.labels(name).set(max((a.value for a in states), default=0.0))
         return self.visible(None)
 
     def thresholds(self) -> dict[str, float]:

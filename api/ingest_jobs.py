@@ -79,6 +79,7 @@ class Jobs:
         token = await self.store.run(q.job_token, job["job_id"])
         return JobCommand(action=action, job_id=job["job_id"], tenant=job["tenant"], domain=job["domain"],
                           options=JobOptions.model_validate(job["options"]), api_key_token=token,
+                          priority=job["priority"],  # a priority_change made since creation goes with it
                           cursor=job["cursor"], phase=job["phase"], reason=reason, at=datetime.now(UTC),
                           statistics=JobStatistics.model_validate(job["statistics"]) if job["statistics"] else None)
 

@@ -4,8 +4,8 @@ A `POST /ingest/jobs` whose body carries `schedule: {"cron": "0 2 * * *", "timez
 job as usual and a schedule beside it: the same options (incremental from then on), the company's key kept
 Fernet-encrypted as a job keeps it. Every `INGEST_SCHEDULE_INTERVAL_S` the api looks for schedules that are due:
 
-- if a job of that company and domain is already queued, running or paused, this occurrence is skipped (and
-  recorded as such): one collection at a time per domain, whichever started it;
+- if a job of that company and domain is running, paused, or queued in the last 10 minutes, this occurrence is
+  skipped (and recorded as such): one collection at a time per domain, whichever started it;
 - else an incremental job is created from the domain's last cursor and started, as `POST /ingest/jobs` does;
 - either way the next time is computed from now, so an api that was down fires a missed schedule once on its
   return, not once per missed occurrence.
@@ -16,7 +16,7 @@ Fernet-encrypted as a job keeps it. Every `INGEST_SCHEDULE_INTERVAL_S` the api l
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -33,6 +33,7 @@ from schemas.ingest import JobCommand, JobOptions, ScheduleSpec
 
 log = structlog.get_logger(__name__)
 MAX_ACTIVE_PER_COMPANY = 20
+QUEUED_BLOCKS_S = 600  # a job queued this long and never started (auto_start false) no longer holds the domain
 
 
 def schedule_public(row: dict[str, Any]) -> dict[str, Any]:
@@ -95,14 +96,22 @@ class IngestSchedules:
         for row in await self.store.run(q.due_schedules, now):
             spec = ScheduleSpec(cron=row["cron"], timezone=row["timezone"])
             following = spec.next_after(now)
-            busy = await self.store.run(q.active_job, row["tenant"], row["domain"])
+            busy = await self.store.run(q.active_job, row["tenant"], row["domain"],
+                                        now - timedelta(seconds=QUEUED_BLOCKS_S))
             if busy is not None:
                 reason = f"job {busy} of this domain was still queued, running or paused"
                 await self.store.run(q.mark_skipped, row["schedule_id"], now, reason, following)
                 log.info("ingest_schedule_skipped", schedule_id=row["schedule_id"], busy=busy)
                 done.append((row["schedule_id"], f"skipped: {reason}"))
                 continue
-            job_id = await self._start(row, now)
+            try:
+                job_id = await self._start(row, now)
+            except Exception as exc:  # noqa: BLE001 - the broker away: recorded, tried again at the next time
+                reason = f"the run could not be started: {type(exc).__name__}: {exc}"
+                await self.store.run(q.mark_skipped, row["schedule_id"], now, reason, following)
+                log.warning("ingest_schedule_start_failed", schedule_id=row["schedule_id"], error=str(exc))
+                done.append((row["schedule_id"], f"skipped: {reason}"))
+                continue
             await self.store.run(q.mark_fired, row["schedule_id"], now, job_id, following)
             log.info("ingest_schedule_fired", schedule_id=row["schedule_id"], job_id=job_id)
             done.append((row["schedule_id"], job_id))
@@ -119,6 +128,11 @@ class IngestSchedules:
             "status": "queued", "priority": opts.priority.value, "options": opts.model_dump(mode="json"),
             "api_key_token": token, "created_at": now, "current_step": "queued", "completed_items": 0,
             "cursor": cursor, "phase": "collecting_tickets", "seq": 0})
-        await self.jobs.send(JobCommand(action="run", job_id=job_id, tenant=row["tenant"], domain=row["domain"],
-                                        options=opts, api_key_token=token, cursor=cursor, at=now))
+        try:
+            await self.jobs.send(JobCommand(action="run", job_id=job_id, tenant=row["tenant"], domain=row["domain"],
+                                            options=opts, api_key_token=token, cursor=cursor, at=now))
+        except Exception as exc:
+            await self.store.run(jq.set_fields, job_id, status="failed", completed_at=now,
+                                 error=f"the scheduled run could not be started: {type(exc).__name__}: {exc}")
+            raise
         return job_id

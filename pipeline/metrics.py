@@ -32,8 +32,9 @@ OFFSET_GAPS = Counter("streamdesk_offset_gaps_total",
 ROWS_EXPIRED = Counter("streamdesk_rows_expired_total", "Rows deleted by retention (api/retention.py)", ["table"])
 FRESHNESS_SECONDS = Histogram("streamdesk_freshness_seconds", "Produce -> row committed in DuckDB, per source topic",
                               ["topic"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300))
-ALERT_FIRING = Gauge("streamdesk_alert_firing", "1 while a seed-000 alert is on (api/alerts.py)", ["alert", "tenant"])
-ALERT_VALUE = Gauge("streamdesk_alert_value", "The figure a seed-000 alert compares with its threshold",
-                    ["alert", "tenant"])
+ALERT_FIRING = Gauge("streamdesk_alert_firing", "Tenants (or the host) a seed-000 alert is on for (api/alerts.py)",
+                     ["alert"])
+ALERT_VALUE = Gauge("streamdesk_alert_value", "The worst figure a seed-000 alert compares with its threshold",
+                    ["alert"])
 GROUP_LAG = Gauge("streamdesk_group_lag_messages", "Messages a worker consumer group is behind, per topic, as last "
                   "asked (pipeline/broker/lag.py)", ["group", "topic"])

@@ -343,9 +343,10 @@ async def live(request: Request, session: ConsoleSession, services: ServicesDep,
     await view(services, session, q)  # refusals (a bad window, another tenant) answer before the stream starts
     if _streams.get(session.session_id, 0) >= MAX_STREAMS_PER_SESSION:
         raise ConsoleRefusal(429, f"At most {MAX_STREAMS_PER_SESSION} live pages per sign-in; close some tabs.")
-    _streams[session.session_id] = _streams.get(session.session_id, 0) + 1
 
     async def events() -> AsyncIterator[bytes]:
+        # Counted only once the stream runs: a client gone before it starts never runs this, and never leaks.
+        _streams[session.session_id] = _streams.get(session.session_id, 0) + 1
         try:
             async for chunk in _live(request, session, services, template, nav, view, q, settings):
                 yield chunk

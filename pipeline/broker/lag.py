@@ -42,15 +42,15 @@ async def group_lags(settings: Settings, timeout_s: float = 5.0) -> list[GroupLa
 async def _group_lags(settings: Settings, timeout_s: float) -> list[GroupLag]:
     bootstrap, ms = settings.bootstrap(), int(timeout_s * 1000)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=ms)
-    await admin.start()
-    try:
+    try:  # started inside: a start cancelled by the time limit still closes what it opened
+        await admin.start()
         prefix = f"{settings.consumer_group_prefix}.{settings.topic_prefix}"
         groups = sorted(g for g, *_ in await admin.list_consumer_groups() if g.startswith(prefix))
     finally:
         await admin.close()
     probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, request_timeout_ms=ms)
-    await probe.start()
     try:
+        await probe.start()
         names = {spec.name for spec in pipeline_topics(settings)}
         await probe.topics()
         tps = [TopicPartition(t, p) for t in sorted(names) for p in sorted(probe.partitions_for_topic(t) or ())]
@@ -61,8 +61,8 @@ async def _group_lags(settings: Settings, timeout_s: float) -> list[GroupLag]:
     for group in groups:
         member = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
                                   request_timeout_ms=ms)
-        await member.start()  # never subscribes: it does not join the group, only reads its offsets
         try:
+            await member.start()  # never subscribes: it does not join the group, only reads its offsets
             per_topic: dict[str, tuple[int, int, int]] = {}
             for tp in tps:
                 committed = await member.committed(tp)

@@ -45,7 +45,7 @@ def register_ingest_agents(app: faust.App, settings: Settings, topics: AgentTopi
             asyncio.ensure_future(report(_settled(cmd, "failed", worker, "the job's API key could not be "
                                                   "decrypted (STREAMDESK_SECRET_KEY differs between api and worker)")))
             return
-        control = JobControl(priority=cmd.options.priority.value)
+        control = JobControl(priority=(cmd.priority or cmd.options.priority).value)
 
         async def emit(batch: list[dict]) -> None:
             await raw.send(key=cmd.domain.encode(), value=orjson.dumps(batch))

@@ -129,12 +129,17 @@ class IngestJob:
         done = s.tickets_collected + s.kb_articles_collected
         elapsed = max((datetime.now(UTC) - self.started).total_seconds(), 1e-3)
         total, s.total_is_estimate = self._total()
+        rate = round((done - self._done_at_start) / elapsed, 2)
+        if not self.control.save_progress:  # the position is the run's start: so are the counts it goes with
+            s = self.cmd.statistics.model_copy() if self.cmd.statistics else JobStatistics()
+            done = s.tickets_collected + s.kb_articles_collected
         logs, self.logs = self.logs, []
         await self.report(JobProgress(
             job_id=self.cmd.job_id, tenant=self.cmd.tenant, domain=self.cmd.domain, seq=self.seq, status=status,
             current_step=self.phase, step_details=self.step_details, completed_items=done, total_items=total,
-            items_per_second=round((done - self._done_at_start) / elapsed, 2), statistics=s.model_copy(),
-            cursor=self.cursor if self.control.save_progress else self.cmd.cursor, phase=self.phase,
+            items_per_second=rate, statistics=s.model_copy(),
+            cursor=self.cursor if self.control.save_progress else self.cmd.cursor,
+            phase=self.phase if self.control.save_progress else (self.cmd.phase or "collecting_tickets"),
             started_at=self.started, at=datetime.now(UTC), error=error,
             worker=self.worker, logs=logs))
 
@@ -151,6 +156,8 @@ class IngestJob:
             position = TicketCursor.from_dict(self.cursor).updated_at if self.cursor else None
             if position is not None and s.listing_from is not None:
                 self._walk.append(((position - s.listing_from).total_seconds(), s.tickets_collected))
+                if len(self._walk) > 512:  # a long job: every other sample is evidence enough
+                    self._walk = self._walk[::2]
             s.estimated_total_tickets = estimate_total(s.tickets_collected, s.listing_from, position,
                                                        s.listing_to or datetime.now(UTC), walk=self._walk)
             tickets, estimated = s.estimated_total_tickets, True

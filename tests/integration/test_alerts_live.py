@@ -16,8 +16,14 @@ pytestmark = pytest.mark.integration
 
 
 def _firing(client, alert: str, tenant: str) -> bool:
-    text = client.get("/metrics").text
-    return f'streamdesk_alert_firing{{alert="{alert}",tenant="{tenant}"}} 1.0' in text
+    """On for the tenant on the console (signed in), and counted on the public /metrics without its name."""
+    page = client.get("/console/alerts").text
+    row = page.split(f'data-alert="{alert}" data-tenant="{tenant}"', 1)
+    on = len(row) == 2 and 'class="firing"' in row[0].rsplit("<tr", 1)[-1]
+    metrics = client.get("/metrics").text
+    assert f'tenant="{tenant}"' not in metrics
+    counted = f'streamdesk_alert_firing{{alert="{alert}"}} 0.0' not in metrics
+    return on and counted
 
 
 def test_alerts_turn_on_and_off_in_the_running_api(broker, tmp_path):

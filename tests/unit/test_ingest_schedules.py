@@ -133,3 +133,37 @@ def test_a_company_keeps_at_most_twenty_active_schedules(schedules):
     _run(schedules.check_room("globex"))  # another company is not counted
     _run(schedules.cancel("acme", rows[0]["schedule_id"]))
     _run(schedules.check_room("acme"))  # a cancelled one frees its place
+
+
+def test_a_run_that_cannot_be_started_is_recorded_and_does_not_block_the_next(schedules):
+    _run(schedules.create(_first_job(schedules), JobOptions(), DAILY_2AM_SEOUL, NOW))
+
+    async def broker_away(cmd) -> None:
+        raise ConnectionError("no broker")
+
+    schedules.jobs.send = broker_away
+    fired = _run(schedules.fire_due(NOW + timedelta(hours=6)))
+    assert fired[0][1].startswith("skipped: the run could not be started")
+    failed = schedules.store.con.execute("SELECT status, error FROM ingest_jobs WHERE job_id <> 'first'").fetchone()
+    assert failed[0] == "failed" and "could not be started" in failed[1]
+    del schedules.jobs.send  # the broker is back
+    again = _run(schedules.fire_due(NOW + timedelta(days=1, hours=6)))
+    assert len(again) == 1 and not again[0][1].startswith("skipped")  # the failed run does not hold the domain
+
+
+def test_a_job_left_queued_never_started_stops_holding_the_domain_after_ten_minutes(schedules):
+    _run(schedules.create(_first_job(schedules), JobOptions(), DAILY_2AM_SEOUL, NOW))
+    due = NOW + timedelta(hours=6)
+    schedules.store.con.execute("UPDATE ingest_jobs SET status = 'queued', created_at = ? WHERE job_id = 'first'",
+                                [due - timedelta(minutes=5)])
+    assert _run(schedules.fire_due(due))[0][1].startswith("skipped")  # queued 5 min ago: it may still start
+    schedules.store.con.execute("UPDATE ingest_jobs SET created_at = ? WHERE job_id = 'first'",
+                                [due - timedelta(hours=3)])
+    fired = _run(schedules.fire_due(due + timedelta(days=1)))
+    assert not fired[0][1].startswith("skipped")  # queued for hours, never started (auto_start false): not busy
+
+
+def test_a_resumed_or_taken_over_job_keeps_the_priority_it_was_changed_to(schedules):
+    schedules.store.con.execute("UPDATE ingest_jobs SET priority = 'urgent' WHERE job_id = 'first'")
+    command = _run(schedules.jobs.resume_command(_first_job(schedules), "resume"))
+    assert command.priority.value == "urgent"

@@ -97,6 +97,7 @@ def test_an_abrupt_pause_drops_the_open_batch_and_lists_it_again_on_resume(simul
 def test_a_pause_without_save_progress_reports_the_runs_start_as_its_position(simulator):
     _, progress, at_pause = _pause_once(simulator, "nosave.freshdesk.com", graceful=True, save_progress=False)
     assert at_pause["cursor"] is None  # this run began with no cursor: a restart would begin there too
+    assert at_pause["collected"] == 0  # ...and the counts go with that position (a restart recounts, not doubles)
     paused = next(p for p in progress if p.status == "paused")
     assert any("without saving progress" in line.message for line in paused.logs)
     later = [p for p in progress if p.seq > paused.seq]

@@ -11,7 +11,6 @@ import orjson
 COLUMNS = ("schedule_id", "tenant", "platform", "domain", "cron", "timezone", "options", "status", "created_at",
            "next_run_at", "last_run_at", "last_job_id", "last_skipped_at", "last_skip_reason", "runs", "skipped",
            "cancelled_at")
-ACTIVE_JOB = ("queued", "running", "paused")
 
 
 def _row(r: tuple) -> dict[str, Any]:
@@ -55,11 +54,12 @@ def schedule_token(cur: duckdb.DuckDBPyConnection, schedule_id: str) -> str | No
     return r[0] if r else None
 
 
-def active_job(cur: duckdb.DuckDBPyConnection, tenant: str, domain: str) -> str | None:
-    """A job of this company and domain that is queued, running or paused (one at a time per domain)."""
-    r = cur.execute("SELECT job_id FROM ingest_jobs WHERE tenant = ? AND domain = ? AND status IN "
-                    f"({', '.join('?' * len(ACTIVE_JOB))}) ORDER BY created_at LIMIT 1",
-                    [tenant, domain, *ACTIVE_JOB]).fetchone()
+def active_job(cur: duckdb.DuckDBPyConnection, tenant: str, domain: str, queued_since: datetime) -> str | None:
+    """A job of this company and domain that is running or paused, or queued since `queued_since` (one
+    collection per domain at a time; a job left queued for longer, never started, does not block for ever)."""
+    r = cur.execute("SELECT job_id FROM ingest_jobs WHERE tenant = ? AND domain = ? AND (status IN ('running', "
+                    "'paused') OR (status = 'queued' AND created_at >= ?)) ORDER BY created_at LIMIT 1",
+                    [tenant, domain, queued_since]).fetchone()
     return r[0] if r else None
 
 
