@@ -118,6 +118,12 @@ def refusal_page(request: Request, exc: ConsoleRefusal) -> HTMLResponse:
     return page("refused.html", exc.status, message=exc.message, status=exc.status)
 
 
+def _https(request: Request) -> bool:
+    """Served over https, directly or behind a TLS proxy (X-Forwarded-Proto: believing it can only make the
+    cookie stricter, never looser)."""
+    return request.url.scheme == "https" or request.headers.get("x-forwarded-proto", "").lower() == "https"
+
+
 def _safe_next(target: str | None) -> str:
     """Only a console path: never another site (an open redirect), never a scheme or `//host`."""
     if target and target.startswith("/console/") and "//" not in target and "\\" not in target:
@@ -169,7 +175,7 @@ async def login(request: Request) -> Response:
         return page("login.html", exc.status, message=exc.message, next=target)
     response = RedirectResponse(target, 303, headers=HEADERS)
     response.set_cookie(COOKIE, cookie, max_age=max(1, session.expires_at - int(datetime.now(UTC).timestamp())),
-                        path="/console", httponly=True, samesite="strict", secure=request.url.scheme == "https")
+                        path="/console", httponly=True, samesite="strict", secure=_https(request))
     return response
 
 

@@ -78,6 +78,10 @@ def test_signing_in_sets_a_cookie_no_script_or_other_site_can_use(console):
     assert r.status_code == 303 and r.headers["location"] == "/console/calls"
     cookie = r.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie and "path=/console" in cookie
+    assert "secure" not in cookie  # plain http on loopback: a Secure cookie would never come back
+    behind_tls = console.post("/console/login", data={"token": console.token("1", Role.SYSTEM_ADMIN)},
+                              headers={"X-Forwarded-Proto": "https"}, follow_redirects=False)
+    assert "secure" in behind_tls.headers["set-cookie"].lower()
     for path in PAGES:
         page = console.get(path)
         assert page.status_code == 200, path
