@@ -79,14 +79,14 @@ def test_signing_in_sets_a_cookie_no_script_or_other_site_can_use(console):
     cookie = r.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie and "path=/console" in cookie
     assert "secure" not in cookie  # plain http on loopback: a Secure cookie would never come back
-    behind_tls = console.post("/console/login", data={"token": console.token("1", Role.SYSTEM_ADMIN)},
-                              headers={"X-Forwarded-Proto": "https"}, follow_redirects=False)
-    assert "secure" in behind_tls.headers["set-cookie"].lower()
     for path in PAGES:
         page = console.get(path)
         assert page.status_code == 200, path
         assert "default-src 'none'" in page.headers["content-security-policy"]
         assert page.headers["cache-control"] == "no-store" and page.headers["x-frame-options"] == "DENY"
+    behind_tls = console.post("/console/login", data={"token": console.token("1", Role.SYSTEM_ADMIN)},
+                              headers={"X-Forwarded-Proto": "https"}, follow_redirects=False)
+    assert "secure" in behind_tls.headers["set-cookie"].lower()  # behind a TLS proxy: Secure
 
 
 @pytest.mark.parametrize(("role", "status"), [(Role.REGULAR_USER, 403), (Role.SERVICE_ACCOUNT, 403),
