@@ -67,6 +67,13 @@ def text(driver, element_id: str) -> str:
     return found.strip()
 
 
+def shown(driver, element_id: str) -> str:
+    """As `text`, but "" while the element is not there (a page still loading): for waits."""
+    found = driver.execute_script("const e = document.getElementById(arguments[0]); return e && e.innerText",
+                                  element_id)
+    return (found or "").strip()
+
+
 def press(driver, element_id: str) -> None:
     """Click a button as a person would, found and clicked in one step (the live stream may redraw the page)."""
     from selenium.webdriver.common.by import By
@@ -100,11 +107,12 @@ def test_the_console_in_a_browser(live, browser):
     assert browser.find_element(By.ID, "token")
     browser.find_element(By.ID, "token").send_keys("not-a-token")
     browser.find_element(By.ID, "sign-in").click()
-    assert "not accepted" in text(browser, "login-error")
+    wait_for(lambda: "not accepted" in shown(browser, "login-error"), 10, "the refusal on the sign-in page")
     shot(browser, "00-sign-in-refused")
 
     # A company admin of another tenant signs in to... its own job only, so sign in as the job's company admin.
     token = live.token("ops", "browserco", "system_admin")
+    wait_for(lambda: browser.find_elements(By.ID, "token"), 10, "the sign-in form again")
     browser.find_element(By.ID, "token").send_keys(token)
     browser.find_element(By.ID, "sign-in").click()
     wait_for(lambda: browser.title.startswith("Calls"), 10, "the calls page after signing in")
@@ -133,7 +141,7 @@ def test_the_console_in_a_browser(live, browser):
     browser.get(f"{live.base}/console/ingest/{job_id}")
     assert text(browser, "job-status") == "running"
     press(browser, "action-pause")
-    wait_for(lambda: text(browser, "job-status") == "paused", 10, "the job page saying paused")
+    wait_for(lambda: shown(browser, "job-status") == "paused", 10, "the job page saying paused")
     rest = live.request("GET", f"/ingest/jobs/{job_id}", headers=company).json()
     assert rest["status"] == "paused"
     assert text(browser, "job-items").split()[0].replace(",", "") == str(rest["progress"]["completed_items"])
@@ -142,10 +150,10 @@ def test_the_console_in_a_browser(live, browser):
     # Live: the job resumed through the REST route shows up as running on the open page, with no reload.
     marker = browser.execute_script("window.__noReload = 1; return window.__noReload")
     live.request("POST", f"/ingest/jobs/{job_id}/control", headers=company, json={"action": "resume"})
-    wait_for(lambda: text(browser, "job-status") == "running", 15, "the live part updating")
+    wait_for(lambda: shown(browser, "job-status") == "running", 15, "the live part updating")
     assert browser.execute_script("return window.__noReload") == marker  # the same page, never reloaded
     press(browser, "action-cancel")
-    wait_for(lambda: text(browser, "job-status") == "cancelled", 10, "the job cancelled")
+    wait_for(lambda: shown(browser, "job-status") == "cancelled", 10, "the job cancelled")
 
     # Alerts and predictions open and say what they measure.
     browser.get(f"{live.base}/console/alerts")

@@ -119,3 +119,32 @@ def test_the_route_runs_one_export_for_a_system_admin_only(materializer, tmp_pat
     tenants = duckdb.sql(f"SELECT DISTINCT tenant FROM read_parquet('{files}', hive_partitioning = true) "
                          "ORDER BY 1 NULLS LAST").fetchall()
     assert tenants == [(1,), (None,)] or tenants == [("1",), (None,)]  # no tenant: Hive's NULL partition
+
+
+def test_requests_during_a_run_join_it_instead_of_queueing_their_own(materializer, tmp_path, monkeypatch):
+    import asyncio
+    import time
+
+    import api.parquet_exports as exports
+    from pipeline.storage.store import Store
+
+    runs: list[float] = []
+
+    def slow_export(cur, directory):  # noqa: ANN001, ANN202 - stands in for export_parquet
+        runs.append(time.monotonic())
+        time.sleep(0.3)
+        return {}
+
+    monkeypatch.setattr(exports, "export_parquet", slow_export)
+    service = exports.ParquetExports(materializer.settings.model_copy(update={"parquet_dir": tmp_path}),
+                                     Store(materializer.con))
+
+    async def five_at_once() -> float:
+        started = time.monotonic()
+        await asyncio.gather(*(service.run_once() for _ in range(5)))
+        return time.monotonic() - started
+
+    took = asyncio.run(five_at_once())
+    assert len(runs) == 1 and took < 0.6  # one run, shared: not five runs one after another (1.5 s)
+    asyncio.run(service.run_once())
+    assert len(runs) == 2  # the next request after it finished starts a new run
