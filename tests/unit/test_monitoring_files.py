@@ -8,6 +8,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 from prometheus_client import REGISTRY
 
@@ -81,3 +82,24 @@ def test_prometheus_and_grafana_run_only_under_the_monitoring_profile_on_loopbac
     prometheus = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     assert prometheus["scrape_configs"][0]["static_configs"][0]["targets"] == ["api:8000"]
     assert all("profiles" not in services[name] for name in ("kafka", "worker", "api"))
+
+
+def test_promtool_accepts_the_config_and_the_rules_and_their_unit_tests_pass(tmp_path):
+    """Prometheus's own checker on the files (Debian's `prometheus` package; `.ci/run` installs it)."""
+    import os
+    import shutil
+    import subprocess
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("STREAMDESK_REQUIRE_PROMTOOL") == "1":
+            pytest.fail("promtool is not installed (apt-get install prometheus)")
+        pytest.skip("no promtool on this machine")
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    config["rule_files"] = [str(DEPLOY / "prometheus" / "rules.yml")]  # the compose mount's path, here
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    for args in (["check", "config", str(tmp_path / "prometheus.yml")],
+                 ["check", "rules", str(DEPLOY / "prometheus" / "rules.yml")],
+                 ["test", "rules", str(DEPLOY / "prometheus" / "rules_test.yml")]):
+        done = subprocess.run([promtool, *args], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
