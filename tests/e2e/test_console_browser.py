@@ -15,7 +15,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from kafka import KafkaProducer
 
+from pipeline.settings import read_broker_file
+from simulators.sleep_cohort import generate_cohort
 from tests.helpers import REPO, call_event, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -23,6 +26,7 @@ SHOTS = REPO / "artifacts" / "screenshots"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 TENANT = "browser-t"  # a tenant of its own: 400 posted calls, plus the api's record of that one POST
+SLEEP_TENANT = "browser-s"  # the prediction's
 COMPANY = {"X-Company-ID": "browserco", "X-Platform": "freshdesk", "X-Domain": "browserco.freshdesk.com",
            "X-API-Key": "your_api_key"}
 
@@ -95,6 +99,26 @@ def test_the_console_in_a_browser(live, browser):
     sql = {"query": f"SELECT count(*) AS n FROM sys_api_call_histories WHERE tenant_id = '{TENANT}'"}
     wait_for(lambda: live.request("POST", "/v1/sql", json=sql, headers=bearer).json()["rows"][0][0] == 401, 60,
              "the calls stored")
+    # A user's sleep records and a prediction (seed 004), and a broken message on calls.raw with a secret in it.
+    # (a tenant of their own: the api records its own calls too, and the calls tenant's count must stay 401)
+    user = generate_cohort(1, days=14, seed=21, tenant=SLEEP_TENANT)[0]
+    records = [r.model_dump(mode="json") for r in user.records]
+    sleep_service = {"Authorization": f"Bearer {live.token('gw', SLEEP_TENANT, 'service_account')}"}
+    assert live.request("POST", "/v1/sol-cod/sleep-records", json=records,
+                        headers=sleep_service).status_code == 202
+    stored = {"query": f"SELECT count(*) FROM sleep_records WHERE tenant = '{SLEEP_TENANT}'"}
+    wait_for(lambda: live.request("POST", "/v1/sql", json=stored, headers=bearer).json()["rows"][0][0]
+             >= len(records), 60, "the sleep records stored")
+    staff = {"Authorization": f"Bearer {live.token('doc', SLEEP_TENANT, 'system_admin')}"}
+    predicted = live.request("POST", "/v1/sol-cod/predict", json={"userId": user.user_id}, headers=staff)
+    assert predicted.status_code == 202, predicted.text
+    prediction_id = predicted.json()["data"]["predictionId"]
+    wait_for(lambda: live.request("GET", f"/v1/sol-cod/predictions/{prediction_id}", headers=staff)
+             .json()["data"]["status"] == "COMPLETED", 60, "the prediction completed")
+    producer = KafkaProducer(bootstrap_servers=read_broker_file(live.data)["bootstrap"])
+    producer.send("calls.raw", b'{"path": "/x?api_key=sk-browser-secret", "broken": ')
+    producer.flush()
+    producer.close()
     job = live.request("POST", "/ingest/jobs", headers=COMPANY,
                        json={"include_kb": False, "batch_size": 10, "auto_start": True}).json()
     job_id = job["job_id"]
@@ -155,12 +179,31 @@ def test_the_console_in_a_browser(live, browser):
     press(browser, "action-cancel")
     wait_for(lambda: shown(browser, "job-status") == "cancelled", 10, "the job cancelled")
 
-    # Alerts and predictions open and say what they measure.
+    # Alerts and predictions open and say what they measure; the debate replays round by round.
     browser.get(f"{live.base}/console/alerts")
     assert "Job failure rate" in text(browser, "alerts")
     shot(browser, "05-alerts")
     browser.get(f"{live.base}/console/predictions")
+    assert user.user_id in text(browser, "predictions")
     shot(browser, "06-predictions")
+    browser.get(f"{live.base}/console/predictions/{prediction_id}")
+    debate = live.request("GET", f"/v1/sol-cod/predictions/{prediction_id}", headers=staff).json()["data"]
+    assert text(browser, "debate-status") == "COMPLETED"
+    shown_sol = float(text(browser, "debate-sol").split()[0].replace(",", ""))
+    assert abs(shown_sol - debate["result"]["solScore"]) <= 0.5  # the REST answer is in whole minutes
+    assert int(text(browser, "debate-rounds")) == debate["debateInfo"]["totalRounds"]
+    assert browser.execute_script("return document.querySelectorAll('#rounds tbody tr').length") == int(
+        text(browser, "debate-rounds"))
+    shot(browser, "07-debate")
+
+    # A dead letter: its reason on the Pipeline page, its bytes one click away, the secret masked.
+    wait_for(lambda: browser.get(f"{live.base}/console/pipeline") or "sk-browser" not in browser.page_source
+             and "calls.raw" in shown(browser, "dead-letters"), 30, "the dead letter listed")
+    letter = browser.execute_script("return document.querySelector('#dead-letters a').getAttribute('href')")
+    browser.get(f"{live.base}{letter}")
+    assert "REDACTED" in text(browser, "bytes") and "sk-browser-secret" not in browser.page_source
+    assert text(browser, "reason")
+    shot(browser, "08-dead-letter")
 
     # Signing out ends the session: the next page is the sign-in form again.
     browser.get(f"{live.base}/console/pipeline")
