@@ -36,7 +36,12 @@ ROUTES_SQL = ("SELECT method, path, count(*) AS n, quantile_cont(latency_ms, [0.
               "FROM sys_api_call_histories GROUP BY method, path ORDER BY n DESC LIMIT 20")
 
 
-def fill(db: Path, rows: int) -> float:
+# A call row's time and request size, as SQL over `i` (0..rows-1); the defaults are this benchmark's own.
+FIXED_MONTH = "TIMESTAMPTZ '2026-11-01 00:00:00+00' + to_milliseconds(i * (2592000000 // {rows}))"
+SMALL_BODIES = "CASE WHEN i % 3 = 0 THEN 100 + i % 8000 ELSE NULL END"
+
+
+def fill(db: Path, rows: int, created_at: str = FIXED_MONTH, request_size: str = SMALL_BODIES) -> float:
     """`rows` seed-shaped call rows into a fresh file; returns seconds taken."""
     t = time.perf_counter()
     con = connect(db)
@@ -47,9 +52,9 @@ def fill(db: Path, rows: int) -> float:
                '/api/v1/route/' || (i % 200), CASE WHEN i % 5 = 0 THEN 'page=' || (i % 9) ELSE NULL END,
                [200, 200, 200, 200, 201, 404, 500, 200, 200, 302][1 + (i * 31) % 10],
                (exp(3.4 + 1.1 * sqrt(-2 * ln(random())) * cos(2 * pi() * random())))::BIGINT,
-               CASE WHEN i % 3 = 0 THEN 100 + i % 8000 ELSE NULL END, 40 + (i * 13) % 60000,
+               {request_size}, 40 + (i * 13) % 60000,
                '10.0.' || (i % 250) || '.' || (1 + i % 253), 'okhttp/4.12.0', md5((i * 3)::VARCHAR),
-               NULL, 'AURA', TIMESTAMPTZ '2026-11-01 00:00:00+00' + to_milliseconds(i * (2592000000 // {rows}))
+               NULL, 'AURA', {created_at.format(rows=rows)}
         FROM range({rows}) r(i)""")
     con.execute("CHECKPOINT")
     con.close()

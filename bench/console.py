@@ -20,11 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from api_on_file import api_on  # noqa: E402
+from ceiling import fill as fill_calls  # noqa: E402
+from ceiling import timed  # noqa: E402
 
 from pipeline.security import Role, mint_token  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
@@ -35,42 +35,28 @@ PAGES = ["pipeline", "calls?window=15m", "calls?window=1h", "calls?window=24h", 
 STATUSES = ["completed", "completed", "completed", "failed", "running", "paused", "queued", "cancelled"]
 
 
+# The last 30 days up to now (the console's windows end now), and bodies up to ~400 KiB with a large one in 97.
+LAST_MONTH = "now() - to_milliseconds((2592000000 // {rows}) * i)"
+SPREAD_BODIES = ("CASE WHEN i % 3 = 0 THEN NULL ELSE (exp(4 + 3 * random()) * (1 + (i % 97 = 0)::INT * 400))::BIGINT "
+                 "END")
+
+
 def fill(db: Path, rows: int, jobs: int) -> None:
+    fill_calls(db, rows, created_at=LAST_MONTH, request_size=SPREAD_BODIES)
     con = connect(db)
-    con.execute(f"""
-        INSERT INTO sys_api_call_histories
-        SELECT md5(i::VARCHAR), (1 + (i * 7919) % 40)::VARCHAR, (i % 5000)::VARCHAR,
-               'agent_' || (i % 200), ['GET', 'GET', 'GET', 'POST', 'PUT'][1 + i % 5],
-               '/api/v1/route/' || (i % 200), CASE WHEN i % 5 = 0 THEN 'page=' || (i % 9) ELSE NULL END,
-               [200, 200, 200, 200, 201, 404, 500, 200, 200, 302][1 + (i * 31) % 10],
-               (exp(3.4 + 1.1 * sqrt(-2 * ln(random())) * cos(2 * pi() * random())))::BIGINT,
-               CASE WHEN i % 3 = 0 THEN NULL ELSE (exp(4 + 3 * random()) * (1 + (i % 97 = 0)::INT * 400))::BIGINT END,
-               40 + (i * 13) % 60000, '10.0.' || (i % 250) || '.' || (1 + i % 253), 'okhttp/4.12.0',
-               md5((i * 3)::VARCHAR), NULL, 'AURA',
-               now() - to_milliseconds((2592000000 // {rows}) * i)
-        FROM range({rows}) r(i)""")
     for j in range(jobs):
         status = STATUSES[j % len(STATUSES)]
+        finished = status in ("completed", "failed", "cancelled")
         con.execute(
             "INSERT INTO ingest_jobs (job_id, tenant, platform, domain, status, priority, options, created_at, "
             "started_at, completed_at, current_step, completed_items, total_items, items_per_second, statistics, "
-            "seq) VALUES (?, ?, 'freshdesk', ?, ?, 'normal', '{}', now() - to_minutes(?), now() - to_minutes(?), ?, "
-            "'collecting_tickets', ?, ?, 9.5, '{\"tickets_collected\": 100}', 1)",
+            "seq) VALUES (?, ?, 'freshdesk', ?, ?, 'normal', '{}', now() - to_minutes(?), now() - to_minutes(?), "
+            "CASE WHEN ? THEN now() - to_minutes(?) END, 'collecting_tickets', ?, ?, 9.5, "
+            "'{\"tickets_collected\": 100}', 1)",
             [f"bench-job-{j:03d}", str(1 + j % 40), f"co{j % 40}.freshdesk.com", status, 300 - j, 290 - j,
-             None if status in ("running", "paused", "queued") else None, 100 * j, 100 * j + 500])
+             finished, 280 - j, 100 * j, 100 * j + 500])
     con.execute("CHECKPOINT")
     con.close()
-
-
-def timed(client: httpx.Client, n: int, url: str) -> tuple[float, float]:
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        r = client.get(url)
-        times.append(time.perf_counter() - t)
-        r.raise_for_status()
-    times.sort()
-    return statistics.median(times) * 1000, times[min(len(times) - 1, int(len(times) * 0.95))] * 1000
 
 
 def paints(base: str, token: str, n: int) -> dict[str, tuple[float, float]] | None:
@@ -129,7 +115,7 @@ def main() -> int:
                            3600)
         assert client.post("/console/login", data={"token": token}).status_code == 303  # signed in: a cookie
         print(f"{'page':<22}{'HTML p50 ms':>12}{'p95 ms':>9}{'first paint median ms':>24}{'worst':>8}")
-        timings = {page: timed(client, args.loads, f"/console/{page}") for page in PAGES}
+        timings = {page: timed(client, args.loads, "GET", f"/console/{page}") for page in PAGES}
         painted = paints(str(client.base_url).rstrip("/"), token, args.paints) or {}
         for page in PAGES:
             p50, p95 = timings[page]

@@ -301,7 +301,7 @@ async def job_control(action: Action, services: ServicesDep, job_id: str) -> Res
     except ValidationError:
         raise ConsoleRefusal(422, "Unknown action or priority.") from None
     try:
-        await views.control_job(services, session.principal.tenant_id, job_id, control)
+        await services.jobs.control(session.principal.tenant_id, job_id, control)  # 404: not this tenant's
     except ApiError as exc:  # 404 (not this tenant's job), 409 (not in a state for it), 422, 503
         raise ConsoleRefusal(exc.status, exc.message) from None
     return RedirectResponse(f"/console/ingest/{quote(job_id)}", 303, headers=HEADERS)

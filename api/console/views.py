@@ -1,7 +1,7 @@
 """What each console page shows, read from the same places as the REST routes (so the figures agree).
 
 Every function takes the api's `Services` and the session's scope (a tenant, or None for a system_admin) and
-returns plain data for a template. Nothing here writes, except `control_job`, which is `Jobs.control`.
+returns plain data for a template. Nothing here writes (the job buttons call `Jobs.control` directly).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from api.alerts import HOST
 from api.console.rates import TopicRates
-from api.ingest_jobs import find_job, job_detail, job_summary
+from api.ingest_jobs import job_detail, job_summary
 from api.ingest_schedules import schedule_public
 from api.services import Services
 from pipeline.calls.redact import redact_bytes
@@ -118,11 +118,6 @@ async def job_view(services: Services, scope: str | None, job_id: str) -> dict[s
     if job is None:
         return None
     return job_detail(job, await services.store.run(iq.logs, job_id, 50))
-
-
-async def control_job(services: Services, tenant: str, job_id: str, body: Any) -> dict[str, Any]:
-    await find_job(services.store, tenant, job_id)  # 404 for a job of another company
-    return await services.jobs.control(tenant, job_id, body)
 
 
 def alerts_view(services: Services, scope: str | None) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from api.console.session import COOKIE
 from api.main import create_app
 from api.services import Services
+from api.wire import iso_z
 from pipeline.security import Role, mint_token
 from pipeline.storage.store import Store
 from tests.helpers import normalized
@@ -28,7 +29,7 @@ def console(materializer):
     """The app over a file with 60 calls (tenants 1, 2, 3), a job of tenant 1, a dead letter and a prediction."""
     now = datetime.now(UTC)
     materializer._write({TopicPartition("calls.normalized", 0): normalized(0, 60, request_size_bytes=2 << 20,
-                                                                           created_at=_iso(now))})
+                                                                           created_at=iso_z(now))})
     con = materializer.con
     con.execute("INSERT INTO ingest_jobs (job_id, tenant, platform, domain, status, priority, created_at, options, "
                 "completed_items, seq) VALUES ('job-1', '1', 'freshdesk', 'acme.freshdesk.com', 'paused', 'normal', "
@@ -45,10 +46,6 @@ def console(materializer):
     key = materializer.settings.jwt_key()
     client.token = lambda tenant, *roles: mint_token(key, "u1", tenant, list(roles))  # type: ignore[attr-defined]
     return client
-
-
-def _iso(at: datetime) -> str:
-    return at.isoformat().replace("+00:00", "Z")
 
 
 def sign_in(client, tenant: str, *roles: Role, next_: str | None = None):
@@ -209,7 +206,7 @@ def test_a_dead_letter_shows_its_bytes_with_secrets_masked(console):
 def test_markup_in_data_is_shown_as_text_never_run(console, materializer):
     materializer._write({TopicPartition("calls.normalized", 0): normalized(
         100, 1, agent_id="<script>alert(1)</script>", path="/x\"><img src=x onerror=alert(1)>",
-        created_at=_iso(datetime.now(UTC)))})
+        created_at=iso_z(datetime.now(UTC)))})
     sign_in(console, "1", Role.SYSTEM_ADMIN)
     page = console.get("/console/calls?window=30d").text
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page

@@ -14,7 +14,7 @@ from pipeline.connectors.freshdesk.ratelimit import PRIORITY_RANK, RateBudget
 
 
 def _grants(late_rank: int) -> list[str]:
-    """Four workers of a low job drain a 60-credit/s budget; 0.2 s in, another job asks for 10 credits."""
+    """Four workers of a low job drain a 60-credit/s budget; after its 10th grant another job asks for 10."""
 
     async def run() -> list[str]:
         budget = RateBudget(per_window=60, window_s=1.0)
@@ -26,7 +26,8 @@ def _grants(late_rank: int) -> list[str]:
                 order.append(name)
 
         low = [asyncio.create_task(worker("low", PRIORITY_RANK["low"], 15)) for _ in range(4)]
-        await asyncio.sleep(0.2)
+        while len(order) < 10:  # the low job well under way, with its workers waiting in line
+            await asyncio.sleep(0.005)
         late = asyncio.create_task(worker("late", late_rank, 10))
         await asyncio.gather(*low, late)
         return order
@@ -43,7 +44,7 @@ def test_an_urgent_job_overtakes_a_low_one_on_the_same_account():
     order = _grants(PRIORITY_RANK["urgent"])
     assert order.count("late") == 10 and order.count("low") == 60
     assert _low_between_first_and_last(order, "late") == 0  # its ten requests, one after the other
-    assert order.index("late") < 20  # served as soon as it asked, not after the low job's 45 waiting requests
+    assert order.index("late") < 20  # served as soon as it asked, not after the low job's 50 waiting requests
 
 
 def test_at_one_priority_the_line_is_first_come_first_served():
