@@ -32,7 +32,24 @@ def prediction_public(r: dict[str, Any]) -> dict[str, Any]:
     if r["status"] == "COMPLETED":
         data["result"] = {"solScore": rounded(r["sol_score"]), "confidenceScore": rounded(r["confidence_score"], 2),
                           "participatingAgents": 4, "consensusReached": r["consensus_reached"],
-                          "keyFindings": r["key_findings"], "concernAreas": r["concern_areas"]}
+                          "keyFindings": r["key_findings"], "concernAreas": r["concern_areas"],
+                          **judged_extras(r.get("outcome") or {})}
     if r["status"] == "FAILED":
         data["error"] = {"code": r["error_code"], "message": r["error_message"]}
     return data
+
+
+def judged_extras(outcome: dict[str, Any]) -> dict[str, Any]:
+    """The result's additions to seed 004: the 80 % interval and the baselines the debate is measured against.
+
+    Both come from the judge's stored outcome; a result made before they existed has neither key.
+    """
+    out: dict[str, Any] = {}
+    if outcome.get("intervalLow") is not None and outcome.get("intervalHigh") is not None:
+        out["predictionInterval"] = {"lower": outcome["intervalLow"], "upper": outcome["intervalHigh"],
+                                     "level": outcome.get("intervalLevel", 0.8)}
+    naive = outcome.get("naiveForecasts") or {}
+    if outcome.get("baselinePlainAverage") is not None or naive:
+        out["baselines"] = {"plainAverage": outcome.get("baselinePlainAverage"), "lastNight": naive.get("lastNight"),
+                            "mean7": naive.get("mean7"), "median7": naive.get("median7")}
+    return out

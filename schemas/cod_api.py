@@ -57,6 +57,23 @@ class RecordsAccepted(_Out):
     topic: str
 
 
+class PredictionInterval(_Out):
+    """Where tonight's SOL falls with probability `level`, from the debate's backtested spread."""
+
+    lower: float
+    upper: float
+    level: float
+
+
+class Baselines(_Out):
+    """What the debate is measured against: the last round's plain average and the diary's naive forecasts."""
+
+    plain_average: float | None = None
+    last_night: float | None = None
+    mean7: float | None = None
+    median7: float | None = None
+
+
 class PredictionResult(_Out):
     sol_score: int | None
     confidence_score: float | None
@@ -64,6 +81,8 @@ class PredictionResult(_Out):
     consensus_reached: bool | None
     key_findings: list[str] | None
     concern_areas: list[str] | None
+    prediction_interval: PredictionInterval | None = None
+    baselines: Baselines | None = None
 
 
 class DataUsed(_Out):
@@ -151,6 +170,12 @@ class Judge(_Out):
     aggregation: str | None
     judge_reasoning: str | None
     baseline_plain_average: float | None
+    interval_low: float | None = None
+    interval_high: float | None = None
+    interval_level: float | None = None
+    first_round_sol: float | None = Field(default=None, description="the judge's rule applied to round 1")
+    naive_forecasts: dict[str, float] | None = None
+    expert_weights: dict[str, float] | None = Field(default=None, description="each expert's share of the weight")
 
 
 class Debate(_Out):

@@ -109,11 +109,17 @@ class DebateOutcome(_Wire):
     aggregation: str
     baseline_plain_average: SolMinutes
     per_agent_final: dict[AgentType, float]
+    interval_low: SolMinutes | None = None  # the 80 % prediction interval (None in results made before it existed)
+    interval_high: SolMinutes | None = None
+    interval_level: Unit = 0.8
+    first_round_sol: SolMinutes | None = None  # the judge's rule on round 1: what the debate changed
+    naive_forecasts: dict[str, float] = Field(default_factory=dict)  # lastNight, mean7, median7 of the diary
+    expert_weights: dict[AgentType, float] = Field(default_factory=dict)  # each expert's share of the judge's weight
 
-    @field_validator("sol_score", "baseline_plain_average")
+    @field_validator("sol_score", "baseline_plain_average", "interval_low", "interval_high", "first_round_sol")
     @classmethod
-    def _tenth_of_a_minute(cls, v: float) -> float:
-        return round(v, 1)
+    def _tenth_of_a_minute(cls, v: float | None) -> float | None:
+        return None if v is None else round(v, 1)
 
 
 class QualityMetrics(_Wire):
@@ -129,6 +135,7 @@ class RecommendationCategory(StrEnum):
     RELAXATION = "RELAXATION"
     SLEEP_HYGIENE = "SLEEP_HYGIENE"
     COGNITIVE = "COGNITIVE"
+    CBTI = "CBTI"  # a technique taught inside the user's CBT-I course (seed 004's example: relaxation in MID)
 
 
 class Difficulty(StrEnum):

@@ -132,6 +132,10 @@ async def get_prediction(request: Request, principal: PredictionAuth, store: Sto
     return ok(request, prediction_public(await _visible_prediction(store, principal, prediction_id)))
 
 
+JUDGE_KEYS = ("aggregation", "judgeReasoning", "baselinePlainAverage", "intervalLow", "intervalHigh", "intervalLevel",
+              "firstRoundSol", "naiveForecasts", "expertWeights")
+
+
 @router.get("/debates/{session_id}", response_model=Envelope[Debate])
 async def get_debate(request: Request, principal: DebateAuth, store: StoreDep, session_id: str) -> JSONResponse:
     row = await store.run(q.prediction_by_session, session_id)
@@ -144,7 +148,7 @@ async def get_debate(request: Request, principal: DebateAuth, store: StoreDep, s
         "participatingAgents": 4, "totalRounds": row["total_rounds"] or len(rounds),
         "consensusReached": row["consensus_reached"], "finalConsensusScore": row["final_consensus_score"],
         "totalDebateTime": row["debate_time_ms"],
-        "judge": {k: (row["outcome"] or {}).get(k) for k in ("aggregation", "judgeReasoning", "baselinePlainAverage")},
+        "judge": {k: (row["outcome"] or {}).get(k) for k in JUDGE_KEYS},
         "rounds": [{**r, "startTime": iso_z(r["startTime"]), "endTime": iso_z(r["endTime"])} for r in rounds],
         "qualityMetrics": quality or None,
         "analyses": await store.run(q.analyses_of, row["prediction_id"]),

@@ -2,7 +2,9 @@
 
 A round asks all four experts; round n hears round n-1's opinions. Rounds go on until the experts agree
 (`CONSENSUS_THRESHOLD`), `MAX_ROUNDS` is reached, or consensus stops improving (the adaptive break of
-multi-agent debate, Liang et al. 2023). Timings come only from `now`, so with a fixed clock a round is
+multi-agent debate, Liang et al. 2023); experts with a backtested diary always hear each other once
+(`should_stop`). The judge weighs the last round by measured skill (skill.py). Timings come only from
+`now`, so with a fixed clock a round is
 fully reproducible: `response_time_ms` is the `now()` difference around each expert, in whole ms.
 The judge's reasoning text is Korean, like the experts' key points.
 """
@@ -12,12 +14,14 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
+from pipeline.predictions import skill
 from pipeline.predictions.deliberation import NO_DATA_CONFIDENCE, pooled, precision
-from pipeline.predictions.experts import EXPERTS, has_any_data
-from pipeline.predictions.features import extract
-from schemas.debate import DebateOutcome, Opinion, QualityMetrics, RoundRecord
+from pipeline.predictions.experts import EXPERTS, context, has_any_data
+from pipeline.predictions.forecast import Ledger, naive_forecasts
+from schemas.debate import AgentType, DebateOutcome, Opinion, QualityMetrics, RoundRecord
 from schemas.sleep import DataSnapshot
 
 Clock = Callable[[], datetime]
@@ -29,7 +33,8 @@ MIN_GAIN = 0.02  # a round that raises consensus by less than this has stalled
 # far apart do not agree at all.
 CONSENSUS_SCALE = 20.0
 MAX_FINDINGS = 5
-AGGREGATION = "precision_weighted_mean"
+AGGREGATION = "skill_weighted_log_mean"
+NO_DIARY_AGGREGATION = "precision_weighted_mean"
 
 
 class DebateFailed(Exception):
@@ -67,14 +72,17 @@ def run_round(snapshot: DataSnapshot, transcript: Sequence[RoundRecord], now: Cl
         raise DebateFailed("no sleep diary, questionnaire, mobile or treatment data for any expert")
     if len(transcript) >= MAX_ROUNDS:
         raise DebateFailed(f"the debate already ran the maximum of {MAX_ROUNDS} rounds")
-    features = extract(snapshot)
     previous = transcript[-1].expert_opinions if transcript else []
     start = now()
+    try:
+        ctx = context(snapshot)
+    except ValueError as exc:
+        raise DebateFailed(f"the data cannot be read: {exc}") from exc
     opinions = []
     for agent, expert in EXPERTS.items():
         began = now()
         try:
-            opinion = expert(snapshot, features, previous)
+            opinion = expert(snapshot, ctx, previous)
         except ValueError as exc:  # data the schema let through but no expert can read (pydantic errors too)
             raise DebateFailed(f"{agent.value} could not form an opinion: {exc}") from exc
         opinions.append(opinion.model_copy(update={"response_time_ms": _ms(began, now())}))
@@ -82,12 +90,28 @@ def run_round(snapshot: DataSnapshot, transcript: Sequence[RoundRecord], now: Cl
                        consensus_score=consensus_score(opinions), expert_opinions=opinions)
 
 
+def _tested(record: RoundRecord) -> bool:
+    """True when the round's experts forecast from a diary they backtested (their opinions name their parts)."""
+    return any("forecastParts" in o.analysis_result for o in record.expert_opinions)
+
+
 def should_stop(transcript: Sequence[RoundRecord]) -> bool:
-    """Stop on consensus, at MAX_ROUNDS, or when a round improved consensus by less than MIN_GAIN."""
+    """Stop on consensus, at MAX_ROUNDS, or when a round improved consensus by less than MIN_GAIN.
+
+    Experts with a backtested diary always get a second round: round 1 is formed alone, and only in round 2
+    do they hear each other's measured evidence. After that a round in which nobody revised ends the debate.
+    """
     if not transcript:
         return False
     last = transcript[-1].consensus_score
-    if last >= CONSENSUS_THRESHOLD or len(transcript) >= MAX_ROUNDS:
+    if len(transcript) >= MAX_ROUNDS:
+        return True
+    if _tested(transcript[-1]):
+        if len(transcript) == 1:
+            return False
+        if not any(o.revised for o in transcript[-1].expert_opinions):
+            return True
+    if last >= CONSENSUS_THRESHOLD:
         return True
     return len(transcript) >= 2 and last - transcript[-2].consensus_score < MIN_GAIN
 
@@ -99,22 +123,63 @@ def _merged(lists: Sequence[Sequence[str]]) -> list[str]:
     return list(seen)[:MAX_FINDINGS]
 
 
-def _reasoning(transcript: Sequence[RoundRecord], sol: float, plain: float, reached: bool) -> str:
+def _reasoning(transcript: Sequence[RoundRecord], verdict: _Verdict, plain: float, naive: dict[str, float]) -> str:
     last = transcript[-1]
-    ranked = sorted(last.expert_opinions, key=lambda o: -o.confidence)
-    views = ", ".join(f"{o.agent_type.value} {o.sol_score:.1f}분(신뢰도 {o.confidence:.2f})" for o in ranked)
-    verdict = "로 합의에 도달" if reached else f", 합의 기준 {CONSENSUS_THRESHOLD} 미달"
-    return (f"{len(transcript)}라운드 토론 후 마지막 라운드 의견을 정밀도(신뢰도 r/(1-r))로 가중 평균하여"
-            f" SOL {sol:.1f}분으로 판단했습니다 (단순 평균 {plain:.1f}분). 최종 합의 점수"
-            f" {last.consensus_score:.2f}{verdict}. 전문가 의견: {views}.")
+    reached = last.consensus_score >= CONSENSUS_THRESHOLD
+    if verdict.weights:
+        ranked = sorted(last.expert_opinions, key=lambda o: -verdict.weights.get(o.agent_type, 0))
+        views = ", ".join(f"{o.agent_type.value} {o.sol_score:.1f}분(가중치 {verdict.weights[o.agent_type]:.2f})"
+                          for o in ranked)
+        rule = "각 전문가의 백테스트 오차 역수로 가중한 로그 평균"
+    else:
+        ranked = sorted(last.expert_opinions, key=lambda o: -o.confidence)
+        views = ", ".join(f"{o.agent_type.value} {o.sol_score:.1f}분(신뢰도 {o.confidence:.2f})" for o in ranked)
+        rule = "수면 일지가 없어 백테스트 없이 정밀도(신뢰도 r/(1-r))로 가중한 평균"
+    outcome = "로 합의에 도달" if reached else f", 합의 기준 {CONSENSUS_THRESHOLD} 미달"
+    baselines = "".join(f", {NAIVE_NAMES[k]} {v:.1f}분" for k, v in naive.items())
+    return (f"{len(transcript)}라운드 토론 후 마지막 라운드 의견을 {rule}으로 SOL {verdict.sol:.1f}분"
+            f" (80% 구간 {verdict.low:.1f}-{verdict.high:.1f}분)으로 판단했습니다. 비교: 단순 평균 {plain:.1f}분"
+            f"{baselines}. 최종 합의 점수 {last.consensus_score:.2f}{outcome}. 전문가 의견: {views}.")
+
+
+NAIVE_NAMES = {"lastNight": "어젯밤", "mean7": "최근 7일 평균", "median7": "최근 7일 중앙값"}
+NO_DIARY_LOG_SD = 0.6  # without a diary the instruments' SOL maps are all there is: a wide interval
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    sol: float
+    low: float
+    high: float
+    confidence: float
+    first_round: float
+    weights: dict[AgentType, float]
+
+
+def _verdict(snapshot: DataSnapshot, transcript: Sequence[RoundRecord]) -> _Verdict:
+    """Skill-weighted with a diary (skill.judge_log); precision-weighted by confidence without one."""
+    last, first = transcript[-1].expert_opinions, transcript[0].expert_opinions
+    ledger = context(snapshot).ledger if snapshot.diary else Ledger.empty()
+    if ledger.level is None:
+        sol, sd, weights = pooled(last), NO_DIARY_LOG_SD, {}
+        first_sol = pooled(first)
+    else:
+        log_sol, sd, weights = skill.judge_log(ledger, last)
+        sol, first_sol = math.exp(log_sol), math.exp(skill.judge_log(ledger, first)[0])
+    sol = max(sol, 1.0)
+    low, high = skill.interval(math.log(sol), sd)
+    return _Verdict(sol, low, high, skill.within_ten(sol, sd), first_sol, weights)
 
 
 def conclude(snapshot: DataSnapshot, transcript: Sequence[RoundRecord]) -> DebateOutcome:
-    """The judge: a precision-weighted mean of the last round, a discounted confidence, merged findings.
+    """The judge: the last round weighed by measured skill, an 80 % interval, a confidence derived from it.
 
-    sol = sum(w_i * s_i) / sum(w_i) over the last round, w_i = c_i / (1 - c_i) (c = confidence, s = SOL):
-    confidence as reliability makes w the inverse error variance. confidence = (sum(c_i^2) / sum(c_i))
-    * (0.5 + 0.5 * final consensus): as sure as its experts, less so while they still disagree.
+    With a diary: log sol = sum(w_i * log s_i) / sum(w_i) over the last round, w_i = 1 / spread_i^2, spread_i
+    the expert's backtest RMS log residual shrunk toward the population's (skill.py); the interval is the
+    same combination's backtest spread around it; confidence = P(|SOL - sol| <= 10 min) under that spread.
+    Without a diary nothing can be backtested: the precision-weighted mean of the experts' confidences
+    (w = c / (1 - c)) and a wide fixed spread. Beside it: the plain average of the last round, the naive
+    forecasts (last night, mean and median of the last 7), and the judge's rule applied to round 1.
     Findings and concerns are the experts' key points and risk factors, most confident expert first,
     leaving out experts that had no data of their own.
     """
@@ -124,23 +189,28 @@ def conclude(snapshot: DataSnapshot, transcript: Sequence[RoundRecord]) -> Debat
         raise DebateFailed("no data behind the opinions")
     last = transcript[-1]
     opinions = last.expert_opinions
-    sol, plain = pooled(opinions), statistics.fmean(o.sol_score for o in opinions)
-    total = sum(o.confidence for o in opinions) or 1.0
-    confidence = sum(o.confidence**2 for o in opinions) / total * (0.5 + 0.5 * last.consensus_score)
+    verdict = _verdict(snapshot, transcript)
+    plain = statistics.fmean(o.sol_score for o in opinions)
+    naive = naive_forecasts([d.data.sol_minutes for d in snapshot.diary])
     reached = last.consensus_score >= CONSENSUS_THRESHOLD
     informed = sorted((o for o in opinions if o.confidence > NO_DATA_CONFIDENCE), key=lambda o: -o.confidence)
     return DebateOutcome(
-        sol_score=sol,
-        confidence_score=round(min(confidence, 1.0), 3),
+        sol_score=verdict.sol,
+        confidence_score=round(min(verdict.confidence, 1.0), 3),
         consensus_reached=reached,
         final_consensus_score=last.consensus_score,
         total_rounds=len(transcript),
         key_findings=_merged([o.key_points for o in informed]),
         concern_areas=_merged([o.risk_factors for o in informed]),
-        judge_reasoning=_reasoning(transcript, sol, plain, reached),
-        aggregation=AGGREGATION,
+        judge_reasoning=_reasoning(transcript, verdict, plain, naive),
+        aggregation=AGGREGATION if verdict.weights else NO_DIARY_AGGREGATION,
         baseline_plain_average=plain,
         per_agent_final={o.agent_type: o.sol_score for o in opinions},
+        interval_low=verdict.low,
+        interval_high=verdict.high,
+        first_round_sol=verdict.first_round,
+        naive_forecasts={k: round(v, 1) for k, v in naive.items()},
+        expert_weights={a: round(w, 3) for a, w in verdict.weights.items()},
     )
 
 

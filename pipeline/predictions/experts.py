@@ -1,9 +1,12 @@
-"""Four rule-based experts, each a pure function `(snapshot, features, previous_round) -> Opinion`.
+"""Four experts, each a pure function `(snapshot, context, previous_round) -> Opinion`.
 
 Personas (ChatEval, Chan et al. 2023): SLEEP_PATTERN reads the diary, CBTI the treatment and sleep
-efficiency, QUESTIONNAIRE the ISI/PSQI/PSAS/DBAS scores, MOBILE_ANALYTICS the phone signals. Each first
-forms its own `View` from its own data, then `deliberate` moves it toward the others' previous answers
-(see deliberation.py). Experts never read a clock: `response_time_ms` is 0 here and the round engine fills it.
+efficiency, QUESTIONNAIRE the ISI/PSQI/PSAS/DBAS scores, MOBILE_ANALYTICS the phone signals. Each forms its
+own `View` from its own data: the findings, risks and evidence it reports. With a diary, its number is a
+measured forecast: the shared level plus its own adjustments, backtested on the user's own nights, and in
+later rounds it takes a better-tested peer's adjustments (skill.py). Without a diary there is nothing to
+backtest: the view's number stands and `deliberate` moves it toward the others' previous answers
+(deliberation.py). Experts never read a clock: `response_time_ms` is 0 here and the round engine fills it.
 Text meant for users (key points, risk factors, reasoning) is Korean, as in seed 004.
 """
 
@@ -12,7 +15,9 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
+from pipeline.predictions import skill
 from pipeline.predictions.deliberation import (
     INSOMNIA_SOL,
     NO_DATA_CONFIDENCE,
@@ -22,6 +27,7 @@ from pipeline.predictions.deliberation import (
     deliberate,
     describe,
     no_data,
+    onset_label,
     trend_label,
 )
 from pipeline.predictions.features import (
@@ -34,6 +40,7 @@ from pipeline.predictions.features import (
     slope,
     weekend_gap,
 )
+from pipeline.predictions.forecast import Diary, Ledger
 from schemas.debate import AgentType, DataPoint, Evidence, Opinion, SolConsistency, SolTrend
 from schemas.sleep import DataSnapshot, Instrument, MobileAnalytics, TreatmentPhase
 
@@ -41,7 +48,7 @@ TARGET_EFFICIENCY = 0.85  # CBT-I's sleep-efficiency goal (Spielman et al. 1987)
 CBTI_SOL_GAIN = 19.0  # CBT-I shortens diary SOL by ~19 min over a course (Trauer et al. 2015 meta-analysis)
 COURSE_DAYS = 49  # a 6-8 week course; the gain accrues over about 7 weeks
 
-Expert = Callable[[DataSnapshot, Features, Sequence[Opinion]], Opinion]
+Expert = Callable[[DataSnapshot, "Context", Sequence[Opinion]], Opinion]
 
 
 def _clip(v: float, lo: float, hi: float) -> float:
@@ -276,24 +283,63 @@ def _mobile_notes(view: View, f: Features) -> None:
         view.key_points.append(f"규칙적인 신체 활동 ({f.active_minutes:.0f}분)")
 
 
-def sleep_pattern_expert(snapshot: DataSnapshot, features: Features, previous_round: Sequence[Opinion]) -> Opinion:
+@dataclass(frozen=True)
+class Context:
+    """What every expert of one round reads besides the snapshot: its features and the backtest ledger."""
+
+    features: Features
+    ledger: Ledger
+
+
+def context(snapshot: DataSnapshot) -> Context:
+    """Features and the ledger of one snapshot; the questionnaires' SOL is the trait the QUESTIONNAIRE pull uses."""
+    f = extract(snapshot)
+    sols = _instrument_sols(f)
+    if not snapshot.diary or f.target_date is None:
+        return Context(f, Ledger.empty())
+    trait = questionnaire_view(snapshot, f).sol if sols else None
+    return Context(f, Ledger.of(Diary.of(snapshot, trait), f.target_date))
+
+
+def argued(agent: AgentType, view: View, ctx: Context, previous: Sequence[Opinion]) -> Opinion:
+    """The opinion of an expert: measured forecast and revision with a diary (skill.py), else deliberation."""
+    ledger = ctx.ledger
+    if ledger.level is None:
+        return deliberate(agent, view, previous)
+    parts, notes = skill.argue(agent, ledger, previous)
+    relative, bt = skill.relative_skill(ledger, parts)
+    sd = skill.spread(bt)
+    sol = max(math.exp(ledger.forecast_log(parts)), 1.0)  # type: ignore[arg-type]
+    low, high = skill.interval(math.log(sol), sd)
+    own = next((o for o in previous if o.agent_type is agent), None)
+    analysis = {**view.analysis, "sleepOnsetPatterns": onset_label(sol), "forecastParts": sorted(parts),
+                "backtest": {"nights": bt.n, "maeMinutes": None if bt.mae is None else round(bt.mae, 2),
+                             "relativeToLevel": round(relative, 3), "logSpread": round(sd, 3)},
+                "interval80": [round(low, 1), round(high, 1)]}
+    return Opinion(agent_type=agent, sol_score=sol, confidence=round(skill.within_ten(sol, sd), 3),
+                   key_points=view.key_points, risk_factors=view.risk_factors, analysis_result=analysis,
+                   evidence=view.evidence, revised=own is not None and parts != skill.parts_of(own),
+                   reasoning=" ".join([skill.describe_forecast(ledger, parts, bt), *notes]))
+
+
+def sleep_pattern_expert(snapshot: DataSnapshot, ctx: Context, previous_round: Sequence[Opinion]) -> Opinion:
     """SLEEP_PATTERN: the diary's recent level, trend, variability and weekend gap."""
-    return deliberate(AgentType.SLEEP_PATTERN, sleep_pattern_view(snapshot, features), previous_round)
+    return argued(AgentType.SLEEP_PATTERN, sleep_pattern_view(snapshot, ctx.features), ctx, previous_round)
 
 
-def cbti_expert(snapshot: DataSnapshot, features: Features, previous_round: Sequence[Opinion]) -> Opinion:
+def cbti_expert(snapshot: DataSnapshot, ctx: Context, previous_round: Sequence[Opinion]) -> Opinion:
     """CBTI: treatment phase, adherence and sleep efficiency."""
-    return deliberate(AgentType.CBTI, cbti_view(snapshot, features), previous_round)
+    return argued(AgentType.CBTI, cbti_view(snapshot, ctx.features), ctx, previous_round)
 
 
-def questionnaire_expert(snapshot: DataSnapshot, features: Features, previous_round: Sequence[Opinion]) -> Opinion:
+def questionnaire_expert(snapshot: DataSnapshot, ctx: Context, previous_round: Sequence[Opinion]) -> Opinion:
     """QUESTIONNAIRE: ISI, PSQI, PSAS and DBAS-16."""
-    return deliberate(AgentType.QUESTIONNAIRE, questionnaire_view(snapshot, features), previous_round)
+    return argued(AgentType.QUESTIONNAIRE, questionnaire_view(snapshot, ctx.features), ctx, previous_round)
 
 
-def mobile_analytics_expert(snapshot: DataSnapshot, features: Features, previous_round: Sequence[Opinion]) -> Opinion:
+def mobile_analytics_expert(snapshot: DataSnapshot, ctx: Context, previous_round: Sequence[Opinion]) -> Opinion:
     """MOBILE_ANALYTICS: screen time, evening light, daylight and activity."""
-    return deliberate(AgentType.MOBILE_ANALYTICS, mobile_view(snapshot, features), previous_round)
+    return argued(AgentType.MOBILE_ANALYTICS, mobile_view(snapshot, ctx.features), ctx, previous_round)
 
 
 EXPERTS: dict[AgentType, Expert] = {
@@ -311,5 +357,4 @@ def has_any_data(snapshot: DataSnapshot) -> bool:
 
 def opine(agent: AgentType, snapshot: DataSnapshot, previous: Sequence[Opinion] = ()) -> Opinion:
     """One expert's opinion on `snapshot`, having heard `previous` (the last round's opinions, if any)."""
-    return EXPERTS[agent](snapshot, extract(snapshot), previous)
-
+    return EXPERTS[agent](snapshot, context(snapshot), previous)

@@ -28,11 +28,11 @@ INSOMNIA_SOL = 30.0  # Lichstein et al. 2003
 TARGET_EFFICIENCY = 0.85  # Spielman et al. 1987
 MIN_WINDOW = 300  # sleep restriction never prescribes less than 5 h in bed (Spielman et al. 1987)
 FOCUS_NAMES = {Cat.STIMULUS_CONTROL: "자극 조절", Cat.SLEEP_RESTRICTION: "수면 제한", Cat.RELAXATION: "이완 훈련",
-               Cat.SLEEP_HYGIENE: "수면 위생", Cat.COGNITIVE: "인지 재구성"}
+               Cat.SLEEP_HYGIENE: "수면 위생", Cat.COGNITIVE: "인지 재구성", Cat.CBTI: "CBT-I 과정 기법"}
 # what each phase of a CBT-I course works on (EARLY: restriction + stimulus control; MID: cognitive work;
 # LATE/MAINTENANCE: keeping habits, relapse prevention)
 PHASE_FOCUS = {TreatmentPhase.EARLY: {Cat.SLEEP_RESTRICTION, Cat.STIMULUS_CONTROL},
-               TreatmentPhase.MID: {Cat.COGNITIVE, Cat.RELAXATION},
+               TreatmentPhase.MID: {Cat.COGNITIVE, Cat.RELAXATION, Cat.CBTI},
                TreatmentPhase.LATE: {Cat.SLEEP_HYGIENE, Cat.COGNITIVE},
                TreatmentPhase.MAINTENANCE: {Cat.SLEEP_HYGIENE}}
 PHASE_BOOST = 1.15
@@ -91,8 +91,10 @@ def _relaxation(f: Features, o: DebateOutcome) -> Candidate | None:
         return None
     severity = max(((cog or 8) - 20) / 12, ((som or 8) - 14) / 10, 0.0)
     title = "점진적 근육 이완법" if som_high else "호흡·심상 이완 훈련"
+    # inside a running CBT-I course relaxation is one of the course's techniques: seed 004 files it as CBTI
+    in_course = f.phase in (TreatmentPhase.EARLY, TreatmentPhase.MID, TreatmentPhase.LATE) and not f.paused
     return Candidate(
-        Cat.RELAXATION, title, f"SOL 단축을 위해 입면 전 {title}을 실시해보세요.",
+        Cat.CBTI if in_course else Cat.RELAXATION, title, f"SOL 단축을 위해 입면 전 {title}을 실시해보세요.",
         _impact(0.65, severity), Difficulty.MODERATE, 14,
         ["침대에 누워 발가락부터 순차적으로 긴장을 주었다 풀기" if som_high else "4초 들이쉬고 6초 내쉬는 복식호흡",
          "소등 후 10-15분간 실시", "SOL 30분 이내 달성 시까지 매일 지속"],

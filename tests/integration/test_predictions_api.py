@@ -106,8 +106,15 @@ def test_predict_completes_with_rounds_analyses_and_recommendations(api, cohort)
     done = _completed(api, user, pid)["data"]
     assert done["status"] == "COMPLETED" and done["result"]["consensusReached"] in (True, False)
     assert 0 < done["result"]["solScore"] < 180 and done["debateInfo"]["totalRounds"] >= 1
+    interval = done["result"]["predictionInterval"]
+    assert interval["level"] == 0.8 and interval["lower"] < done["result"]["solScore"] < interval["upper"]
+    assert set(done["result"]["baselines"]) == {"plainAverage", "lastNight", "mean7", "median7"}
+    assert done["result"]["baselines"]["median7"] > 0
     staff = auth(api, Role.MEDICAL_PROFESSIONAL, "doc")
     debate = api.get(f"/v1/sleep-quality-cod/debates/{done['debateInfo']['sessionId']}", headers=staff).json()["data"]
+    assert debate["judge"]["aggregation"] == "skill_weighted_log_mean"
+    assert debate["judge"]["firstRoundSol"] > 0 and set(debate["judge"]["expertWeights"]) == {
+        "SLEEP_PATTERN", "CBTI", "QUESTIONNAIRE", "MOBILE_ANALYTICS"}
     assert [rd["roundNumber"] for rd in debate["rounds"]] == list(range(1, done["debateInfo"]["totalRounds"] + 1))
     assert {o["agentType"] for o in debate["rounds"][0]["expertOpinions"]} == {
         "SLEEP_PATTERN", "CBTI", "QUESTIONNAIRE", "MOBILE_ANALYTICS"}

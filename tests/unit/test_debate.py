@@ -49,16 +49,24 @@ def round_of(number: int, consensus: float, opinions: list[Opinion] | None = Non
                        consensus_score=consensus, expert_opinions=opinions or [])
 
 
-def test_debates_on_cohort_users_converge_and_stop_within_max_rounds():
+def test_debates_on_cohort_users_stop_within_max_rounds_and_every_revision_is_better_tested():
+    revisions = 0
     for snap in cohort_snapshots():
         transcript, outcome = run_debate(snap, FakeClock())
-        assert 1 <= len(transcript) <= MAX_ROUNDS == 4
+        assert 2 <= len(transcript) <= MAX_ROUNDS == 4  # with a diary the experts always hear each other once
         assert [r.round_number for r in transcript] == list(range(1, len(transcript) + 1))
         assert should_stop(transcript)
         scores = [r.consensus_score for r in transcript]
-        assert scores[-1] >= scores[0]
+        for before, after in zip(transcript, transcript[1:], strict=False):
+            was = {o.agent_type: o.analysis_result["backtest"]["relativeToLevel"] for o in before.expert_opinions}
+            for o in after.expert_opinions:
+                if o.revised:  # an expert takes a peer's evidence only when its own backtest improves with it
+                    revisions += 1
+                    assert o.analysis_result["backtest"]["relativeToLevel"] < was[o.agent_type]
+                    assert "백테스트" in o.reasoning
         assert outcome.total_rounds == len(transcript)
         assert outcome.consensus_reached == (scores[-1] >= CONSENSUS_THRESHOLD)
+    assert revisions > 0
 
 
 def test_the_verdict_lies_between_the_experts_and_keeps_the_plain_average_beside_it():

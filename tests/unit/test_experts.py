@@ -52,7 +52,12 @@ def questionnaires(isi: float, cognitive: float, somatic: float = 10, day: date 
 def test_questionnaire_expert_predicts_longer_sol_for_severe_insomnia_and_arousal():
     severe = opine(AgentType.QUESTIONNAIRE, snapshot(diary([30] * 7) + questionnaires(isi=22, cognitive=32)))
     mild = opine(AgentType.QUESTIONNAIRE, snapshot(diary([30] * 7) + questionnaires(isi=4, cognitive=9)))
-    assert severe.sol_score > mild.sol_score + 15
+    # with a week of diary the instruments only pull the level (1.5 nights' worth of weight against 7)
+    assert severe.sol_score > 30 > mild.sol_score
+    assert severe.sol_score > mild.sol_score + 4
+    alone_severe = opine(AgentType.QUESTIONNAIRE, snapshot(questionnaires(isi=22, cognitive=32)))
+    alone_mild = opine(AgentType.QUESTIONNAIRE, snapshot(questionnaires(isi=4, cognitive=9)))
+    assert alone_severe.sol_score > alone_mild.sol_score + 15  # without a diary they are all there is
     assert any("ISI 22점" in r for r in severe.risk_factors)
     assert any("인지적 각성" in r for r in severe.risk_factors)
     assert severe.analysis_result["sleepOnsetPatterns"] == "POOR"
@@ -124,16 +129,38 @@ def test_opinions_are_deterministic_and_survive_the_wire():
         assert opine(agent, snap) == opine(agent, again)
 
 
-def test_in_a_later_round_the_less_confident_expert_moves_further_toward_the_others():
-    snap = snapshot(diary([20] * 14) + questionnaires(isi=26, cognitive=38, somatic=30))
+def test_in_a_later_round_an_expert_takes_the_evidence_of_a_better_tested_peer_and_says_so():
+    # three weeks whose Friday and Saturday nights take 45 min and the rest 15: the weekday pattern is what
+    # SLEEP_PATTERN reads, and its backtest beats every peer that only knows the level
+    sols = [45 if (MONDAY + timedelta(days=i)).weekday() in (4, 5) else 15 for i in range(18)]  # next: Friday
+    snap = snapshot(diary(sols) + questionnaires(isi=12, cognitive=18))
     first = [opine(agent, snap) for agent in AgentType]
-    second = {o.agent_type: o for o in (opine(agent, snap, first) for agent in AgentType)}
     before = {o.agent_type: o for o in first}
-    moved = {a: abs(second[a].sol_score - before[a].sol_score) for a in AgentType}
-    assert moved[AgentType.QUESTIONNAIRE] > moved[AgentType.SLEEP_PATTERN]
-    assert second[AgentType.QUESTIONNAIRE].revised
-    assert second[AgentType.QUESTIONNAIRE].sol_score < before[AgentType.QUESTIONNAIRE].sol_score
+    second = {o.agent_type: o for o in (opine(agent, snap, first) for agent in AgentType)}
     assert not any(o.revised for o in first)
+    pattern = before[AgentType.SLEEP_PATTERN]
+    assert pattern.sol_score > 25  # tonight is a Friday: 19 min level + the shrunk weekend delay
+    for agent in (AgentType.QUESTIONNAIRE, AgentType.MOBILE_ANALYTICS):
+        mine, theirs = before[agent].analysis_result["backtest"], pattern.analysis_result["backtest"]
+        assert theirs["maeMinutes"] < mine["maeMinutes"]
+        assert second[agent].revised
+        assert "weekday" in second[agent].analysis_result["forecastParts"]
+        assert second[agent].sol_score > before[agent].sol_score + 5
+        assert "SLEEP_PATTERN" in second[agent].reasoning and "백테스트" in second[agent].reasoning
+    assert not second[AgentType.SLEEP_PATTERN].revised  # the best-tested expert holds its view
+    assert second[AgentType.SLEEP_PATTERN].sol_score == pattern.sol_score
+
+
+def test_an_opinion_from_a_diary_carries_its_backtest_interval_and_a_confidence_derived_from_it():
+    steady = opine(AgentType.SLEEP_PATTERN, snapshot(diary([30, 31, 29, 30, 32, 30, 29, 31, 30, 30] * 2)))
+    erratic = opine(AgentType.SLEEP_PATTERN, snapshot(diary([10, 60, 15, 45, 8, 70, 20, 50, 12, 65] * 2)))
+    for o in (steady, erratic):
+        low, high = o.analysis_result["interval80"]
+        assert low < o.sol_score < high
+        assert o.analysis_result["backtest"]["nights"] == 15  # every night from the sixth on
+    assert steady.confidence > 0.8 > erratic.confidence  # the chance of landing within 10 minutes
+    spread = lambda o: o.analysis_result["interval80"][1] / o.analysis_result["interval80"][0]  # noqa: E731
+    assert spread(erratic) > 2 * spread(steady)
 
 
 def test_opinion_dumps_with_the_seeds_camel_case_keys():

@@ -121,3 +121,15 @@ def test_recommendations_dump_with_the_seeds_camel_case_keys():
     assert RecommendationSet.model_validate(doc) == recs
     assert recommend(user(sol=40, efficiency=0.75), outcome, "pred_1") == recs  # deterministic
     assert outcome.per_agent_final[AgentType.SLEEP_PATTERN] > 0
+
+
+def test_relaxation_inside_a_running_cbti_course_is_filed_as_cbti_as_in_the_seed():
+    course = TreatmentCycle(phase=TreatmentPhase.MID, cycle_week=4)
+    _, recs = advise(user(sol=40, psas=(30, 20), treatment=course))
+    found = by_category(recs)
+    assert Cat.RELAXATION not in found
+    assert any("PSAS 인지 각성 30점" in r for r in found[Cat.CBTI])
+    wire = recs.model_dump(by_alias=True, mode="json")
+    assert "CBTI" in {r["category"] for r in wire["recommendations"]}
+    paused = TreatmentCycle(phase=TreatmentPhase.MID, cycle_week=4, paused=True)
+    assert Cat.RELAXATION in by_category(advise(user(sol=40, psas=(30, 20), treatment=paused))[1])
