@@ -99,8 +99,10 @@ def argue(agent: AgentType, ledger: Ledger, previous: Sequence[Opinion]) -> tupl
         cand_score, cand_bt = relative_skill(ledger, candidate)
         if cand_score < score:
             added = ", ".join(f"{PART_NAMES[k]} {_minutes(ledger, k):+.1f}분" for k in sorted(candidate - parts))
+            result = (f"내 백테스트 MAE가 {cand_bt.mae:.1f}분으로 줄어" if cand_bt.mae is not None else
+                      "과거 밤이 부족해 인구 집단의 오차로 판단하면 나아져")
             notes.append(f"{peer.agent_type.value}의 백테스트(상대 오차 {peer_score:.2f})가 내 것({score:.2f})보다 나아"
-                         f" 그 근거({added})를 반영하니 내 백테스트 MAE가 {cand_bt.mae:.1f}분으로 줄어 수정합니다.")
+                         f" 그 근거({added})를 반영하니 {result} 수정합니다.")
             parts, score = candidate, cand_score
     return parts, notes
 

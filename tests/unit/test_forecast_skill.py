@@ -8,6 +8,8 @@ import statistics
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.predictions import skill
 from pipeline.predictions.debate import run_debate
@@ -119,3 +121,28 @@ def test_the_held_out_generator_is_deterministic_valid_and_has_a_reachable_floor
         naive.append(abs(statistics.median(d.data.sol_minutes for d in snap.diary[-7:]) - u.next_night_sol))
         floor.append(abs(u.reference_sol - u.next_night_sol))
     assert statistics.fmean(floor) < statistics.fmean(naive)  # the latent median beats any diary statistic
+
+
+@pytest.mark.parametrize("nights", range(1, 9))
+def test_a_debate_on_a_short_diary_concludes_with_the_population_speaking_for_the_missing_backtest(nights: int):
+    transcript, outcome = run_debate(_snapshot([40, 25, 55, 30, 45, 20, 35, 50][:nights]), _clock)
+    assert outcome.interval_low < outcome.sol_score < outcome.interval_high  # type: ignore[operator]
+    tested = transcript[-1].expert_opinions[0].analysis_result["backtest"]["nights"]
+    assert tested == max(nights - 5, 0)
+    for o in transcript[-1].expert_opinions:
+        if o.revised and not tested:
+            assert "인구 집단" in o.reasoning
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 3), st.floats(0, 300)), min_size=1, max_size=30))
+def test_any_diary_any_gaps_gives_a_verdict_inside_its_interval(nights: list[tuple[int, float]]):
+    day, entries = MONDAY, []
+    for gap, sol in nights:  # nights one to three days apart: missing nights anywhere
+        day += timedelta(days=gap)
+        entries.append(Dated[SleepDiary](date=day, data=_night(sol)))
+    transcript, outcome = run_debate(DataSnapshot(tenant="t1", user_id="u1", diary=entries), _clock)
+    assert 1 <= outcome.sol_score <= 300
+    assert outcome.interval_low <= outcome.sol_score <= outcome.interval_high  # type: ignore[operator]
+    assert 0 <= outcome.confidence_score <= 1
+    assert len(transcript) >= 2
