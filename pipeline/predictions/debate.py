@@ -19,7 +19,7 @@ from datetime import datetime
 
 from pipeline.predictions import skill
 from pipeline.predictions.deliberation import NO_DATA_CONFIDENCE, pooled, precision
-from pipeline.predictions.experts import EXPERTS, context, has_any_data
+from pipeline.predictions.experts import EXPERTS, Context, context, has_any_data
 from pipeline.predictions.forecast import Ledger, naive_forecasts
 from schemas.debate import AgentType, DebateOutcome, Opinion, QualityMetrics, RoundRecord
 from schemas.sleep import DataSnapshot
@@ -66,8 +66,9 @@ def _ms(start: datetime, end: datetime) -> int:
     return max(round((end - start).total_seconds() * 1000), 0)
 
 
-def run_round(snapshot: DataSnapshot, transcript: Sequence[RoundRecord], now: Clock) -> RoundRecord:
-    """The next round: every expert's opinion, having heard the previous round's."""
+def run_round(snapshot: DataSnapshot, transcript: Sequence[RoundRecord], now: Clock,
+              ctx: Context | None = None) -> RoundRecord:
+    """The next round: every expert's opinion, having heard the previous round's (`ctx`: the snapshot's, if known)."""
     if not has_any_data(snapshot):
         raise DebateFailed("no sleep diary, questionnaire, mobile or treatment data for any expert")
     if len(transcript) >= MAX_ROUNDS:
@@ -75,7 +76,7 @@ def run_round(snapshot: DataSnapshot, transcript: Sequence[RoundRecord], now: Cl
     previous = transcript[-1].expert_opinions if transcript else []
     start = now()
     try:
-        ctx = context(snapshot)
+        ctx = ctx or context(snapshot)
     except ValueError as exc:
         raise DebateFailed(f"the data cannot be read: {exc}") from exc
     opinions = []
@@ -156,10 +157,10 @@ class _Verdict:
     weights: dict[AgentType, float]
 
 
-def _verdict(snapshot: DataSnapshot, transcript: Sequence[RoundRecord]) -> _Verdict:
+def _verdict(snapshot: DataSnapshot, transcript: Sequence[RoundRecord], ctx: Context | None) -> _Verdict:
     """Skill-weighted with a diary (skill.judge_log); precision-weighted by confidence without one."""
     last, first = transcript[-1].expert_opinions, transcript[0].expert_opinions
-    ledger = context(snapshot).ledger if snapshot.diary else Ledger.empty()
+    ledger = (ctx or context(snapshot)).ledger if snapshot.diary else Ledger.empty()
     if ledger.level is None:
         sol, sd, weights = pooled(last), NO_DIARY_LOG_SD, {}
         first_sol = pooled(first)
@@ -171,7 +172,7 @@ def _verdict(snapshot: DataSnapshot, transcript: Sequence[RoundRecord]) -> _Verd
     return _Verdict(sol, low, high, skill.within_ten(sol, sd), first_sol, weights)
 
 
-def conclude(snapshot: DataSnapshot, transcript: Sequence[RoundRecord]) -> DebateOutcome:
+def conclude(snapshot: DataSnapshot, transcript: Sequence[RoundRecord], ctx: Context | None = None) -> DebateOutcome:
     """The judge: the last round weighed by measured skill, an 80 % interval, a confidence derived from it.
 
     With a diary: log sol = sum(w_i * log s_i) / sum(w_i) over the last round, w_i = 1 / spread_i^2, spread_i
@@ -189,7 +190,7 @@ def conclude(snapshot: DataSnapshot, transcript: Sequence[RoundRecord]) -> Debat
         raise DebateFailed("no data behind the opinions")
     last = transcript[-1]
     opinions = last.expert_opinions
-    verdict = _verdict(snapshot, transcript)
+    verdict = _verdict(snapshot, transcript, ctx)
     plain = statistics.fmean(o.sol_score for o in opinions)
     naive = naive_forecasts([d.data.sol_minutes for d in snapshot.diary])
     reached = last.consensus_score >= CONSENSUS_THRESHOLD
@@ -249,6 +250,7 @@ def quality_metrics(transcript: Sequence[RoundRecord]) -> QualityMetrics:
 def run_debate(snapshot: DataSnapshot, now: Clock) -> tuple[list[RoundRecord], DebateOutcome]:
     """A whole debate in one process: rounds until `should_stop`, then the judge."""
     transcript: list[RoundRecord] = []
+    ctx = context(snapshot) if has_any_data(snapshot) else None
     while not should_stop(transcript):
-        transcript.append(run_round(snapshot, transcript, now))
-    return transcript, conclude(snapshot, transcript)
+        transcript.append(run_round(snapshot, transcript, now, ctx))
+    return transcript, conclude(snapshot, transcript, ctx)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
 from pipeline.predictions.debate import DebateFailed, conclude, quality_metrics, run_round, should_stop
+from pipeline.predictions.experts import context, has_any_data
 from pipeline.predictions.recommend import recommend
 from schemas.predictions import EventKind, PredictionEvent, PredictionRequest, RoundMessage
 
@@ -53,14 +54,15 @@ def advance(msg: RoundMessage, now: Clock) -> tuple[list[PredictionEvent], Round
         return [failed(req, P002_TIMEOUT, f"prediction exceeded {limit} s after {len(msg.transcript)} round(s)",
                        started)], None
     try:
-        record = run_round(req.snapshot, msg.transcript, now)
-    except DebateFailed as exc:
+        ctx = context(req.snapshot) if has_any_data(req.snapshot) else None
+        record = run_round(req.snapshot, msg.transcript, now, ctx)
+    except (DebateFailed, ValueError) as exc:  # ValueError: data the schema let through but no expert can read
         return [failed(req, P003_DEBATE_FAILED, f"the debate could not proceed: {exc}", now())], None
     transcript = [*msg.transcript, record]
     events = [event(req, "round", record.end_time, round=record)]
     if not should_stop(transcript):
         return events, RoundMessage(request=req, transcript=transcript)
-    outcome = conclude(req.snapshot, transcript)
+    outcome = conclude(req.snapshot, transcript, ctx)
     events.append(event(req, "completed", now(), round=record, outcome=outcome, quality=quality_metrics(transcript),
                         recommendations=recommend(req.snapshot, outcome, req.prediction_id)))
     return events, None

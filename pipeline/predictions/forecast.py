@@ -28,6 +28,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import cached_property
 
 from schemas.sleep import DataSnapshot, MobileAnalytics, TreatmentCycle, TreatmentPhase
 
@@ -46,7 +47,7 @@ SCREEN_PRIOR = 0.03  # log SOL per hour of yesterday's screen use before bed (Ha
 RIDGE = 6.0
 MIN_HISTORY = 5
 
-Adjustment = Callable[["Diary", int, date], float]
+Adjustment = Callable[["Diary", "Window", date], float]
 
 
 def _class(d: date) -> int:
@@ -65,6 +66,10 @@ class Diary:
     treatment: TreatmentCycle | None = None
     trait_log: float | None = None  # the questionnaires' SOL, log minutes
 
+    @cached_property
+    def classes(self) -> tuple[int, ...]:
+        return tuple(_class(d) for d in self.days)
+
     @classmethod
     def of(cls, snapshot: DataSnapshot, trait_sol: float | None = None) -> Diary:
         return cls(days=tuple(d.date for d in snapshot.diary),
@@ -75,75 +80,76 @@ class Diary:
 
 @dataclass(frozen=True)
 class Window:
-    """The nights a forecast for `target` reads: indices, recency weights, winsorised logs, and their level."""
+    """The nights a forecast for `target` reads: indices, kinds of night, recency weights, winsorised logs, level."""
 
     idx: tuple[int, ...]
+    classes: tuple[int, ...]
     weights: tuple[float, ...]
     values: tuple[float, ...]
     level: float
+
+    @cached_property
+    def effects(self) -> dict[int, float]:
+        """Each kind of night's mean deviation from the level, shrunk toward 0, centred on the window's mix."""
+        sums: dict[int, float] = {0: 0.0, 1: 0.0, 2: 0.0}
+        counts: dict[int, int] = {0: 0, 1: 0, 2: 0}
+        for c, v in zip(self.classes, self.values, strict=True):
+            sums[c] += v - self.level
+            counts[c] += 1
+        effects = {c: sums[c] / (counts[c] + WEEKDAY_PSEUDO) for c in sums}
+        n = len(self.idx)
+        mix = sum(counts[c] / n * effects[c] for c in effects)
+        return {c: effects[c] - mix for c in effects}
+
+    @cached_property
+    def residuals(self) -> tuple[float, ...]:
+        """Each night's deviation from the level and its kind of night's effect."""
+        return tuple(v - self.level - self.effects[c] for c, v in zip(self.classes, self.values, strict=True))
 
 
 def window(diary: Diary, upto: int, target: date) -> Window | None:
     idx = tuple(range(max(0, upto - WINDOW), upto))
     if not idx:
         return None
-    raw = [diary.logs[i] for i in idx]
-    classes = [_class(diary.days[i]) for i in idx]
+    raw = diary.logs[idx[0]:upto]
+    classes = diary.classes[idx[0]:upto]
     # centre each night on its own kind of night, so a steady weekend delay is a pattern, not an outlier
     overall = statistics.median(raw)
-    centres = {c: statistics.median(v for v, k in zip(raw, classes, strict=True) if k == c)
+    centres = {c: statistics.median([v for v, k in zip(raw, classes, strict=True) if k == c])
                if classes.count(c) >= 2 else overall for c in set(classes)}
     deviations = [v - centres[c] for v, c in zip(raw, classes, strict=True)]
-    spread = max(1.4826 * statistics.median(abs(d) for d in deviations), MIN_SPREAD)
-    values = tuple(centres[c] + min(max(d, -WINSOR_SDS * spread), WINSOR_SDS * spread)
-                   for d, c in zip(deviations, classes, strict=True))
+    spread = max(1.4826 * statistics.median([abs(d) for d in deviations]), MIN_SPREAD)
+    bound = WINSOR_SDS * spread
+    values = tuple(centres[c] + min(max(d, -bound), bound) for d, c in zip(deviations, classes, strict=True))
     weights = tuple(0.5 ** ((target - diary.days[i]).days / HALF_LIFE) for i in idx)
     level = sum(w * v for w, v in zip(weights, values, strict=True)) / sum(weights)
-    return Window(idx=idx, weights=weights, values=values, level=level)
+    return Window(idx=idx, classes=classes, weights=weights, values=values, level=level)
 
 
-def _class_effects(diary: Diary, w: Window) -> dict[int, float]:
-    sums: dict[int, float] = {0: 0.0, 1: 0.0, 2: 0.0}
-    counts: dict[int, int] = {0: 0, 1: 0, 2: 0}
-    for i, v in zip(w.idx, w.values, strict=True):
-        c = _class(diary.days[i])
-        sums[c] += v - w.level
-        counts[c] += 1
-    effects = {c: sums[c] / (counts[c] + WEEKDAY_PSEUDO) for c in sums}
-    n = len(w.idx)
-    mix = sum(counts[c] / n * effects[c] for c in effects)
-    return {c: effects[c] - mix for c in effects}
+def weekday_adjustment(diary: Diary, w: Window, target: date) -> float:
+    return w.effects[_class(target)]
 
 
-def weekday_adjustment(diary: Diary, upto: int, target: date) -> float:
-    w = window(diary, upto, target)
-    return 0.0 if w is None else _class_effects(diary, w)[_class(target)]
-
-
-def carryover(diary: Diary, upto: int, target: date) -> float:
+def carryover(diary: Diary, w: Window, target: date) -> float:
     """Last night's deviation from its expected value, times the user's shrunk lag-1 autocorrelation."""
-    w = window(diary, upto, target)
-    if w is None or diary.days[upto - 1] != target - timedelta(days=1):
+    last = w.idx[-1]
+    if diary.days[last] != target - timedelta(days=1):
         return 0.0
-    effects = _class_effects(diary, w)
-    resid = {diary.days[i]: v - w.level - effects[_class(diary.days[i])] for i, v in zip(w.idx, w.values,
-                                                                                        strict=True)}
-    pairs = [(resid[d], resid[d - timedelta(days=1)]) for d in resid if d - timedelta(days=1) in resid]
-    ss = sum(r * r for r in resid.values())
+    resid = w.residuals
+    pairs = [(resid[j], resid[j - 1]) for j in range(1, len(w.idx))
+             if (diary.days[w.idx[j]] - diary.days[w.idx[j - 1]]).days == 1]
+    ss = sum(r * r for r in resid)
     phi_user = sum(a * b for a, b in pairs) / ss if pairs and ss > 0 else PRIOR_PHI
     phi = (len(pairs) * phi_user + PHI_PSEUDO * PRIOR_PHI) / (len(pairs) + PHI_PSEUDO)
-    return min(max(phi, 0.0), 0.6) * resid[diary.days[upto - 1]]
+    return min(max(phi, 0.0), 0.6) * resid[-1]
 
 
 def _active_course(t: TreatmentCycle | None) -> bool:
     return t is not None and not t.paused and t.phase in (TreatmentPhase.EARLY, TreatmentPhase.MID)
 
 
-def trend(diary: Diary, upto: int, target: date) -> float:
+def trend(diary: Diary, w: Window, target: date) -> float:
     """The window's slope shrunk toward the course's (or 0 without an active course), from its centre to tonight."""
-    w = window(diary, upto, target)
-    if w is None:
-        return 0.0
     prior = COURSE_SLOPE if _active_course(diary.treatment) else 0.0
     x = [(diary.days[i] - target).days for i in w.idx]
     total = sum(w.weights)
@@ -159,10 +165,9 @@ def trend(diary: Diary, upto: int, target: date) -> float:
     return shrunk * (0 - mx)
 
 
-def trait_pull(diary: Diary, upto: int, target: date) -> float:
+def trait_pull(diary: Diary, w: Window, target: date) -> float:
     """The level moved toward the questionnaires' SOL by TRAIT_PSEUDO nights' worth of weight."""
-    w = window(diary, upto, target)
-    if w is None or diary.trait_log is None:
+    if diary.trait_log is None:
         return 0.0
     return (diary.trait_log - w.level) * TRAIT_PSEUDO / (len(w.idx) + TRAIT_PSEUDO)
 
@@ -176,14 +181,11 @@ def _lagged(diary: Diary, night: date) -> tuple[float, float] | None:
         m.screen_time_before_bed_minutes / 60
 
 
-def behaviour(diary: Diary, upto: int, target: date) -> float:
-    w = window(diary, upto, target)
+def behaviour(diary: Diary, w: Window, target: date) -> float:
     today = _lagged(diary, target)
-    if w is None or today is None:
+    if today is None or not diary.mobile:
         return 0.0
-    effects = _class_effects(diary, w)
-    rows = [(c, v - w.level - effects[_class(diary.days[i])]) for i, v in zip(w.idx, w.values, strict=True)
-            if (c := _lagged(diary, diary.days[i])) is not None]
+    rows = [(c, r) for i, r in zip(w.idx, w.residuals, strict=True) if (c := _lagged(diary, diary.days[i])) is not None]
     out = 0.0
     for k, prior in ((0, LIGHT_PRIOR), (1, SCREEN_PRIOR)):
         pts = [(c[k], r) for c, r in rows if not math.isnan(c[k])]
@@ -244,14 +246,18 @@ class Ledger:
 
     @classmethod
     def of(cls, diary: Diary, target: date) -> Ledger:
-        w = window(diary, len(diary.days), target)
-        tonight = {k: adj(diary, len(diary.days), target) for k, adj in ADJUSTMENTS.items()} if w else {}
-        uptos = [u for u in range(MIN_HISTORY, len(diary.days))]
-        levels = tuple(window(diary, u, diary.days[u]).level for u in uptos)  # type: ignore[union-attr]
-        return cls(level=w.level if w else None, tonight=tonight, origin_levels=levels,
+        n = len(diary.days)
+        tonight_w = window(diary, n, target)
+        if tonight_w is None:
+            return cls.empty()
+        uptos = range(MIN_HISTORY, n)
+        windows = [window(diary, u, diary.days[u]) for u in uptos]
+        return cls(level=tonight_w.level,
+                   tonight={k: adj(diary, tonight_w, target) for k, adj in ADJUSTMENTS.items()},
+                   origin_levels=tuple(w.level for w in windows),  # type: ignore[union-attr]
                    origin_truths=tuple(diary.logs[u] for u in uptos),
-                   origin_adjustments={k: tuple(adj(diary, u, diary.days[u]) for u in uptos)
-                                       for k, adj in ADJUSTMENTS.items()})
+                   origin_adjustments={k: tuple(adj(diary, w, diary.days[u]) for u, w in  # type: ignore[arg-type]
+                                                zip(uptos, windows, strict=True)) for k, adj in ADJUSTMENTS.items()})
 
     def forecast_log(self, parts: frozenset[str]) -> float | None:
         if self.level is None:
@@ -262,7 +268,11 @@ class Ledger:
         return [lv + sum(self.origin_adjustments[k][i] for k in parts) for i, lv in enumerate(self.origin_levels)]
 
     def backtest(self, parts: frozenset[str]) -> Backtest:
-        return backtest_of(self.origin_forecasts(parts), self.origin_truths)
+        """The backtest of `parts`, computed once per ledger."""
+        cache: dict[frozenset[str], Backtest] = self.__dict__.setdefault("_backtests", {})
+        if parts not in cache:
+            cache[parts] = backtest_of(self.origin_forecasts(parts), self.origin_truths)
+        return cache[parts]
 
 
 def backtest_of(forecasts: Sequence[float], truths: Sequence[float]) -> Backtest:

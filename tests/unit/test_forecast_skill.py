@@ -42,8 +42,9 @@ def test_a_backtest_forecast_reads_only_the_nights_before_it():
     a, b = Diary.of(_snapshot(sols)), Diary.of(_snapshot(changed))
     for name, adjust in ADJUSTMENTS.items():
         for upto in range(5, 13):  # every origin up to and including night 12 cannot see night 12
-            assert adjust(a, upto, a.days[upto]) == adjust(b, upto, b.days[upto]), name
-            assert window(a, upto, a.days[upto]).level == window(b, upto, b.days[upto]).level  # type: ignore[union-attr]
+            wa, wb = window(a, upto, a.days[upto]), window(b, upto, b.days[upto])
+            assert wa is not None and wb is not None and wa.level == wb.level
+            assert adjust(a, wa, a.days[upto]) == adjust(b, wb, b.days[upto]), name
     la, lb = Ledger.of(a, a.days[-1] + timedelta(days=1)), Ledger.of(b, b.days[-1] + timedelta(days=1))
     assert la.origin_levels[:8] == lb.origin_levels[:8]
     assert la.origin_levels[8:] != lb.origin_levels[8:]
@@ -55,8 +56,9 @@ def test_the_ledger_sums_the_same_forecasts_the_adjustments_make():
     target = diary.days[-1] + timedelta(days=1)
     ledger = Ledger.of(diary, target)
     parts = frozenset({"weekday", "trend"})
-    direct = window(diary, len(sols), target).level + sum(ADJUSTMENTS[k](diary, len(sols), target)  # type: ignore[union-attr]
-                                                           for k in parts)
+    w = window(diary, len(sols), target)
+    assert w is not None
+    direct = w.level + sum(ADJUSTMENTS[k](diary, w, target) for k in parts)
     assert ledger.forecast_log(parts) == pytest.approx(direct)
     bt = ledger.backtest(parts)
     assert bt.n == len(sols) - 5
