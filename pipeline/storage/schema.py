@@ -1,10 +1,9 @@
-"""DuckDB tables. `sys_api_call_histories` is typed exactly as docs/architecture.md "DuckDB tables" gives
-it, so seed 003's check queries run verbatim.
+"""Every DuckDB table, sequence and index, in one form: the current shape as SQL (migrations.py brings older
+files up to it). `sys_api_call_histories` is typed exactly as docs/architecture.md "DuckDB tables" gives it, so
+seed 003's check queries run verbatim.
 """
 
 from __future__ import annotations
-
-from pipeline.storage.ticket_tables import TICKET_DDL
 
 # Keys the platform confirmed, hashed (api/security/company_identity.py); several per domain, so keys can be rotated.
 COMPANY_KEYS = """
@@ -210,5 +209,83 @@ DDL: tuple[str, ...] = (
         PRIMARY KEY (tenant, platform, domain)
     )
     """,
-    *TICKET_DDL,  # derived from schemas/tickets.py (pipeline/storage/ticket_tables.py)
+    # --- tickets (seed 000): the collected objects. Each table's columns are its row model's fields in order;
+    # tests/unit/test_schema.py holds the two together.
+    """
+    CREATE TABLE IF NOT EXISTS tickets (  -- the fields of schemas/tickets.py Ticket, in order
+        tenant VARCHAR, platform VARCHAR, domain VARCHAR, source_id VARCHAR, updated_at TIMESTAMPTZ,
+        job_id VARCHAR, subject VARCHAR, description_text VARCHAR, description_stripped VARCHAR, status VARCHAR,
+        priority VARCHAR, source VARCHAR, type VARCHAR, tags VARCHAR[], requester_id VARCHAR,
+        responder_id VARCHAR, group_id VARCHAR, company_id VARCHAR, spam BOOLEAN, is_escalated BOOLEAN,
+        custom_fields JSON, created_at TIMESTAMPTZ, due_by TIMESTAMPTZ, fr_due_by TIMESTAMPTZ,
+        key VARCHAR PRIMARY KEY, version_key VARCHAR
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS conversations (  -- the fields of schemas/tickets.py Conversation, in order
+        tenant VARCHAR, platform VARCHAR, domain VARCHAR, source_id VARCHAR, updated_at TIMESTAMPTZ,
+        job_id VARCHAR, ticket_id VARCHAR, body_text VARCHAR, body_stripped VARCHAR, incoming BOOLEAN,
+        private BOOLEAN, author_role VARCHAR, user_id VARCHAR, source VARCHAR, created_at TIMESTAMPTZ,
+        key VARCHAR PRIMARY KEY, version_key VARCHAR, ticket_key VARCHAR
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS kb_articles (  -- the fields of schemas/tickets.py KbArticle, in order
+        tenant VARCHAR, platform VARCHAR, domain VARCHAR, source_id VARCHAR, updated_at TIMESTAMPTZ,
+        job_id VARCHAR, title VARCHAR, description_text VARCHAR, status VARCHAR, folder_id VARCHAR,
+        folder_name VARCHAR, category_id VARCHAR, category_name VARCHAR, tags VARCHAR[], created_at TIMESTAMPTZ,
+        key VARCHAR PRIMARY KEY, version_key VARCHAR
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS kb_categories (  -- the fields of schemas/tickets.py KbCategory, in order
+        tenant VARCHAR, platform VARCHAR, domain VARCHAR, source_id VARCHAR, updated_at TIMESTAMPTZ,
+        job_id VARCHAR, name VARCHAR, description VARCHAR, created_at TIMESTAMPTZ, key VARCHAR PRIMARY KEY,
+        version_key VARCHAR
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS kb_folders (  -- the fields of schemas/tickets.py KbFolder, in order
+        tenant VARCHAR, platform VARCHAR, domain VARCHAR, source_id VARCHAR, updated_at TIMESTAMPTZ,
+        job_id VARCHAR, name VARCHAR, description VARCHAR, category_id VARCHAR, visibility VARCHAR,
+        created_at TIMESTAMPTZ, key VARCHAR PRIMARY KEY, version_key VARCHAR
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS attachments (  -- the fields of schemas/tickets.py Attachment, in order
+        tenant VARCHAR, platform VARCHAR, domain VARCHAR, source_id VARCHAR, updated_at TIMESTAMPTZ,
+        job_id VARCHAR, name VARCHAR, content_type VARCHAR, size BIGINT, attachment_url VARCHAR,
+        parent_kind VARCHAR, parent_id VARCHAR, ticket_id VARCHAR, created_at TIMESTAMPTZ,
+        content_sha256 VARCHAR, content_size BIGINT, content_text VARCHAR, content_truncated BOOLEAN,
+        content_skipped VARCHAR, key VARCHAR PRIMARY KEY, version_key VARCHAR
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS integrated_objects (  -- the fields of schemas/tickets.py IntegratedObject, in order
+        tenant VARCHAR, platform VARCHAR, domain VARCHAR, source_id VARCHAR, updated_at TIMESTAMPTZ,
+        job_id VARCHAR, object_type VARCHAR, title VARCHAR, text VARCHAR, summary VARCHAR, status VARCHAR,
+        tags VARCHAR[], conversation_count BIGINT, attachment_names VARCHAR[], created_at TIMESTAMPTZ,
+        key VARCHAR PRIMARY KEY, version_key VARCHAR
+    )
+    """,
+    # A job's end mark reached DuckDB (stage `stored`, then `embedded`): what it collected is there.
+    """
+    CREATE TABLE IF NOT EXISTS ingest_marks (
+        job_id VARCHAR, tenant VARCHAR, stage VARCHAR, marked_at TIMESTAMPTZ, PRIMARY KEY (job_id, stage)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS ingest_duplicates (
+        tenant VARCHAR, table_name VARCHAR, duplicates BIGINT, PRIMARY KEY (tenant, table_name)
+    )
+    """,
+    # One vector per object, from the worker's embedding agent. `seq` grows with every write (one writer
+    # thread, so in commit order): the api indexes what is past the last seq it saw.
+    "CREATE SEQUENCE IF NOT EXISTS ticket_vectors_seq",
+    """
+    CREATE TABLE IF NOT EXISTS ticket_vectors (
+        tenant VARCHAR, key VARCHAR, kind VARCHAR, model VARCHAR, text_hash VARCHAR, vector FLOAT[],
+        updated_at TIMESTAMPTZ, embedded_at TIMESTAMPTZ, seq BIGINT, PRIMARY KEY (tenant, key)
+    )
+    """,
 )

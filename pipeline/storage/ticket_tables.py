@@ -1,6 +1,7 @@
-"""The tickets stream's tables, derived from the row models in schemas/tickets.py (one source of truth), and
-how a batch of normalized rows is upserted: a newer `updated_at` replaces a row, an equal one is a duplicate
-(counted), an older one is ignored (a replay or a late copy)."""
+"""The tickets stream's tables as their row models in schemas/tickets.py describe them, and how a batch of
+normalized rows is upserted: a newer `updated_at` replaces a row, an equal one is a duplicate (counted), an
+older one is ignored (a replay or a late copy). schema.py holds the DDL; tests/unit/test_schema.py checks that
+each table's columns are its model's fields, in order and type."""
 
 from __future__ import annotations
 
@@ -41,26 +42,6 @@ def columns(model: type[BaseModel]) -> dict[str, str]:
     return cols
 
 
-def ddl(table: str, model: type[BaseModel]) -> str:
-    cols = ", ".join(f"{name} {kind}" + (" PRIMARY KEY" if name == "key" else "")
-                     for name, kind in columns(model).items())
-    return f"CREATE TABLE IF NOT EXISTS {table} ({cols})"
-
-
-TICKET_DDL: tuple[str, ...] = (
-    *(ddl(t, m) for t, m in MODELS.items()),
-    # A job's end mark reached DuckDB (stage `stored`, then `embedded`): what it collected is there.
-    "CREATE TABLE IF NOT EXISTS ingest_marks (job_id VARCHAR, tenant VARCHAR, stage VARCHAR, marked_at TIMESTAMPTZ, "
-    "PRIMARY KEY (job_id, stage))",
-    "CREATE TABLE IF NOT EXISTS ingest_duplicates (tenant VARCHAR, table_name VARCHAR, duplicates BIGINT, "
-    "PRIMARY KEY (tenant, table_name))",
-    # One vector per object, from the worker's embedding agent. `seq` grows with every write (one writer
-    # thread, so in commit order): the api indexes what is past the last seq it saw.
-    "CREATE SEQUENCE IF NOT EXISTS ticket_vectors_seq",
-    "CREATE TABLE IF NOT EXISTS ticket_vectors (tenant VARCHAR, key VARCHAR, kind VARCHAR, model VARCHAR, "
-    "text_hash VARCHAR, vector FLOAT[], updated_at TIMESTAMPTZ, embedded_at TIMESTAMPTZ, seq BIGINT, "
-    "PRIMARY KEY (tenant, key))",
-)
 VECTOR_COLUMNS = ("kind", "model", "text_hash", "vector", "updated_at", "embedded_at", "seq")
 # A vector for the same or a newer version replaces the stored one (a rebuild, a model change); an older
 # one (a late copy) is ignored. Either way a write takes the next seq.
