@@ -234,3 +234,55 @@ def test_kong_objects_are_read_on_the_vectorised_path_exactly_as_the_exact_path(
     exact_values = read_exactly(values, monkeypatch)
     assert not exact_values & {orjson.dumps(e) for e in plain}  # every plain Kong object: vectorised
     assert len(exact_values) <= len(odd)
+
+
+def test_a_kong_chunk_read_with_unused_fields_ignored_still_agrees_on_what_hides_in_them(monkeypatch):
+    """Kong chunks are parsed with only the read fields declared (vectorised._PARSE_KONG). What the ignored
+    fields hold must still send a message the exact way whenever the exact path would see it differently."""
+    plain = kong_events(40, seed=21)
+    traps: list[bytes] = []
+
+    def raw(event: dict, old: bytes, new: bytes) -> bytes:
+        out = orjson.dumps(event).replace(old, new, 1)
+        assert out != orjson.dumps(event)
+        return out
+
+    e = kong_events(12, seed=22)
+    e[0]["route"] = {"id": "r1", "weight": 1.5}
+    traps.append(raw(e[0], b'"weight":1.5', b'"weight":NaN'))  # orjson refuses NaN; Arrow would skip it
+    e[1]["tries"] = [{"balancer_latency": 2}]
+    traps.append(raw(e[1], b'"balancer_latency":2', b'"balancer_latency":-Infinity'))
+    e[2]["request"]["headers"]["X-Tenant-ID"] = "7"  # a read header in another case (and the lower one beside it)
+    traps.append(orjson.dumps(e[2]))
+    del e[3]["request"]["headers"]["x-user-id"]
+    e[3]["request"]["headers"]["X-User-Id"] = "u-77"  # only the odd case: the exact path reads it
+    traps.append(orjson.dumps(e[3]))
+    e[4]["request"]["uri"] = "/no-question-mark"
+    e[4]["request"]["querystring"] = {"token": "s3cr3t"}  # the parsed query is all there is: redacted, kept
+    traps.append(orjson.dumps(e[4]))
+    e[5]["request"]["uri"] = "/no-question-mark"
+    traps.append(raw(e[5], b'"querystring":{', b'"querystring": {'))  # spaced: only the shortcut is lost
+    traps.append(orjson.dumps(e[6] | {"service": {"name": "Infinity War"}}))  # the word inside a string
+    traps.append(raw(e[7], b'"route":{', b'"route":{"a":1,"a":2,'))  # a repeated key in an ignored object
+    traps.append(raw(e[8] | {"tries": 7}, b'"tries":7', b'"tries":123456789012345678901234567890'))  # > 64 bits
+    e[10]["request"]["headers"]["x-agent-id"] = 5  # a read field of another type: that row alone goes exact
+    traps.append(orjson.dumps(e[10]))
+    values = [orjson.dumps(plain[0])] + traps + [orjson.dumps(x) for x in plain[1:]]
+    exact_values = read_exactly(values, monkeypatch)
+    assert not exact_values & {orjson.dumps(x) for x in plain}  # the plain objects around them stay vectorised
+    assert traps[0] in exact_values and traps[1] in exact_values and traps[2] in exact_values
+
+
+def test_kong_chunks_are_parsed_with_the_unread_fields_ignored():
+    values = [orjson.dumps(e) for e in kong_events(20, seed=23)]
+    raw, pos = vectorised._parse(vectorised.Batch(0, list(range(20)), [KAFKA_TS_MS] * 20, values), list(range(20)))
+    assert raw is not None and pos == list(range(20))
+    assert "route" not in raw.schema.names and "service" not in raw.schema.names  # never converted
+    assert raw.schema.field("request").type.get_field_index("headers") >= 0
+
+
+def test_numeric_ids_beside_kong_objects_send_the_chunk_back_to_inferred_types_and_still_agree(monkeypatch):
+    kong = [orjson.dumps(e) for e in kong_events(20, seed=24)]
+    native = [orjson.dumps({**base_event(random.Random(i)), "tenant_id": 40 + i}) for i in range(5)]
+    exact_values = read_exactly(kong[:1] + native + kong[1:], monkeypatch)
+    assert not exact_values  # Arrow infers the ids as numbers, which the fast path reads as text
