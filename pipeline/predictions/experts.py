@@ -309,7 +309,7 @@ def argued(agent: AgentType, view: View, ctx: Context, previous: Sequence[Opinio
     parts, notes = skill.argue(agent, ledger, previous)
     relative, bt = skill.relative_skill(ledger, parts)
     sd = skill.spread(bt)
-    sol = max(math.exp(ledger.forecast_log(parts)), 1.0)  # type: ignore[arg-type]
+    sol = min(max(math.exp(ledger.forecast_log(parts)), 1.0), skill.MAX_SOL)  # type: ignore[arg-type]
     low, high = skill.interval(math.log(sol), sd)
     own = next((o for o in previous if o.agent_type is agent), None)
     analysis = {**view.analysis, "sleepOnsetPatterns": onset_label(sol), "forecastParts": sorted(parts),

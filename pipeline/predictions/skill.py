@@ -64,9 +64,13 @@ def spread(bt: Backtest) -> float:
     return math.sqrt((ss + SPREAD_PSEUDO * POPULATION_LOG_MSE) / (bt.n + SPREAD_PSEUDO))
 
 
+MAX_SOL = 24 * 60.0  # a night's SOL cannot pass a day (schemas.debate.SolMinutes)
+
+
 def interval(log_forecast: float, sd: float) -> tuple[float, float]:
+    """The 80 % interval around a log forecast, within what a night's SOL can be."""
     half = Z80 * INTERVAL_WIDEN * sd
-    return math.exp(log_forecast - half), math.exp(log_forecast + half)
+    return min(math.exp(log_forecast - half), MAX_SOL), min(math.exp(log_forecast + half), MAX_SOL)
 
 
 def within_ten(sol: float, sd: float) -> float:

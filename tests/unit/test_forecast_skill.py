@@ -22,8 +22,9 @@ MONDAY = date(2025, 8, 4)
 
 
 def _night(sol: float) -> SleepDiary:
+    in_bed = max(480.0, sol)  # a night awake all along still fits its time in bed
     return SleepDiary(bedtime="23:00", lights_off="23:00", sol_minutes=sol, wake_time="07:00",
-                      time_in_bed_minutes=480, total_sleep_minutes=400)
+                      time_in_bed_minutes=in_bed, total_sleep_minutes=min(400.0, in_bed - sol))
 
 
 def _snapshot(sols: list[float]) -> DataSnapshot:
@@ -137,14 +138,21 @@ def test_a_debate_on_a_short_diary_concludes_with_the_population_speaking_for_th
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.integers(1, 3), st.floats(0, 300)), min_size=1, max_size=30))
+@given(st.lists(st.tuples(st.integers(1, 3), st.floats(0, 24 * 60)), min_size=1, max_size=30))
 def test_any_diary_any_gaps_gives_a_verdict_inside_its_interval(nights: list[tuple[int, float]]):
     day, entries = MONDAY, []
     for gap, sol in nights:  # nights one to three days apart: missing nights anywhere
         day += timedelta(days=gap)
         entries.append(Dated[SleepDiary](date=day, data=_night(sol)))
     transcript, outcome = run_debate(DataSnapshot(tenant="t1", user_id="u1", diary=entries), _clock)
-    assert 1 <= outcome.sol_score <= 300
+    assert 1 <= outcome.sol_score <= 24 * 60
     assert outcome.interval_low <= outcome.sol_score <= outcome.interval_high  # type: ignore[operator]
     assert 0 <= outcome.confidence_score <= 1
     assert len(transcript) >= 2
+
+
+def test_a_night_near_a_whole_day_keeps_its_interval_within_a_day():
+    # the case the property test found: the interval's top passed 1440 minutes and the outcome was refused
+    transcript, outcome = run_debate(_snapshot([1, 1440, 1, 1440, 1, 1440, 1, 1440]), _clock)
+    assert outcome.interval_high <= 24 * 60 and outcome.interval_low >= 0  # type: ignore[operator]
+    assert all(o.analysis_result["interval80"][1] <= 24 * 60 for o in transcript[-1].expert_opinions)
