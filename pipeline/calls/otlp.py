@@ -2,8 +2,9 @@
 
 Read as the OTLP 1.x JSON encoding of `ExportTraceServiceRequest` (opentelemetry-proto):
 `resourceSpans[].scopeSpans[].spans[]`, trace and span ids as hex, 64-bit integers as strings or numbers, enums
-as numbers or names. A span is a call when it is a SERVER span with an HTTP method; every other span (clients,
-internals, a database's) is not a call and is left out.
+as numbers or names. The protobuf encoding (`server_spans_protobuf`) is read into the same shapes, so both go
+through `is_http_server` and `to_event` alike. A span is a call when it is a SERVER span with an HTTP method;
+every other span (clients, internals, a database's) is not a call and is left out.
 
 Attributes follow the stable HTTP semantic conventions (1.23 on): `http.request.method`, `url.path`,
 `url.query`, `http.response.status_code`, `http.request.body.size`, `http.response.body.size`,
@@ -17,10 +18,15 @@ span id, so spans an exporter sends again are stored once.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from pipeline.broker.entry_messages import Invalid
 
@@ -50,6 +56,47 @@ def server_spans(payload: Any) -> Iterator[tuple[dict[str, Any], dict[str, Any]]
         for ss in _array(scopes, "scopeSpans"):
             for span in _array(_object(ss, "scopeSpans[]").get("spans"), "spans"):
                 yield resource | attributes(_object(span, "spans[]").get("attributes")), span
+
+
+def server_spans_protobuf(body: bytes) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """The same (attributes, span) pairs as `server_spans`, from the protobuf encoding. Ids become hex and
+    bytes values base64 text, as the JSON encoding writes them; an unset (zero) time is a missing one."""
+    try:
+        request = ExportTraceServiceRequest.FromString(body)
+    except (DecodeError, RecursionError) as exc:
+        raise Invalid(f"not an OTLP protobuf ExportTraceServiceRequest: {exc}") from None
+    for rs in request.resource_spans:
+        resource = _pb_attributes(rs.resource.attributes)
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                yield resource | _pb_attributes(span.attributes), {
+                    "kind": span.kind, "traceId": span.trace_id.hex() or None, "spanId": span.span_id.hex() or None,
+                    "startTimeUnixNano": span.start_time_unix_nano or None,
+                    "endTimeUnixNano": span.end_time_unix_nano or None,
+                }
+
+
+def _pb_attributes(values: Any, depth: int = 0) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in values:
+        kv: KeyValue = item
+        out[kv.key] = _pb_value(kv.value, depth)
+    return out
+
+
+def _pb_value(value: AnyValue, depth: int) -> Any:
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return None
+    if depth > MAX_DEPTH:
+        raise Invalid(f"an attribute value nests more than {MAX_DEPTH} arrays or lists")
+    if kind == "array_value":
+        return [_pb_value(x, depth + 1) for x in value.array_value.values]
+    if kind == "kvlist_value":
+        return _pb_attributes(value.kvlist_value.values, depth + 1)
+    if kind == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode()
+    return getattr(value, kind)  # string_value, bool_value, int_value, double_value
 
 
 def attributes(values: Any, depth: int = 0) -> dict[str, Any]:

@@ -286,3 +286,24 @@ def test_numeric_ids_beside_kong_objects_send_the_chunk_back_to_inferred_types_a
     native = [orjson.dumps({**base_event(random.Random(i)), "tenant_id": 40 + i}) for i in range(5)]
     exact_values = read_exactly(kong[:1] + native + kong[1:], monkeypatch)
     assert not exact_values  # Arrow infers the ids as numbers, which the fast path reads as text
+
+
+@pytest.mark.parametrize("export", [fixture("otlp_trace.json"), semconv_server_span()], ids=["documented", "semconv"])
+def test_otlp_protobuf_reads_to_the_same_attributes_spans_and_events_as_json(export):
+    from tests.unit.test_gateway_routes import as_protobuf
+
+    span = export["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    span["attributes"] = [*span.get("attributes", []),
+                          {"key": "nested", "value": {"kvlistValue": {"values": [
+                              {"key": "list", "value": {"arrayValue": {"values": [{"intValue": "7"},
+                                                                                 {"boolValue": True}]}}},
+                              {"key": "raw", "value": {"bytesValue": "AQID"}}]}}}]
+    from_json = list(otlp.server_spans(export))
+    from_protobuf = list(otlp.server_spans_protobuf(as_protobuf(export)))
+    assert [a for a, _ in from_protobuf] == [a for a, _ in from_json]
+    names = otlp.Names()
+    for (attrs, s_json), (_, s_pb) in zip(from_json, from_protobuf, strict=True):
+        assert otlp.is_http_server(attrs, s_pb) == otlp.is_http_server(attrs, s_json)
+        assert otlp.to_event(attrs, s_pb, names) == otlp.to_event(attrs, s_json, names)
+    with pytest.raises(Invalid, match="protobuf"):
+        list(otlp.server_spans_protobuf(b"\xff\xff\xff"))

@@ -3,12 +3,20 @@ Kong's http-log and seed 003's DTO at POST /v1/call-histories, OTLP/HTTP JSON at
 
 from __future__ import annotations
 
+import base64
 import json
 
 import orjson
 import pytest
+from google.protobuf import json_format
+from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
 from api.main import create_app
+from api.routers.traces import PROTOBUF
 from pipeline.security import Role
 from tests.helpers import call_event, checked_client
 from tests.unit.test_gateway_formats import fixture, seed_dto, semconv_server_span
@@ -82,7 +90,7 @@ def test_otlp_span_of_another_tenant_refuses_the_export(api):  # noqa: F811
 
 
 @pytest.mark.parametrize(("body", "content_type", "status"), [
-    (b"\x0a\x02", "application/x-protobuf", 415),
+    (b"\x0a\x02", "text/plain", 415),
     (b"{not json", "application/json", 400),
     (b'{"resourceSpans": 5}', "application/json", 400),
 ])
@@ -164,3 +172,57 @@ def test_a_native_event_nested_900_deep_is_published_with_only_the_fields_the_ru
     ((_, (published,), _),) = api.publisher.sent
     assert "extra" not in published and published["request_headers"] == {"x-agent-id": "a7"}
     assert "s3cr3t" not in json.dumps(published)
+
+
+def as_protobuf(export: dict) -> bytes:
+    """An OTLP JSON export in its protobuf encoding: ids are hex in OTLP's JSON, base64 in protobuf's JSON mapping."""
+    doc = json.loads(json.dumps(export))
+    for rs in doc.get("resourceSpans", []):
+        for ss in rs.get("scopeSpans", []):
+            for span in ss.get("spans", []):
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if span.get(key):
+                        span[key] = base64.b64encode(bytes.fromhex(span[key])).decode()
+                for link in span.get("links", []):
+                    for key in ("traceId", "spanId"):
+                        if link.get(key):
+                            link[key] = base64.b64encode(bytes.fromhex(link[key])).decode()
+    return json_format.ParseDict(doc, ExportTraceServiceRequest()).SerializeToString()
+
+
+def test_otlp_protobuf_export_publishes_the_same_calls_as_its_json_twin(api):  # noqa: F811
+    export = semconv_server_span()
+    spans = export["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    spans.append({**fixture("otlp_trace.json")["resourceSpans"][0]["scopeSpans"][0]["spans"][0], "spanId": "01" * 8})
+    r = api.post("/v1/traces", content=orjson.dumps(export), headers={**api.as_tenant("1", SA),
+                                                                        "Content-Type": "application/json"})
+    assert r.status_code == 200
+    r = api.post("/v1/traces", content=as_protobuf(export), headers={**api.as_tenant("1", SA),
+                                                                       "Content-Type": PROTOBUF})
+    assert r.status_code == 200 and r.headers["content-type"] == PROTOBUF
+    answer = ExportTraceServiceResponse.FromString(r.content)
+    assert not answer.HasField("partial_success")
+    (_, from_json, _), (_, from_protobuf, _) = api.publisher.sent
+    assert from_protobuf == from_json and len(from_json) == 1
+    assert from_json[0]["api_call_history_id"] == (spans[0]["traceId"] + spans[0]["spanId"]).lower()
+
+
+def test_otlp_protobuf_partial_success_and_errors_answer_in_protobuf(api):  # noqa: F811
+    export = semconv_server_span()
+    span = export["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    span["endTimeUnixNano"] = str(int(span["startTimeUnixNano"]) - 1)  # ends before it starts: unreadable
+    r = api.post("/v1/traces", content=as_protobuf(export), headers={**api.as_tenant("1", SA),
+                                                                       "Content-Type": PROTOBUF})
+    answer = ExportTraceServiceResponse.FromString(r.content)
+    assert r.status_code == 200 and answer.partial_success.rejected_spans == 1
+    assert "endTimeUnixNano" in answer.partial_success.error_message
+    r = api.post("/v1/traces", content=b"\x0a\x02garbage", headers={**api.as_tenant("1", SA),
+                                                                      "Content-Type": PROTOBUF})
+    assert r.status_code == 400 and r.headers["content-type"] == PROTOBUF
+    assert "not an OTLP protobuf trace export" in Status.FromString(r.content).message
+    foreign = semconv_server_span()
+    foreign["resourceSpans"][0]["resource"] = {"attributes": [{"key": "tenant.id", "value": {"stringValue": "2"}}]}
+    r = api.post("/v1/traces", content=as_protobuf(foreign), headers={**api.as_tenant("1", SA),
+                                                                        "Content-Type": PROTOBUF})
+    assert r.status_code == 403 and Status.FromString(r.content).code == 7  # PERMISSION_DENIED
+    assert api.publisher.sent == []
