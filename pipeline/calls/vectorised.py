@@ -194,8 +194,11 @@ def _parse(batch: Batch, pos: list[int]) -> tuple[pa.Table | None, list[int]]:
     """Arrow's JSON reader, one object per line; messages it cannot read as orjson would are left out."""
     values = [batch.values[i] for i in pos]
     data = b"\n".join(values)
-    if not _utf8(data) or max(map(len, values), default=0) >= _MAX_DEPTH_BYTES:
-        keep = [j for j, v in enumerate(values) if _utf8(v) and v.count(b"{") + v.count(b"[") < 1000]
+    valid = _utf8(data)
+    if not valid or max(map(len, values), default=0) >= _MAX_DEPTH_BYTES:
+        # per message only what the chunk's check cannot vouch for: UTF-8 if the chunk failed, nesting if long
+        keep = [j for j, v in enumerate(values) if (valid or _utf8(v))
+                and (len(v) < _MAX_DEPTH_BYTES or v.count(b"{") + v.count(b"[") < 1000)]
         values, pos = [values[j] for j in keep], [pos[j] for j in keep]
         data = b"\n".join(values)
     options = _PARSE
@@ -269,8 +272,9 @@ def _kong_screens(values: list[bytes], pos: list[int]) -> tuple[list[bytes], lis
     another case. Each check scans the chunk once and looks at single messages only when it hits."""
     data = b"\n".join(values)
     drop: set[int] = set()
-    if _nonfinite_literal(data):
-        drop |= {j for j, v in enumerate(values) if b"NaN" in v or b"Infinity" in v}
+    if len(at := _nonfinite_at(data)):  # which messages: the offsets against where each message starts
+        starts = np.cumsum([0] + [len(v) + 1 for v in values[:-1]])
+        drop |= set((np.searchsorted(starts, at, side="right") - 1).tolist())
     if pc.any(pc.match_substring_regex(pa.array([data], pa.binary()), _HEADER_VARIANT)).as_py():
         hits = pc.match_substring_regex(pa.array(values, pa.binary()), _HEADER_VARIANT).to_pylist()
         drop |= {j for j, hit in enumerate(hits) if hit}
@@ -290,14 +294,16 @@ def _querystring_given(table: pa.Table, values: list[bytes]) -> pa.Array:
     return pa.array(given)
 
 
-def _nonfinite_literal(data: bytes) -> bool:
-    """`NaN` or `Infinity` anywhere in the bytes."""
+def _nonfinite_at(data: bytes) -> np.ndarray:
+    """Byte offsets of every `NaN` and `Infinity` in the bytes (vectorised: one pass per first letter)."""
     buf = np.frombuffer(data, np.uint8)
     n = np.flatnonzero(buf[:-2] == ord("N"))
-    if ((buf[n + 1] == ord("a")) & (buf[n + 2] == ord("N"))).any():
-        return True
+    n = n[(buf[n + 1] == ord("a")) & (buf[n + 2] == ord("N"))]
     i = np.flatnonzero(buf[:-7] == ord("I"))
-    return bool(((buf[i + 1] == ord("n")) & (buf[i + 2] == ord("f"))).any())
+    found = np.ones(len(i), dtype=bool)
+    for k, ch in enumerate(b"nfinity", start=1):  # the whole word: "Info", "Infra" are common in headers
+        found &= buf[i + k] == ch
+    return np.concatenate((n, i[found]))
 
 
 def _ids_as_text(table: pa.Table) -> pa.Table | None:

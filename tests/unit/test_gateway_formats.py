@@ -307,3 +307,10 @@ def test_otlp_protobuf_reads_to_the_same_attributes_spans_and_events_as_json(exp
         assert otlp.to_event(attrs, s_pb, names) == otlp.to_event(attrs, s_json, names)
     with pytest.raises(Invalid, match="protobuf"):
         list(otlp.server_spans_protobuf(b"\xff\xff\xff"))
+
+
+def test_the_nonfinite_screen_finds_each_literal_and_not_words_that_start_alike():
+    data = b'{"a":"Information"}\n{"b":NaN}\n{"c":"Infra","d":-Infinity}\n{"e":"Na","f":"Infinit"}'
+    at = sorted(vectorised._nonfinite_at(data).tolist())
+    assert [data[i:i + 3] for i in at] == [b"NaN", b"Inf"] and data[at[1]:at[1] + 8] == b"Infinity"
+    assert len(vectorised._nonfinite_at(b'{"via":"1.1 kong","x":"Info"}')) == 0
