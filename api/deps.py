@@ -16,8 +16,8 @@ from fastapi import Depends
 from starlette.requests import HTTPConnection
 
 from api.errors import ApiError
-from api.ingest_jobs import Jobs
-from api.ingest_schedules import IngestSchedules
+from api.ingest.jobs import Jobs
+from api.ingest.schedules import IngestSchedules
 from api.predicting import Predictor
 from api.publish import Publisher
 from api.search_service import SearchService

@@ -13,6 +13,8 @@ from fastapi_offline import FastAPIOffline
 from api.cod_envelope import PREFIXES
 from api.console import routes as console
 from api.errors import install_error_handlers
+from api.ingest import metrics as ingest_metrics
+from api.ingest import routes as ingest
 from api.limits import BodyLimitMiddleware
 from api.recorder import CallBuffer, CallRecorderMiddleware
 from api.responses import COD_ERRORS, PLATFORM_ERRORS
@@ -20,8 +22,6 @@ from api.routers import (
     calls,
     export,
     health,
-    ingest,
-    ingest_metrics,
     parquet,
     performance,
     predictions,

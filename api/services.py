@@ -17,7 +17,7 @@ test can replace any part with `app.dependency_overrides` and run a route with n
 | `jobs` | creates and steers ingest jobs; its watchdog re-issues a job whose worker went quiet |
 | `search` | the in-memory search index, kept in step with the stored vectors |
 | `alerts` | seed 000's four alerts, evaluated every few seconds (api/alerts.py) |
-| `ingest_schedules` | recurring ingest collections, started when due (api/ingest_schedules.py) |
+| `ingest_schedules` | recurring ingest collections, started when due (api/ingest/schedules.py) |
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ import structlog
 
 from api.alerts import Alerts
 from api.console.rates import TopicRates
-from api.ingest_jobs import Jobs
-from api.ingest_schedules import IngestSchedules
+from api.ingest.jobs import Jobs
+from api.ingest.schedules import IngestSchedules
 from api.parquet_exports import ParquetExports
 from api.predicting import Predictor
 from api.publish import Publisher

@@ -1,6 +1,6 @@
 """How good is an ingest job's estimate of its total when no `max_tickets` is set? (seed 000's progress/ETA)
 
-Runs real ingest jobs (pipeline/tickets/jobs.py, no broker) against the Freshdesk simulator's accounts, shaped
+Runs real ingest jobs (pipeline/ingest/jobs.py, no broker) against the Freshdesk simulator's accounts, shaped
 three ways the estimator was not tuned on: tickets spread evenly over a year, a help desk growing linearly
 (density ~ t), and one growing fast (~ t^3), and prints the estimate's error when 10/25/50/75/90 % of the
 tickets were really collected, and the ETA's error at the same points (remaining / the rate so far, as the
@@ -23,8 +23,8 @@ from typing import Any
 import structlog
 from pydantic import SecretStr
 
-from pipeline.connectors.freshdesk.ratelimit import budget_for
-from pipeline.tickets.jobs import IngestJob, JobControl
+from pipeline.ingest.freshdesk.ratelimit import budget_for
+from pipeline.ingest.jobs import IngestJob, JobControl
 from schemas.ingest import JobCommand, JobOptions, JobProgress
 from simulators.freshdesk.server import SimulatorServer
 from simulators.freshdesk.state import SimulatorConfig

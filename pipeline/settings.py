@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     # A request or response body at or over this is "large" in the call stats and the console (seed 003's
     # 대용량 요청 감지); 1 MiB is nginx's default client_max_body_size.
     large_body_bytes: int = Field(default=1 << 20, ge=1)
-    # Recurring ingest schedules (api/ingest_schedules.py): how often the api looks for due ones; 0 turns it off.
+    # Recurring ingest schedules (api/ingest/schedules.py): how often the api looks for due ones; 0 turns it off.
     ingest_schedule_interval_s: float = Field(default=30.0, ge=0, le=3600)
     # The console (/console): how long a sign-in lasts (never past its token) and how often live parts update.
     console_session_s: float = Field(default=8 * 3600, ge=60, le=7 * 86400)

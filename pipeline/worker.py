@@ -15,13 +15,13 @@ from pipeline.broker.agent_topics import AgentTopics
 from pipeline.broker.faust_tuning import apply_faust_tunings
 from pipeline.broker.topics import HEARTBEATS
 from pipeline.calls.stream import CallsNormalizer
+from pipeline.ingest.agents import register_ingest_agents
 from pipeline.logging import configure_logging
 from pipeline.metrics import EVENTS
 from pipeline.predictions.agents import register_prediction_agents
 from pipeline.settings import Settings
 from pipeline.tickets.agents import register_ticket_agents
 from pipeline.tickets.embed_agents import register_embed_agents
-from pipeline.tickets.job_agents import register_ingest_agents
 
 log = structlog.get_logger(__name__)
 

@@ -105,7 +105,7 @@ class JobStatistics(BaseModel):
     api_time_ms: float = 0.0  # summed time to response headers of every API call
     rate_limit_usage: float | None = None  # % of the plan's per-minute budget used, per the last X-RateLimit-*
     # With no max_tickets, Freshdesk says nothing of how many tickets there are: the job estimates it from how far
-    # its updated_at-ordered listing has come (pipeline/tickets/estimate.py); null until it can.
+    # its updated_at-ordered listing has come (pipeline/ingest/estimate.py); null until it can.
     estimated_total_tickets: Count | None = None
     listing_from: datetime | None = None  # updated_at of the first ticket the job listed: the estimate's origin
     listing_to: datetime | None = None  # the account's newest updated_at when the job began: where the listing ends

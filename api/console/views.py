@@ -12,8 +12,8 @@ from typing import Any
 
 from api.alerts import HOST
 from api.console.rates import TopicRates
-from api.ingest_jobs import job_detail, job_summary
-from api.ingest_schedules import schedule_public
+from api.ingest.jobs import job_detail, job_summary
+from api.ingest.schedules import schedule_public
 from api.services import Services
 from pipeline.calls.redact import redact_bytes
 from pipeline.metrics import CONSUMER_LAG, MATERIALIZED_ROWS

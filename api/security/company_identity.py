@@ -21,8 +21,8 @@ from fastapi import Request
 from api.errors import ApiError
 from api.security.bearer import optional_principal
 from api.security.company_keys import Credentials, key_hash
-from pipeline.connectors.freshdesk.client import FreshdeskClient
-from pipeline.connectors.freshdesk.errors import (
+from pipeline.ingest.freshdesk.client import FreshdeskClient
+from pipeline.ingest.freshdesk.errors import (
     FreshdeskAuthError,
     FreshdeskDomainError,
     FreshdeskError,

@@ -167,7 +167,7 @@ def _verdict(snapshot: DataSnapshot, transcript: Sequence[RoundRecord], ctx: Con
     else:
         log_sol, sd, weights = skill.judge_log(ledger, last)
         sol, first_sol = math.exp(log_sol), math.exp(skill.judge_log(ledger, first)[0])
-    sol = min(max(sol, 1.0), skill.MAX_SOL)
+    sol, first_sol = (min(max(v, 1.0), skill.MAX_SOL) for v in (sol, first_sol))
     low, high = skill.interval(math.log(sol), sd)
     return _Verdict(sol, low, high, skill.within_ten(sol, sd), first_sol, weights)
 

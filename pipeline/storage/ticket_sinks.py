@@ -42,7 +42,7 @@ def _arrow(table: str, rows: list[dict[str, Any]]) -> pa.Table:
 
 
 def _marks(marks: list[Any], stage: str) -> list[Write]:
-    """Job marks (pipeline/tickets/marks.py) reached `stage`: written with the rows that came before them."""
+    """Job marks (pipeline/ingest/marks.py) reached `stage`: written with the rows that came before them."""
     rows = [{"job_id": str(mk["job_id"]), "tenant": str(mk["tenant"]), "stage": stage, "marked_at": datetime.now(UTC)}
             for mk in marks if isinstance(mk, dict) and "job_id" in mk and "tenant" in mk]
     return [Write("ingest_marks", pa.Table.from_pylist(rows))] if rows else []

@@ -2,7 +2,7 @@
 
 Thin: decode, call the pure normalizer and integrator, send one `tickets.normalized` message per source
 message (JSON `{"tables": {name: [rows]}}`, keyed by tenant) and one dead letter per rejected record; a job's
-end mark (pipeline/tickets/marks.py) is passed on.
+end mark (pipeline/ingest/marks.py) is passed on.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import structlog
 from pipeline.broker.agent_topics import AgentTopics
 from pipeline.broker.records import Message
 from pipeline.broker.topics import TICKETS_NORMALIZED, TICKETS_RAW
+from pipeline.ingest.marks import marks_of
 from pipeline.metrics import EVENTS
-from pipeline.tickets.marks import marks_of
 from pipeline.tickets.normalize import normalize_messages
 from pipeline.tickets.threads import integrated_objects
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline.connectors.freshdesk.timestamps import iso
+from pipeline.ingest.freshdesk.timestamps import iso
 from simulators.freshdesk import corpus
 from simulators.freshdesk.kb import KnowledgeBase, build_kb
 from simulators.freshdesk.markup import NBSP, Bold, Markup

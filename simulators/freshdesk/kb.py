@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.connectors.freshdesk.timestamps import iso
+from pipeline.ingest.freshdesk.timestamps import iso
 from simulators.freshdesk import corpus
 from simulators.freshdesk.markup import Markup
 

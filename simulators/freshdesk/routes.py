@@ -12,7 +12,7 @@ import orjson
 from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 
-from pipeline.connectors.freshdesk import timestamps
+from pipeline.ingest.freshdesk import timestamps
 from simulators.freshdesk.fixtures import Attachment, Dataset, SimTicket, domain_seed
 from simulators.freshdesk.state import Faults, SimulatorState, Stats
 

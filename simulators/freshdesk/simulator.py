@@ -23,7 +23,7 @@ import orjson
 from fastapi import FastAPI
 from starlette.types import Message, Receive, Scope, Send
 
-from pipeline.connectors.freshdesk.api import credits_for, endpoint_label
+from pipeline.ingest.freshdesk.api import credits_for, endpoint_label
 from simulators.freshdesk.routes import ApiError, admin_router, api_error_handler, api_router
 from simulators.freshdesk.state import SimulatorConfig, SimulatorState
 

@@ -18,9 +18,9 @@ from aiokafka.partitioner import DefaultPartitioner
 from api.main import create_app
 from pipeline.broker.kafka import ensure_topics
 from pipeline.broker.topics import pipeline_topics
+from pipeline.ingest.jobs import MAX_CONTENT_IN_TOPIC
 from pipeline.settings import Settings
 from pipeline.tickets.attachments import MAX_CONTENT_TEXT
-from pipeline.tickets.jobs import MAX_CONTENT_IN_TOPIC
 from simulators.freshdesk.server import SimulatorServer
 from simulators.freshdesk.state import SimulatorConfig
 from tests.helpers import checked_client, start_cli, stop_process, wait_for

@@ -14,11 +14,11 @@ import pytest
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from pipeline.connectors.freshdesk.client import FreshdeskClient
-from pipeline.connectors.freshdesk.errors import FreshdeskAuthError, FreshdeskDomainError, FreshdeskUnavailable
-from pipeline.connectors.freshdesk.ratelimit import RateBudget, budget_for
-from pipeline.connectors.freshdesk.records import TicketCursor
-from pipeline.connectors.freshdesk.threads import iter_threads
+from pipeline.ingest.freshdesk.client import FreshdeskClient
+from pipeline.ingest.freshdesk.errors import FreshdeskAuthError, FreshdeskDomainError, FreshdeskUnavailable
+from pipeline.ingest.freshdesk.ratelimit import RateBudget, budget_for
+from pipeline.ingest.freshdesk.records import TicketCursor
+from pipeline.ingest.freshdesk.threads import iter_threads
 from simulators.freshdesk.fixtures import Dataset
 from simulators.freshdesk.server import SimulatorServer
 from simulators.freshdesk.state import SimulatorConfig

@@ -15,8 +15,8 @@ from pydantic import SecretStr
 
 from pipeline.broker.entry_messages import MAX_VALUE_BYTES
 from pipeline.broker.records import Message
-from pipeline.connectors.freshdesk.ratelimit import budget_for
-from pipeline.tickets.jobs import MAX_CONTENT_IN_TOPIC, IngestJob, JobControl
+from pipeline.ingest.freshdesk.ratelimit import budget_for
+from pipeline.ingest.jobs import MAX_CONTENT_IN_TOPIC, IngestJob, JobControl
 from pipeline.tickets.normalize import normalize_messages
 from schemas.ingest import JobCommand, JobOptions, JobProgress
 from simulators.freshdesk.server import SimulatorServer

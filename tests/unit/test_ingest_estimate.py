@@ -1,4 +1,4 @@
-"""A job's estimate of its total when no max_tickets is set (pipeline/tickets/estimate.py), on walks computed
+"""A job's estimate of its total when no max_tickets is set (pipeline/ingest/estimate.py), on walks computed
 from known ticket spreads, and the job's seed-000 log lines and totals against the simulator."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
-from pipeline.tickets.estimate import MIN_TICKETS, estimate_total
+from pipeline.ingest.estimate import MIN_TICKETS, estimate_total
 from simulators.freshdesk.server import SimulatorServer
 from simulators.freshdesk.state import SimulatorConfig
 from tests.unit.test_freshdesk_ingest_job import END, run_job

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from api.routers.ingest_metrics import data_quality
+from api.ingest.metrics import data_quality
 from pipeline.storage.db import connect
 from pipeline.storage.queries.ingest import quality_counts
 

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from api.ingest_jobs import Jobs
-from api.ingest_schedules import IngestSchedules
+from api.ingest.jobs import Jobs
+from api.ingest.schedules import IngestSchedules
 from api.main import create_app
 from api.services import Services
 from pipeline.security import Role, mint_token
@@ -123,7 +123,7 @@ def test_schedules_are_listed_and_cancelled_by_their_company_only(schedules, mat
 
 def test_a_company_keeps_at_most_twenty_active_schedules(schedules):
     from api.errors import ApiError
-    from api.ingest_schedules import MAX_ACTIVE_PER_COMPANY
+    from api.ingest.schedules import MAX_ACTIVE_PER_COMPANY
 
     rows = [_run(schedules.create(_first_job(schedules), JobOptions(), DAILY_2AM_SEOUL, NOW))
             for _ in range(MAX_ACTIVE_PER_COMPANY)]

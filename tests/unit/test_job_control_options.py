@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from pipeline.connectors.freshdesk.ratelimit import budget_for
-from pipeline.tickets.jobs import IngestJob, JobControl
+from pipeline.ingest.freshdesk.ratelimit import budget_for
+from pipeline.ingest.jobs import IngestJob, JobControl
 from schemas.ingest import JobCommand, JobOptions, JobProgress
 from simulators.freshdesk.server import SimulatorServer
 from simulators.freshdesk.state import SimulatorConfig

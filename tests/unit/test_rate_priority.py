@@ -9,8 +9,8 @@ import asyncio
 import httpx
 from pydantic import SecretStr
 
-from pipeline.connectors.freshdesk.client import FreshdeskClient
-from pipeline.connectors.freshdesk.ratelimit import PRIORITY_RANK, RateBudget
+from pipeline.ingest.freshdesk.client import FreshdeskClient
+from pipeline.ingest.freshdesk.ratelimit import PRIORITY_RANK, RateBudget
 
 
 def _grants(late_rank: int) -> list[str]:

@@ -135,7 +135,7 @@ def test_the_api_indexes_stored_vectors_and_waits_for_an_object_that_is_not_stor
 
 
 def test_a_jobs_end_mark_is_stored_with_the_rows_before_it(materializer, embedder):
-    from pipeline.tickets.marks import MARK_HEADER, mark_headers, marks_of
+    from pipeline.ingest.marks import MARK_HEADER, mark_headers, marks_of
 
     mark = {"job_id": "job-1", "tenant": "acme"}
     assert marks_of(mark_headers("job-1", "acme")) == [mark]

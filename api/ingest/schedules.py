@@ -23,7 +23,7 @@ import structlog
 
 from api.background import BackgroundTask, every
 from api.errors import ApiError
-from api.ingest_jobs import Jobs, new_job_id
+from api.ingest.jobs import Jobs, new_job_id
 from api.wire import iso_z
 from pipeline.settings import Settings
 from pipeline.storage.queries import ingest as jq

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from pipeline.connectors.freshdesk import timestamps
+from pipeline.ingest.freshdesk import timestamps
 
 KbKind = Literal["kb_category", "kb_folder", "kb_article"]
 KbItem = tuple[KbKind, dict[str, Any]]

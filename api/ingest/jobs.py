@@ -22,7 +22,7 @@ from api.publish import Publisher
 from api.security.company_identity import CompanyIdentity, ProvenCredentials
 from api.wire import iso_z
 from pipeline.broker.topics import INGEST_COMMANDS
-from pipeline.connectors.freshdesk.ratelimit import budget_for
+from pipeline.ingest.freshdesk.ratelimit import budget_for
 from pipeline.settings import Settings
 from pipeline.storage.queries import ingest as q
 from pipeline.storage.store import Store

@@ -17,10 +17,10 @@ from typing import Any
 
 import structlog
 
-from pipeline.connectors.freshdesk import timestamps
-from pipeline.connectors.freshdesk.client import FreshdeskClient
-from pipeline.connectors.freshdesk.errors import FreshdeskNotFound
-from pipeline.connectors.freshdesk.records import TicketCursor, TicketThread
+from pipeline.ingest.freshdesk import timestamps
+from pipeline.ingest.freshdesk.client import FreshdeskClient
+from pipeline.ingest.freshdesk.errors import FreshdeskNotFound
+from pipeline.ingest.freshdesk.records import TicketCursor, TicketThread
 
 log = structlog.get_logger(__name__)
 Pending = tuple[dict[str, Any], TicketCursor, "asyncio.Task[list[dict[str, Any]]] | None"]

@@ -23,11 +23,11 @@ import structlog
 from pydantic import SecretStr
 
 from pipeline.broker.entry_messages import MAX_VALUE_BYTES
-from pipeline.connectors.freshdesk.client import FreshdeskClient
-from pipeline.connectors.freshdesk.errors import FreshdeskAuthError, FreshdeskDomainError, FreshdeskError
-from pipeline.connectors.freshdesk.records import TicketCursor
-from pipeline.connectors.freshdesk.threads import iter_threads
-from pipeline.tickets.estimate import estimate_total
+from pipeline.ingest.estimate import estimate_total
+from pipeline.ingest.freshdesk.client import FreshdeskClient
+from pipeline.ingest.freshdesk.errors import FreshdeskAuthError, FreshdeskDomainError, FreshdeskError
+from pipeline.ingest.freshdesk.records import TicketCursor
+from pipeline.ingest.freshdesk.threads import iter_threads
 from schemas.ingest import JobCommand, JobProgress, JobStatistics, JobStatus, LogLine
 
 log = structlog.get_logger(__name__)

@@ -21,9 +21,9 @@ from pydantic import SecretStr
 
 from pipeline.broker.agent_topics import AgentTopics
 from pipeline.broker.topics import INGEST_COMMANDS, INGEST_PROGRESS, TICKETS_RAW
+from pipeline.ingest.jobs import IngestJob, JobControl
+from pipeline.ingest.marks import mark_headers
 from pipeline.settings import Settings
-from pipeline.tickets.jobs import IngestJob, JobControl
-from pipeline.tickets.marks import mark_headers
 from schemas.ingest import JobCommand, JobProgress
 
 log = structlog.get_logger(__name__)

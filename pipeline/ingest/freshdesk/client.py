@@ -17,9 +17,9 @@ import structlog
 from pydantic import SecretStr
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from pipeline.connectors.freshdesk import timestamps
-from pipeline.connectors.freshdesk.api import TOP_LEVEL, credits_for, endpoint_label
-from pipeline.connectors.freshdesk.errors import (
+from pipeline.ingest.freshdesk import timestamps
+from pipeline.ingest.freshdesk.api import TOP_LEVEL, credits_for, endpoint_label
+from pipeline.ingest.freshdesk.errors import (
     FreshdeskAttachmentError,
     FreshdeskAuthError,
     FreshdeskDomainError,
@@ -28,8 +28,8 @@ from pipeline.connectors.freshdesk.errors import (
     FreshdeskRequestError,
     FreshdeskUnavailable,
 )
-from pipeline.connectors.freshdesk.ratelimit import PRIORITY_RANK, RateBudget, budget_for
-from pipeline.connectors.freshdesk.records import AttachmentDownload, ClientStats, KbItem, TicketCursor
+from pipeline.ingest.freshdesk.ratelimit import PRIORITY_RANK, RateBudget, budget_for
+from pipeline.ingest.freshdesk.records import AttachmentDownload, ClientStats, KbItem, TicketCursor
 
 log = structlog.get_logger(__name__)
 MAX_EXPECTED_WAITS = 50  # 429s we saw coming only wait; this bounds a server that never lets us through

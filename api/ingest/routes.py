@@ -18,8 +18,8 @@ from pydantic import ValidationError
 
 from api.deps import JobsDep, SchedulesDep, ServicesDep, StoreDep
 from api.errors import ApiError
-from api.ingest_jobs import find_job, job_detail, job_summary
-from api.ingest_schedules import schedule_public
+from api.ingest.jobs import find_job, job_detail, job_summary
+from api.ingest.schedules import schedule_public
 from api.security import CompanyReader, CompanyStream, ProvenCompany, public
 from api.security.company_keys import refuse_body_credentials
 from api.services import Services
@@ -213,7 +213,7 @@ async def _until_done(store: Store, company: str, job_id: str) -> dict[str, Any]
 
 
 async def _until_marked(services: Services, job_id: str) -> set[str]:
-    """Wait (a while) for the job's end mark to be stored and embedded (pipeline/tickets/marks.py)."""
+    """Wait (a while) for the job's end mark to be stored and embedded (pipeline/ingest/marks.py)."""
     deadline = time.monotonic() + MARK_TIMEOUT_S
     stages: set[str] = set()
     while time.monotonic() < deadline:

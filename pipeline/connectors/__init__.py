@@ -1,1 +1,0 @@
-"""Connectors to the helpdesk platforms the tickets stream ingests from."""
