@@ -1,10 +1,10 @@
 """Kafka records as the pure code sees them: one `Message`, or one partition's messages column-wise (`Batch`,
-what a batch consumer hands over, without an object per message)."""
+what a batch consumer hands over, without an object per message), and what an agent's handler sends to."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 
 class Message(NamedTuple):
@@ -24,3 +24,9 @@ class Batch:
     offsets: list[int]
     timestamps_ms: list[int]
     values: list[bytes | None]
+
+
+class Sender(Protocol):
+    """What an agent's handler sends to: a Faust topic, or in tests something that records."""
+
+    async def send(self, *, key: bytes | None = None, value: bytes) -> Any: ...

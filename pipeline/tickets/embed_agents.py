@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any
 
 import faust
@@ -24,6 +25,7 @@ import orjson
 import structlog
 
 from pipeline.broker.agent_topics import AgentTopics
+from pipeline.broker.records import Sender
 from pipeline.broker.topics import EMBED_REQUESTS, TICKETS_NORMALIZED, TICKETS_VECTORS
 from pipeline.dlq import DeadLetter
 from pipeline.metrics import EVENTS
@@ -78,7 +80,26 @@ async def embed_and_send(embedding: Embedding, vectors: faust.TopicT, objects: l
     return None
 
 
+async def embed_normalized(values: Sequence[bytes], embed: Callable[[list[dict[str, Any]]], Awaitable[Any]],
+                           vectors: Sender) -> None:
+    """A batch of `tickets.normalized` messages: their integrated objects embedded (`embed`), then each job's end
+    mark passed on after the vectors of everything before it. What is not a normalized batch is skipped here (the
+    materializer dead-letters it)."""
+    objects, marks = [], []
+    for value in values:
+        try:
+            doc = orjson.loads(value)
+            objects += doc["tables"].get("integrated_objects", [])
+            marks += doc.get("marks", [])
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            continue
+    await embed(objects)
+    for mark in marks:
+        await vectors.send(key=str(mark["tenant"]).encode(), value=orjson.dumps({"vectors": [], "marks": [mark]}))
+
+
 def register_embed_agents(app: faust.App, settings: Settings, topics: AgentTopics) -> None:
+    """Bind the handlers to this worker's topics (names carry the settings' prefix)."""
     vectors = topics(TICKETS_VECTORS)
     embedding = Embedding(settings)
 
@@ -88,18 +109,7 @@ def register_embed_agents(app: faust.App, settings: Settings, topics: AgentTopic
     @app.agent(topics(TICKETS_NORMALIZED))
     async def embed_objects(stream: faust.StreamT) -> None:
         async for values in stream.take(TAKE_MESSAGES, within=TAKE_WITHIN_S):
-            objects, marks = [], []
-            for value in values:
-                try:
-                    doc = orjson.loads(value)
-                    objects += doc["tables"].get("integrated_objects", [])
-                    marks += doc.get("marks", [])
-                except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
-                    continue  # the materializer dead-letters what is not a normalized batch
-            await send(objects, settings.topic(TICKETS_NORMALIZED))
-            for mark in marks:  # after the vectors of everything before it
-                await vectors.send(key=str(mark["tenant"]).encode(),
-                                   value=orjson.dumps({"vectors": [], "marks": [mark]}))
+            await embed_normalized(values, partial(send, source=settings.topic(TICKETS_NORMALIZED)), vectors)
 
     @app.agent(topics(EMBED_REQUESTS))
     async def reembed_objects(stream: faust.StreamT) -> None:
