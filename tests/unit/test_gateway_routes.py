@@ -55,10 +55,17 @@ def test_a_bad_kong_event_is_refused_naming_the_format(api):  # noqa: F811
     assert r.json()["error"]["details"][0]["error"].startswith("Kong log event: status_code")
 
 
-def test_otlp_export_publishes_each_http_server_span_and_answers_otlps_response(api):  # noqa: F811
+def two_span_export() -> dict:
+    """The conventions' HTTP server span and, beside it, the documented export's span (a server span without
+    HTTP attributes: not a call)."""
     export = semconv_server_span()
     spans = export["resourceSpans"][0]["scopeSpans"][0]["spans"]
     spans.append({**fixture("otlp_trace.json")["resourceSpans"][0]["scopeSpans"][0]["spans"][0], "spanId": "01" * 8})
+    return export
+
+
+def test_otlp_export_publishes_each_http_server_span_and_answers_otlps_response(api):  # noqa: F811
+    export = two_span_export()
     r = api.post("/v1/traces", content=orjson.dumps(export), headers={**api.as_tenant("1", SA),
                                                                         "Content-Type": "application/json"})
     assert r.status_code == 200 and r.json() == {}
@@ -191,9 +198,8 @@ def as_protobuf(export: dict) -> bytes:
 
 
 def test_otlp_protobuf_export_publishes_the_same_calls_as_its_json_twin(api):  # noqa: F811
-    export = semconv_server_span()
+    export = two_span_export()
     spans = export["resourceSpans"][0]["scopeSpans"][0]["spans"]
-    spans.append({**fixture("otlp_trace.json")["resourceSpans"][0]["scopeSpans"][0]["spans"][0], "spanId": "01" * 8})
     r = api.post("/v1/traces", content=orjson.dumps(export), headers={**api.as_tenant("1", SA),
                                                                         "Content-Type": "application/json"})
     assert r.status_code == 200
