@@ -180,6 +180,23 @@ def _questionnaires(rng: random.Random, p: _Person) -> list[Questionnaire]:
     return [q for q in items if rng.random() < 0.7]
 
 
+def _treatment(p: _Person, days: int) -> TreatmentCycle:
+    phase, week = _phase(p, days)
+    prescribing = phase is not TreatmentPhase.ASSESSMENT
+    return TreatmentCycle(phase=phase, cycle_week=week, timezone="Asia/Seoul",
+                          bedtime_goal=_clock(p.lights_off) if prescribing else None,
+                          prescribed_time_in_bed_minutes=round(_clip(p.sleep_need + 30, 330, 540)) if prescribing
+                          else None)
+
+
+def _phone(rng: random.Random, p: _Person, screen: float, lux: float) -> MobileAnalytics:
+    return MobileAnalytics(screen_time_before_bed_minutes=round(_clip(screen, 0, 240)),
+                           evening_light_lux=round(_clip(lux, 0, 100_000), 1),
+                           daylight_minutes=round(_clip(p.daylight_mean * math.exp(rng.gauss(0, 0.4)), 0, 900)),
+                           active_minutes=round(_clip(p.active_mean * math.exp(rng.gauss(0, 0.5)), 0, 900)),
+                           steps=round(1500 + 120 * p.active_mean * math.exp(rng.gauss(0, 0.3))))
+
+
 def generate_user(rng: random.Random, user_id: str, days: int, tenant: str) -> DiaryStudyUser:
     """One user: `days` nights of records and the true SOL of the night after."""
     p = _person(rng, days)
@@ -190,12 +207,7 @@ def generate_user(rng: random.Random, user_id: str, days: int, tenant: str) -> D
         records.append(SleepRecord(tenant=tenant, user_id=user_id, kind=kind, date=day, data=data))
 
     if p.has_treatment:
-        phase, week = _phase(p, days)
-        prescribing = phase is not TreatmentPhase.ASSESSMENT
-        rec("treatment", start, TreatmentCycle(
-            phase=phase, cycle_week=week, timezone="Asia/Seoul",
-            bedtime_goal=_clock(p.lights_off) if prescribing else None,
-            prescribed_time_in_bed_minutes=round(_clip(p.sleep_need + 30, 330, 540)) if prescribing else None))
+        rec("treatment", start, _treatment(p, days))
     for q in _questionnaires(rng, p):
         rec("questionnaire", start, q)
     e, prev_lux, missing = 0.0, None, False
@@ -219,12 +231,7 @@ def generate_user(rng: random.Random, user_id: str, days: int, tenant: str) -> D
         if not missing:
             rec("diary", night, _diary(rng, p, sol))
         if p.has_phone and rng.random() < 0.8:
-            rec("mobile", night, MobileAnalytics(
-                screen_time_before_bed_minutes=round(_clip(screen, 0, 240)),
-                evening_light_lux=round(_clip(lux, 0, 100_000), 1),
-                daylight_minutes=round(_clip(p.daylight_mean * math.exp(rng.gauss(0, 0.4)), 0, 900)),
-                active_minutes=round(_clip(p.active_mean * math.exp(rng.gauss(0, 0.5)), 0, 900)),
-                steps=round(1500 + 120 * p.active_mean * math.exp(rng.gauss(0, 0.3)))))
+            rec("mobile", night, _phone(rng, p, screen, lux))
         prev_lux = lux
     raise AssertionError("unreachable: the loop returns on night `days`")
 

@@ -192,24 +192,15 @@ def _fast_chunk(batch: Batch, pos: list[int], make_id: IdFn) -> tuple[pa.Table, 
 
 def _parse(batch: Batch, pos: list[int]) -> tuple[pa.Table | None, list[int]]:
     """Arrow's JSON reader, one object per line; messages it cannot read as orjson would are left out."""
-    values = [batch.values[i] for i in pos]
-    data = b"\n".join(values)
-    valid = _utf8(data)
-    if not valid or max(map(len, values), default=0) >= _MAX_DEPTH_BYTES:
-        # per message only what the chunk's check cannot vouch for: UTF-8 if the chunk failed, nesting if long
-        keep = [j for j, v in enumerate(values) if (valid or _utf8(v))
-                and (len(v) < _MAX_DEPTH_BYTES or v.count(b"{") + v.count(b"[") < 1000)]
-        values, pos = [values[j] for j in keep], [pos[j] for j in keep]
-        data = b"\n".join(values)
+    values, pos = _readable([batch.values[i] for i in pos], pos)
     options = _PARSE
     if values and b'"started_at"' in values[0] and b'"request"' in values[0]:
         values, pos = _kong_screens(values, pos)
-        options, data = _PARSE_KONG, b"\n".join(values)
-    for attempt in range(_RETRIES + 1):
+        options = _PARSE_KONG
+    for _ in range(_RETRIES + 1):
         if not values:
             return None, pos
-        if attempt:
-            data = b"\n".join(values)  # some were dropped or quoted
+        data = b"\n".join(values)
         read = pj.ReadOptions(use_threads=False, block_size=len(data) + 1)
         try:
             table = pj.read_json(io.BytesIO(data), parse_options=options, read_options=read)
@@ -237,14 +228,29 @@ def _parse(batch: Batch, pos: list[int]) -> tuple[pa.Table | None, list[int]]:
             # so only the messages holding such an id fail (and go the exact way), not the whole chunk.
             values, options = _quote_numeric_ids(values), _PARSE_QUOTED
             continue
-        kong = [n for n in _KONG_KEYS if n in table.schema.names]  # Kong's fields (_from_kong reads them)
-        if text is None:
-            return None, pos
-        text = text.select(RAW_SCHEMA.names + kong)
-        if options is _PARSE_KONG:
-            text = text.append_column(_QS_GIVEN, _querystring_given(text, values))
-        return text.combine_chunks(), pos
+        return (None if text is None else _raw_columns(text, values, options is _PARSE_KONG)), pos
     return None, pos
+
+
+def _readable(values: list[bytes], pos: list[int]) -> tuple[list[bytes], list[int]]:
+    """The messages orjson can read at all: UTF-8, and nested less than its 1024 levels. Each message is looked at
+    only for what the chunk's check cannot vouch for: UTF-8 if the chunk failed, nesting if it is long enough."""
+    valid = _utf8(b"\n".join(values))
+    if valid and max(map(len, values), default=0) < _MAX_DEPTH_BYTES:
+        return values, pos
+    keep = [j for j, v in enumerate(values) if (valid or _utf8(v))
+            and (len(v) < _MAX_DEPTH_BYTES or v.count(b"{") + v.count(b"[") < 1000)]
+    return [values[j] for j in keep], [pos[j] for j in keep]
+
+
+def _raw_columns(text: pa.Table, values: list[bytes], kong_chunk: bool) -> pa.Table:
+    """The columns the checks read: the raw schema's, Kong's fields (`_from_kong`) and, for a Kong chunk, whether
+    each row's parsed query may hold anything."""
+    kong = [n for n in _KONG_KEYS if n in text.schema.names]
+    text = text.select(RAW_SCHEMA.names + kong)
+    if kong_chunk:
+        text = text.append_column(_QS_GIVEN, _querystring_given(text, values))
+    return text.combine_chunks()
 
 
 def _quote_numeric_ids(values: list[bytes]) -> list[bytes]:

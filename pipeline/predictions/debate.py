@@ -188,18 +188,14 @@ def conclude(snapshot: DataSnapshot, transcript: Sequence[RoundRecord], ctx: Con
         raise DebateFailed("no debate rounds to conclude")
     if not has_any_data(snapshot):
         raise DebateFailed("no data behind the opinions")
-    last = transcript[-1]
+    last, verdict = transcript[-1], _verdict(snapshot, transcript, ctx)
     opinions = last.expert_opinions
-    verdict = _verdict(snapshot, transcript, ctx)
     plain = statistics.fmean(o.sol_score for o in opinions)
     naive = naive_forecasts([d.data.sol_minutes for d in snapshot.diary])
-    reached = last.consensus_score >= CONSENSUS_THRESHOLD
     informed = sorted((o for o in opinions if o.confidence > NO_DATA_CONFIDENCE), key=lambda o: -o.confidence)
     return DebateOutcome(
-        sol_score=verdict.sol,
-        confidence_score=round(min(verdict.confidence, 1.0), 3),
-        consensus_reached=reached,
-        final_consensus_score=last.consensus_score,
+        sol_score=verdict.sol, confidence_score=round(min(verdict.confidence, 1.0), 3),
+        consensus_reached=last.consensus_score >= CONSENSUS_THRESHOLD, final_consensus_score=last.consensus_score,
         total_rounds=len(transcript),
         key_findings=_merged([o.key_points for o in informed]),
         concern_areas=_merged([o.risk_factors for o in informed]),
@@ -207,9 +203,7 @@ def conclude(snapshot: DataSnapshot, transcript: Sequence[RoundRecord], ctx: Con
         aggregation=AGGREGATION if verdict.weights else NO_DIARY_AGGREGATION,
         baseline_plain_average=plain,
         per_agent_final={o.agent_type: o.sol_score for o in opinions},
-        interval_low=verdict.low,
-        interval_high=verdict.high,
-        first_round_sol=verdict.first_round,
+        interval_low=verdict.low, interval_high=verdict.high, first_round_sol=verdict.first_round,
         naive_forecasts={k: round(v, 1) for k, v in naive.items()},
         expert_weights={a: round(w, 3) for a, w in verdict.weights.items()},
     )
