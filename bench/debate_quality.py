@@ -11,8 +11,8 @@ For every cohort it prints the mean absolute error (minutes) and the share of tr
 interval of: the debate's answer; the judge's rule on round 1 (what the debate changed); each expert alone
 (round 1); the plain average of the last round; the naive forecasts a clinician has (last night, mean and
 median of the last 7 nights, with the 10th-90th percentile of the last 14 nights as their interval); and
-the generator's own conditional median (a floor no forecast from the records reaches). Then: MAE per
-data-completeness third, rounds to stop, consensus, the share of debates whose answer moved from round 1
+the generator's own conditional median (a floor no forecast from the records reaches). Then: every one of
+those MAEs (with coverage) per data-completeness third, rounds to stop, consensus, the share of debates whose answer moved from round 1
 by 0.5 min or more, the confidence score against the hit rate it promises (within 10 minutes), and engine
 time per prediction. Every prediction goes through the same pure functions the worker runs.
 """
@@ -45,15 +45,19 @@ def _now() -> datetime:
 
 @dataclass
 class Scored:
-    """Absolute errors and interval hits of one forecaster over a cohort."""
+    """Absolute errors and interval hits of one forecaster over a cohort, with the user each came from."""
 
     errors: list[float]
     hits: list[bool]
+    users: list[int]
+    hit_users: list[int]
 
-    def add(self, forecast: float, truth: float, interval: Sequence[float] | None) -> None:
+    def add(self, forecast: float, truth: float, interval: Sequence[float] | None, user: int) -> None:
         self.errors.append(abs(forecast - truth))
+        self.users.append(user)
         if interval is not None:
             self.hits.append(interval[0] <= truth <= interval[1])
+            self.hit_users.append(user)
 
 
 def _reference_a(u: sleep_cohort.SyntheticUser, days: int) -> float:
@@ -83,9 +87,9 @@ def evaluate(generator: str, seed: int, users: int, days: int) -> dict[str, Any]
     scores: dict[str, Scored] = {}
 
     def score(name: str) -> Scored:
-        return scores.setdefault(name, Scored([], []))
+        return scores.setdefault(name, Scored([], [], [], []))
 
-    thirds: list[tuple[float, float, float]] = []  # completeness, debate error, best naive error
+    thirds: list[tuple[float, int]] = []  # (completeness, user): the cohort is cut in thirds by rank
     rounds: list[int] = []
     changed = reached = 0
     confidence: list[tuple[float, bool]] = []
@@ -93,29 +97,28 @@ def evaluate(generator: str, seed: int, users: int, days: int) -> dict[str, Any]
     stops: Counter[str] = Counter()
     for u, reference in _cohort(generator, users, days, seed):
         snapshot = build_snapshot("cohort", u.user_id, u.records)
-        truth = u.next_night_sol
+        truth, done = u.next_night_sol, len(thirds)
         began = time.perf_counter()
         transcript, outcome = run_debate(snapshot, _now)
         quality_metrics(transcript)
         recommend(snapshot, outcome, f"pred_{u.user_id}")
         engine_ms.append((time.perf_counter() - began) * 1000)
         interval = (outcome.interval_low, outcome.interval_high)
-        score("debate (final answer)").add(outcome.sol_score, truth, interval)
+        score("debate (final answer)").add(outcome.sol_score, truth, interval, done)
         if outcome.first_round_sol is not None:
-            score("judge's rule on round 1").add(outcome.first_round_sol, truth, None)
+            score("judge's rule on round 1").add(outcome.first_round_sol, truth, None, done)
             changed += abs(outcome.sol_score - outcome.first_round_sol) >= 0.5
         for o in transcript[0].expert_opinions:
-            score(f"{o.agent_type.value} alone (round 1)").add(o.sol_score, truth, o.analysis_result.get("interval80"))
-        score("plain average, last round").add(outcome.baseline_plain_average, truth, None)
+            score(f"{o.agent_type.value} alone (round 1)").add(o.sol_score, truth, o.analysis_result.get("interval80"),
+                                                                done)
+        score("plain average, last round").add(outcome.baseline_plain_average, truth, None, done)
         sols = [d.data.sol_minutes for d in snapshot.diary]
         usual = (_percentile(sols[-14:], 0.1), _percentile(sols[-14:], 0.9)) if len(sols) >= 2 else None
         for name, value in outcome.naive_forecasts.items():
-            score(f"naive: {name}").add(value, truth, usual)
-        score("generator's conditional median").add(reference, truth, None)
+            score(f"naive: {name}").add(value, truth, usual, done)
+        score("generator's conditional median").add(reference, truth, None, done)
         confidence.append((outcome.confidence_score, abs(outcome.sol_score - truth) <= 10))
-        median7 = outcome.naive_forecasts.get("median7")
-        thirds.append((completeness(snapshot).total_score, abs(outcome.sol_score - truth),
-                       float("nan") if median7 is None else abs(median7 - truth)))
+        thirds.append((completeness(snapshot).total_score, done))
         rounds.append(len(transcript))
         reached += outcome.consensus_reached
         stops["consensus" if outcome.consensus_reached else "max rounds" if len(transcript) == MAX_ROUNDS
@@ -139,12 +142,18 @@ def report(title: str, r: dict[str, Any]) -> dict[str, float]:
     print(f"  debate vs best naive {naive:.2f}: {1 - debate / naive:+.1%} (target >= +10%);"
           f" vs best expert {best.split(' ')[0]} {singles[best]:.2f}: {1 - debate / singles[best]:+.1%}"
           " (target >= +5%)")
-    thirds = sorted(r["thirds"])
+    ranked = sorted(r["thirds"])
     for i, label in enumerate(("low", "middle", "high")):
-        part = thirds[i * n // 3:(i + 1) * n // 3]
-        print(f"  completeness {label:<6} {part[0][0]:.2f}-{part[-1][0]:.2f}: debate "
-              f"{statistics.fmean(p[1] for p in part):5.2f}, naive median7 "
-              f"{statistics.fmean(p[2] for p in part):5.2f}")
+        part = ranked[i * n // 3:(i + 1) * n // 3]
+        lo, hi, members = part[0][0], part[-1][0], {user for _, user in part}
+        figures = []
+        for name, s in r["scores"].items():
+            errors = [e for e, user in zip(s.errors, s.users, strict=True) if user in members]
+            hits = [h for h, user in zip(s.hits, s.hit_users, strict=True) if user in members]
+            if errors:
+                cover = f" ({statistics.fmean(hits):.0%})" if hits else ""
+                figures.append(f"{name.split(' (')[0].replace('naive: ', '')} {statistics.fmean(errors):.2f}{cover}")
+        print(f"  completeness {label:<6} {lo:.2f}-{hi:.2f}: " + "; ".join(figures))
     hist = Counter(r["rounds"])
     print(f"  rounds: mean {statistics.fmean(r['rounds']):.2f} ("
           + ", ".join(f"{k}: {hist.get(k, 0)}" for k in range(1, MAX_ROUNDS + 1))
