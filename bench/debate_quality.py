@@ -13,8 +13,8 @@ interval of: the debate's answer; the judge's rule on round 1 (what the debate c
 median of the last 7 nights, with the 10th-90th percentile of the last 14 nights as their interval); and
 the generator's own conditional median (a floor no forecast from the records reaches). Then: every one of
 those MAEs (with coverage) per data-completeness third, rounds to stop, consensus, the share of debates whose
-answer moved from round 1 by 0.5 min or more, the confidence score against the hit rate it promises (within 10 minutes), and engine
-time per prediction. Every prediction goes through the same pure functions the worker runs.
+answer moved from round 1 by 0.5 min or more, the confidence score against the hit rate it promises (within
+10 minutes), and engine time per prediction. Every prediction goes through the same pure functions the worker runs.
 """
 
 from __future__ import annotations
