@@ -1,4 +1,4 @@
-"""A 3,000-ticket full run against the Freshdesk *simulator* with faults on, then an incremental run after
+"""A 1,500-ticket full run against the Freshdesk *simulator* with faults on, then an incremental run after
 updates: DuckDB ends with exactly the simulator's records, each once; the 300-page cap is crossed."""
 
 from __future__ import annotations
@@ -27,15 +27,15 @@ FAULTS = Faults(error_rate=0.03, drop_rate=0.02)  # 5xx and dropped connections 
 
 @pytest.fixture
 def system(broker, tmp_path):
-    # per_page_max 10 over 3,000 tickets = 300 pages: the listing must restart past the page cap.
-    config = SimulatorConfig(tickets=3000, plan=1_000_000, seed=5, kb_articles=40, per_page_max=10, max_page=300,
+    # per_page_max 5 over 1,500 tickets = 300 pages: the listing must restart past the page cap.
+    config = SimulatorConfig(tickets=1500, plan=1_000_000, seed=5, kb_articles=40, per_page_max=5, max_page=300,
                              faults=FAULTS)
     sim = SimulatorServer(config).start()
     s = Settings(kafka_bootstrap=broker.bootstrap, data_dir=tmp_path / "data", partitions=2,
                  topic_prefix=f"full{uuid.uuid4().hex[:8]}.", freshdesk_base_url=sim.base_url, _env_file=None)
     asyncio.run(ensure_topics(broker.bootstrap, pipeline_topics(s)))
     worker = start_cli(["worker"], env_for(s) | {"STREAMDESK_FRESHDESK_BASE_URL": sim.base_url,
-                                                 "STREAMDESK_FRESHDESK_PER_PAGE": "10",
+                                                 "STREAMDESK_FRESHDESK_PER_PAGE": "5",
                                                  # retries after the injected faults: 20 ms, not 0.5 s, apart
                                                  "STREAMDESK_FRESHDESK_BACKOFF_S": "0.02"}, tmp_path / "worker.log")
     try:
