@@ -62,7 +62,7 @@ _KONG_SCHEMA = pa.schema([
     ("request", pa.struct([("id", pa.string()), ("method", pa.string()), ("uri", pa.string()), ("size", pa.int64()),
                            ("headers", pa.struct([(h, pa.string()) for h in sorted(KEPT_HEADERS)])),
                            ("querystring", pa.struct([]))])),
-    ("response", pa.struct([("status", pa.int64()), ("size", pa.int64())])),
+    ("response", pa.struct([("status", pa.int64()), ("size", pa.int64()), ("headers", pa.struct([]))])),
     ("latencies", pa.struct([("request", pa.int64())])),
     ("started_at", pa.int64()), ("client_ip", pa.string()), ("consumer", pa.struct([])),
 ])
@@ -269,7 +269,7 @@ def _variant_pattern(names: frozenset[str]) -> str:
 
 
 _HEADER_VARIANT = _variant_pattern(KEPT_HEADERS)
-_QS_EMPTY = b'"querystring":{}'
+_QS_EMPTY, _QS_KEY = b'"querystring":{}', b'"querystring"'
 
 
 def _kong_screens(values: list[bytes], pos: list[int]) -> tuple[list[bytes], list[int]]:
@@ -281,6 +281,8 @@ def _kong_screens(values: list[bytes], pos: list[int]) -> tuple[list[bytes], lis
     if len(at := _nonfinite_at(data)):  # which messages: the offsets against where each message starts
         starts = np.cumsum([0] + [len(v) + 1 for v in values[:-1]])
         drop |= set((np.searchsorted(starts, at, side="right") - 1).tolist())
+    if b"\\u" in data:  # an escaped key may spell a read header in any case: orjson and Arrow decode it first
+        drop |= {j for j, v in enumerate(values) if b"\\u" in v}
     if pc.any(pc.match_substring_regex(pa.array([data], pa.binary()), _HEADER_VARIANT)).as_py():
         hits = pc.match_substring_regex(pa.array(values, pa.binary()), _HEADER_VARIANT).to_pylist()
         drop |= {j for j, hit in enumerate(hits) if hit}
@@ -295,21 +297,24 @@ def _querystring_given(table: pa.Table, values: list[bytes]) -> pa.Array:
     uri = pc.struct_field(table.column("request").combine_chunks(), "uri")
     plain = pc.invert(pc.fill_null(pc.match_substring(uri, "?"), False))
     given = np.zeros(len(values), dtype=bool)
-    for j in pc.indices_nonzero(plain).to_pylist():
-        given[j] = _QS_EMPTY not in values[j]
+    for j in pc.indices_nonzero(plain).to_pylist():  # one `querystring` key in the message, and it is `{}`
+        given[j] = values[j].count(_QS_KEY) != 1 or _QS_EMPTY not in values[j]
     return pa.array(given)
 
 
 def _nonfinite_at(data: bytes) -> np.ndarray:
-    """Byte offsets of every `NaN` and `Infinity` in the bytes (vectorised: one pass per first letter)."""
-    buf = np.frombuffer(data, np.uint8)
-    n = np.flatnonzero(buf[:-2] == ord("N"))
+    """Byte offsets of every `NaN`, `Inf` and `Infinity` in the bytes: the literals Arrow's reader takes and orjson
+    refuses. "Info" or "Infra" (common in headers) are not: a letter after `Inf` that does not spell `Infinity`."""
+    buf = np.frombuffer(data + b"\0" * 8, np.uint8)  # padded, so every look-ahead stays in the buffer
+    n = np.flatnonzero(buf[:len(data)] == ord("N"))
     n = n[(buf[n + 1] == ord("a")) & (buf[n + 2] == ord("N"))]
-    i = np.flatnonzero(buf[:-7] == ord("I"))
-    found = np.ones(len(i), dtype=bool)
-    for k, ch in enumerate(b"nfinity", start=1):  # the whole word: "Info", "Infra" are common in headers
-        found &= buf[i + k] == ch
-    return np.concatenate((n, i[found]))
+    i = np.flatnonzero(buf[:len(data)] == ord("I"))
+    i = i[(buf[i + 1] == ord("n")) & (buf[i + 2] == ord("f"))]
+    after = buf[i + 3] | 0x20  # lower-cased
+    word = np.ones(len(i), dtype=bool)
+    for k, ch in enumerate(b"inity", start=3):
+        word &= buf[i + k] == ch
+    return np.concatenate((n, i[~((after >= ord("a")) & (after <= ord("z"))) | word]))
 
 
 def _ids_as_text(table: pa.Table) -> pa.Table | None:
@@ -382,7 +387,7 @@ def _checked_columns(raw: pa.Table, stamps_ms: pa.Array) -> tuple[pa.Array, list
     if started is not None:  # Kong's started_at, epoch ms (checked in _from_kong)
         created = pc.if_else(kong, pc.cast(pc.multiply(started, 1000), created.type), created)
         created_ok = pc.or_(kong, created_ok)
-    ok = pc.and_(ok, created_ok)
+    ok = pc.fill_null(pc.and_(ok, created_ok), False)  # a check that came out null vouches for nothing
     path, query = _path_and_query(path, col["query_string"])
     col |= {"method": pc.ascii_upper(method), "path": path, "query_string": query, "ip_address": ip,
             "status_code": pc.cast(pc.if_else(ok, status, 200), pa.int32()), "created_at": created}
@@ -471,7 +476,8 @@ def _from_kong(col: dict[str, pa.Array], kong: pa.Array) -> tuple[pa.Array, pa.A
     parent = h["traceparent"]
     trace = pc.extract_regex(parent, r"^\s*[^-]*-(?P<t>[0-9a-fA-F]{32})-[^-]*-")
     trace = pc.utf8_lower(pc.struct_field(trace, [0]))
-    ok = pc.and_(ok, pc.or_(pc.is_null(parent), pc.and_(pc.is_valid(trace), pc.not_equal(trace, "0" * 32))))
+    vouched = pc.fill_null(pc.and_(pc.is_valid(trace), pc.not_equal(trace, "0" * 32)), False)
+    ok = pc.and_(ok, pc.or_(pc.is_null(parent), vouched))  # no traceparent is fine; a null must never pass
     values |= {
         "tenant_id": h["x-tenant-id"], "user_id": h["x-user-id"], "agent_id": h["x-agent-id"],
         "path": uri, "query_string": pa.nulls(n, pa.string()), "latency_ms": latency,

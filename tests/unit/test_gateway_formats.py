@@ -267,6 +267,22 @@ def test_a_kong_chunk_read_with_unused_fields_ignored_still_agrees_on_what_hides
     traps.append(raw(e[8] | {"tries": 7}, b'"tries":7', b'"tries":123456789012345678901234567890'))  # > 64 bits
     e[10]["request"]["headers"]["x-agent-id"] = 5  # a read field of another type: that row alone goes exact
     traps.append(orjson.dumps(e[10]))
+    # found in review: each of these once came out of the fast path unlike the exact one
+    more = kong_events(9, seed=25)
+    traps.append(raw(more[0] | {"tries": 7}, b'"tries":7', b'"tries":Inf'))  # Arrow's other spelling
+    traps.append(raw(more[1] | {"tries": 7}, b'"tries":7', b'"tries":-Inf'))
+    traps.append(raw(more[2], b'"x-tenant-id"', b'"\\u0058-Tenant-ID"'))  # an escaped key: decoded, then read
+    more[3]["request"]["headers"]["zz"] = "B"
+    traps.append(raw(more[3], b'"zz"', b'"X-Tenant-I\\u0044"'))
+    more[4]["response"]["headers"] = "x"  # the exact path refuses response headers that are not an object
+    traps.append(orjson.dumps(more[4]))
+    more[5]["request"] |= {"uri": "/a", "querystring": {"token": "s"}}
+    traps.append(orjson.dumps(more[5] | {"extra": {"querystring": {}}}))  # `{}` elsewhere must not hide it
+    for event in more[6:9]:  # no traceparent: one bad status, one bad method, one fine
+        event["request"]["headers"].pop("traceparent", None)
+    more[6]["response"]["status"] = 999
+    more[7]["request"]["method"] = "G3T"
+    traps += [orjson.dumps(more[6]), orjson.dumps(more[7]), orjson.dumps(more[8])]
     values = [orjson.dumps(plain[0])] + traps + [orjson.dumps(x) for x in plain[1:]]
     exact_values = read_exactly(values, monkeypatch)
     assert not exact_values & {orjson.dumps(x) for x in plain}  # the plain objects around them stay vectorised
@@ -314,3 +330,4 @@ def test_the_nonfinite_screen_finds_each_literal_and_not_words_that_start_alike(
     at = sorted(vectorised._nonfinite_at(data).tolist())
     assert [data[i:i + 3] for i in at] == [b"NaN", b"Inf"] and data[at[1]:at[1] + 8] == b"Infinity"
     assert len(vectorised._nonfinite_at(b'{"via":"1.1 kong","x":"Info"}')) == 0
+    assert vectorised._nonfinite_at(b'{"a":Inf}\n{"b":-Inf,"c":1}').tolist() == [5, 16]  # Arrow's short spelling
