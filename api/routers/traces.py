@@ -76,7 +76,7 @@ async def _export(body: bytes, protobuf: bool, principal: Principal, publisher: 
     """Publish the export's call spans; the partial success to report, if any (None: every span was taken)."""
     try:
         spans = list(otlp.server_spans_protobuf(body) if protobuf else otlp.server_spans(orjson.loads(body)))
-    except (orjson.JSONDecodeError, Invalid) as exc:
+    except (orjson.JSONDecodeError, Invalid, ValueError) as exc:
         encoding = "protobuf" if protobuf else "JSON"
         raise ApiError(400, f"not an OTLP {encoding} trace export: {clip(str(exc))}") from None
     names = otlp.Names(tenant=settings.otlp_tenant_attributes, user=settings.otlp_user_attributes,
@@ -87,7 +87,7 @@ async def _export(body: bytes, protobuf: bool, principal: Principal, publisher: 
             continue  # not a call: a client, internal or database span
         try:
             events.append(otlp.to_event(attrs, span, names))
-        except Invalid as exc:
+        except (Invalid, ValueError) as exc:
             unreadable.append(f"span {span.get('spanId')}: {exc}")
     admitted, errors = admit(events, principal)
     foreign = [e for e in errors if e.get("foreign")]

@@ -19,6 +19,7 @@ span id, so spans an exporter sends again are stored once.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ SERVER = 2  # SpanKind.SPAN_KIND_SERVER
 _KINDS = {"SPAN_KIND_SERVER": SERVER}
 MAX_DEPTH = 16  # nested array / kvlist attribute values (a hostile body could nest far deeper)
 MAX_NANOS = 253402300800 * 1_000_000_000  # the year 10000
+_INTEGER = re.compile(r"-?[0-9]+")  # ASCII digits only: str.isdigit() takes "²", which int() refuses
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +122,9 @@ def any_value(value: Any, depth: int = 0) -> Any:
         raise Invalid(f"an attribute value nests more than {MAX_DEPTH} arrays or lists")
     kind, v = next(iter(value.items()))
     if kind == "intValue":
-        return int(v) if isinstance(v, (int, str)) and str(v).lstrip("-").isdigit() else v
+        return int(v) if type(v) is int or (isinstance(v, str) and _INTEGER.fullmatch(v)) else v
+    if kind == "doubleValue" and type(v) is int:  # a whole number in JSON is still a double, as protobuf reads it
+        return float(v)
     if kind == "arrayValue":
         return [any_value(x, depth + 1) for x in _array(_object(v, kind).get("values"), "values")]
     if kind == "kvlistValue":
@@ -160,7 +164,7 @@ def to_event(attrs: dict[str, Any], span: dict[str, Any], names: Names) -> dict[
     query = _first(attrs, "url.query")
     if path is None:  # older conventions: the target (path and query), else the whole URL
         path = _first(attrs, "http.target", "url.full", "http.url")
-    trace, span_id = span.get("traceId"), span.get("spanId")
+    trace, span_id = span.get("traceId") or None, span.get("spanId") or None  # "" is unset, as in protobuf
     return {
         "api_call_history_id": (f"{trace}{span_id}".lower() if isinstance(trace, str) and isinstance(span_id, str)
                                 else None),
@@ -200,7 +204,8 @@ def _who(attrs: dict[str, Any], names: tuple[str, ...], header: str) -> Any:
 
 
 def _nanos(value: Any, name: str) -> int:
-    nanos = int(value) if isinstance(value, str) and value.isdigit() else value
-    if type(nanos) is int and 0 <= nanos < MAX_NANOS:
+    """Nanoseconds since 1970; 0 is OTLP's unset value (protobuf cannot tell it from a missing field)."""
+    nanos = int(value) if isinstance(value, str) and _INTEGER.fullmatch(value) else value
+    if type(nanos) is int and 0 < nanos < MAX_NANOS:
         return nanos
     raise Invalid(f"{name} is missing or not a number of nanoseconds since 1970 (before the year 10000)")

@@ -77,14 +77,14 @@ def run_round(snapshot: DataSnapshot, transcript: Sequence[RoundRecord], now: Cl
     start = now()
     try:
         ctx = ctx or context(snapshot)
-    except ValueError as exc:
+    except (ValueError, ArithmeticError) as exc:
         raise DebateFailed(f"the data cannot be read: {exc}") from exc
     opinions = []
     for agent, expert in EXPERTS.items():
         began = now()
         try:
             opinion = expert(snapshot, ctx, previous)
-        except ValueError as exc:  # data the schema let through but no expert can read (pydantic errors too)
+        except (ValueError, ArithmeticError) as exc:  # data the schema let through but no expert can read
             raise DebateFailed(f"{agent.value} could not form an opinion: {exc}") from exc
         opinions.append(opinion.model_copy(update={"response_time_ms": _ms(began, now())}))
     return RoundRecord(round_number=len(transcript) + 1, start_time=start, end_time=now(),

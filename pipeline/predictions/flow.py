@@ -56,7 +56,7 @@ def advance(msg: RoundMessage, now: Clock) -> tuple[list[PredictionEvent], Round
     try:
         ctx = context(req.snapshot) if has_any_data(req.snapshot) else None
         record = run_round(req.snapshot, msg.transcript, now, ctx)
-    except (DebateFailed, ValueError) as exc:  # ValueError: data the schema let through but no expert can read
+    except (DebateFailed, ValueError, ArithmeticError) as exc:  # data the schema let through but no expert can read
         return [failed(req, P003_DEBATE_FAILED, f"the debate could not proceed: {exc}", now())], None
     transcript = [*msg.transcript, record]
     events = [event(req, "round", record.end_time, round=record)]

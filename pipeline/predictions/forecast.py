@@ -121,7 +121,10 @@ def window(diary: Diary, upto: int, target: date) -> Window | None:
     spread = max(1.4826 * statistics.median([abs(d) for d in deviations]), MIN_SPREAD)
     bound = WINSOR_SDS * spread
     values = tuple(centres[c] + min(max(d, -bound), bound) for d, c in zip(deviations, classes, strict=True))
-    weights = tuple(0.5 ** ((target - diary.days[i]).days / HALF_LIFE) for i in idx)
+    # relative to the window's newest night, so the newest weighs 1 however far back the window lies (a night
+    # decades old would underflow every weight to 0 if counted from the target)
+    newest = diary.days[idx[-1]]
+    weights = tuple(0.5 ** ((newest - diary.days[i]).days / HALF_LIFE) for i in idx)
     level = sum(w * v for w, v in zip(weights, values, strict=True)) / sum(weights)
     return Window(idx=idx, classes=classes, weights=weights, values=values, level=level)
 

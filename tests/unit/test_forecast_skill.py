@@ -156,3 +156,12 @@ def test_a_night_near_a_whole_day_keeps_its_interval_within_a_day():
     transcript, outcome = run_debate(_snapshot([1, 1440, 1, 1440, 1, 1440, 1, 1440]), _clock)
     assert outcome.interval_high <= 24 * 60 and outcome.interval_low >= 0  # type: ignore[operator]
     assert all(o.analysis_result["interval80"][1] <= 24 * 60 for o in transcript[-1].expert_opinions)
+
+
+def test_a_diary_with_nights_decades_apart_still_concludes():
+    # found in review: weights counted from the target underflowed to 0 for a window reaching back 70 years
+    old = [Dated[SleepDiary](date=date(1950, 1, 1) + timedelta(days=i), data=_night(30 + i)) for i in range(6)]
+    recent = [Dated[SleepDiary](date=date(2026, 11, 1), data=_night(25))]
+    _, outcome = run_debate(DataSnapshot(tenant="t1", user_id="u1", diary=old + recent), _clock)
+    assert 1 <= outcome.sol_score <= 24 * 60
+    assert outcome.interval_low <= outcome.sol_score <= outcome.interval_high  # type: ignore[operator]

@@ -331,3 +331,20 @@ def test_the_nonfinite_screen_finds_each_literal_and_not_words_that_start_alike(
     assert [data[i:i + 3] for i in at] == [b"NaN", b"Inf"] and data[at[1]:at[1] + 8] == b"Infinity"
     assert len(vectorised._nonfinite_at(b'{"via":"1.1 kong","x":"Info"}')) == 0
     assert vectorised._nonfinite_at(b'{"a":Inf}\n{"b":-Inf,"c":1}').tolist() == [5, 16]  # Arrow's short spelling
+
+
+def test_otlp_json_and_protobuf_agree_on_what_review_found_them_to_differ_on():
+    from tests.unit.test_gateway_routes import as_protobuf
+
+    export = semconv_server_span()
+    span = export["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    status = next(a for a in span["attributes"] if a["key"] == "http.response.status_code")
+    status["value"] = {"doubleValue": 200}  # a whole number sent as a double: a double either way
+    pairs = [list(otlp.server_spans(export)), list(otlp.server_spans_protobuf(as_protobuf(export)))]
+    assert pairs[0][0][0] == pairs[1][0][0] and pairs[0][0][0]["http.response.status_code"] == 200.0
+    for start in ("0", "--5", "²"):  # unset, and digits int() refuses: unreadable, never a crash
+        with pytest.raises(Invalid, match="startTimeUnixNano"):
+            otlp.to_event(pairs[0][0][0], {**span, "startTimeUnixNano": start}, otlp.Names())
+    assert otlp.any_value({"intValue": "--5"}) == "--5" and otlp.any_value({"intValue": "-5"}) == -5
+    no_trace = otlp.to_event(pairs[0][0][0], {**span, "traceId": ""}, otlp.Names())
+    assert no_trace["api_call_history_id"] is None  # as protobuf's empty bytes: the id is derived, not "" + span

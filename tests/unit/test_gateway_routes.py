@@ -232,3 +232,12 @@ def test_otlp_protobuf_partial_success_and_errors_answer_in_protobuf(api):  # no
                                                                         "Content-Type": PROTOBUF})
     assert r.status_code == 403 and Status.FromString(r.content).code == 7  # PERMISSION_DENIED
     assert api.publisher.sent == []
+
+
+@pytest.mark.parametrize("start", ["²", "--5", "0"])
+def test_an_otlp_time_int_cannot_read_is_a_rejected_span_not_a_server_error(api, start):  # noqa: F811
+    export = semconv_server_span()
+    export["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["startTimeUnixNano"] = start
+    r = api.post("/v1/traces", json=export, headers=api.as_tenant("1", SA))
+    assert r.status_code == 200 and r.json()["partialSuccess"]["rejectedSpans"] == 1
+    assert api.publisher.sent == []
