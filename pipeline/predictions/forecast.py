@@ -65,6 +65,7 @@ class Diary:
     mobile: dict[date, MobileAnalytics] = field(default_factory=dict)
     treatment: TreatmentCycle | None = None
     trait_log: float | None = None  # the questionnaires' SOL, log minutes
+    trait_since: date | None = None  # the latest questionnaire behind it: a backtest up to it cannot use it
 
     @cached_property
     def classes(self) -> tuple[int, ...]:
@@ -75,7 +76,8 @@ class Diary:
         return cls(days=tuple(d.date for d in snapshot.diary),
                    logs=tuple(math.log(max(d.data.sol_minutes, 1.0)) for d in snapshot.diary),
                    mobile={m.date: m.data for m in snapshot.mobile}, treatment=snapshot.treatment,
-                   trait_log=None if trait_sol is None else math.log(max(trait_sol, 1.0)))
+                   trait_log=None if trait_sol is None else math.log(max(trait_sol, 1.0)),
+                   trait_since=max((q.date for q in snapshot.questionnaires), default=None))
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,7 @@ def trend(diary: Diary, w: Window, target: date) -> float:
 
 def trait_pull(diary: Diary, w: Window, target: date) -> float:
     """The level moved toward the questionnaires' SOL by TRAIT_PSEUDO nights' worth of weight."""
-    if diary.trait_log is None:
+    if diary.trait_log is None or (diary.trait_since is not None and target <= diary.trait_since):
         return 0.0
     return (diary.trait_log - w.level) * TRAIT_PSEUDO / (len(w.idx) + TRAIT_PSEUDO)
 

@@ -165,3 +165,14 @@ def test_a_diary_with_nights_decades_apart_still_concludes():
     _, outcome = run_debate(DataSnapshot(tenant="t1", user_id="u1", diary=old + recent), _clock)
     assert 1 <= outcome.sol_score <= 24 * 60
     assert outcome.interval_low <= outcome.sol_score <= outcome.interval_high  # type: ignore[operator]
+
+
+def test_a_backtest_does_not_use_questionnaires_answered_after_the_night_it_forecasts():
+    # found in review: the instruments' SOL was pulled into every backtested night, even those before the answers
+    diary = Diary.of(_snapshot([30.0] * 14), trait_sol=60.0)
+    answered = diary.days[8]
+    diary = Diary(days=diary.days, logs=diary.logs, trait_log=diary.trait_log, trait_since=answered)
+    ledger = Ledger.of(diary, diary.days[-1] + timedelta(days=1))
+    pulls = ledger.origin_adjustments["trait"]  # origins are nights 5..13
+    assert all(p == 0 for p in pulls[:4]) and all(p > 0 for p in pulls[4:])  # nights 5-8: not yet answered
+    assert ledger.tonight["trait"] > 0
