@@ -84,6 +84,17 @@ def timed(client: httpx.Client, n: int, method: str, url: str, **kw) -> tuple[fl
     return statistics.median(times) * 1000, times[min(len(times) - 1, int(len(times) * 0.95))] * 1000
 
 
+def reads(client: httpx.Client, pid: int, queries: int, admin: str, tenant: str) -> dict:
+    """The api's RSS before and after the reads, and each read's p50/p95 over `queries` runs."""
+    started = rss_mb(pid)
+    one = timed(client, queries, "GET", "/v1/call-histories/stats", headers={"Authorization": f"Bearer {tenant}"})
+    every = timed(client, queries, "GET", "/v1/call-histories/stats", headers={"Authorization": f"Bearer {admin}"})
+    routes = timed(client, queries, "POST", "/v1/sql", json={"query": ROUTES_SQL},
+                   headers={"Authorization": f"Bearer {admin}"})
+    return {"rss_start_mb": started, "rss_after_mb": rss_mb(pid), "stats_tenant_ms": one, "stats_all_ms": every,
+            "routes_sql_ms": routes}
+
+
 def measure(rows: int, queries: int) -> dict:
     base = Path(tempfile.mkdtemp(prefix="streamdesk-ceiling-"))
     data = base / "data"
@@ -93,15 +104,8 @@ def measure(rows: int, queries: int) -> dict:
         settings = Settings(data_dir=data, _env_file=None)
         admin = mint_token(settings.jwt_key(), "bench", "ops", [Role.SYSTEM_ADMIN], 3600)
         tenant = mint_token(settings.jwt_key(), "bench", "1", [Role.IAM_ADMIN], 3600)
-        started = rss_mb(api.pid)
-        one = timed(client, queries, "GET", "/v1/call-histories/stats", headers={"Authorization": f"Bearer {tenant}"})
-        every = timed(client, queries, "GET", "/v1/call-histories/stats",
-                      headers={"Authorization": f"Bearer {admin}"})
-        routes = timed(client, queries, "POST", "/v1/sql", json={"query": ROUTES_SQL},
-                       headers={"Authorization": f"Bearer {admin}"})
         return {"rows": rows, "fill_s": filled, "file_mb": (data / "streamdesk.duckdb").stat().st_size / 2**20,
-                "rss_start_mb": started, "rss_after_mb": rss_mb(api.pid), "stats_tenant_ms": one,
-                "stats_all_ms": every, "routes_sql_ms": routes}
+                **reads(client, api.pid, queries, admin, tenant)}
 
 
 def measure_via_pipeline(rows: int, queries: int) -> dict:
@@ -139,17 +143,9 @@ def measure_via_pipeline(rows: int, queries: int) -> dict:
                                   ).json()["rows"][0][0] < rows:
                     time.sleep(0.5)
                 filled = time.perf_counter() - t
-                started = rss_mb(procs["api"].pid)
-                one = timed(client, queries, "GET", "/v1/call-histories/stats",
-                            headers={"Authorization": f"Bearer {tenant}"})
-                every = timed(client, queries, "GET", "/v1/call-histories/stats",
-                              headers={"Authorization": f"Bearer {admin}"})
-                routes = timed(client, queries, "POST", "/v1/sql", json={"query": ROUTES_SQL},
-                               headers={"Authorization": f"Bearer {admin}"})
+                measured = reads(client, procs["api"].pid, queries, admin, tenant)
             size = (s.data_dir / "streamdesk.duckdb").stat().st_size / 2**20
-            return {"rows": rows, "fill_s": filled, "file_mb": size,
-                    "rss_start_mb": started, "rss_after_mb": rss_mb(procs["api"].pid), "stats_tenant_ms": one,
-                    "stats_all_ms": every, "routes_sql_ms": routes}
+            return {"rows": rows, "fill_s": filled, "file_mb": size, **measured}
         finally:
             for p in procs.values():
                 p.terminate()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,3 +52,6 @@ class DeadLetter:
                 record.size = len(self.value)
                 record.sha256 = hashlib.sha256(self.value).hexdigest()
         return record.model_dump_json(exclude_unset=True).encode()
+
+
+SendLetter = Callable[[DeadLetter], Awaitable[None]]  # what an agent's handler calls with each letter

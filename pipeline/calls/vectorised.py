@@ -192,15 +192,15 @@ def _fast_chunk(batch: Batch, pos: list[int], make_id: IdFn) -> tuple[pa.Table, 
 
 def _parse(batch: Batch, pos: list[int]) -> tuple[pa.Table | None, list[int]]:
     """Arrow's JSON reader, one object per line; messages it cannot read as orjson would are left out."""
-    values, pos = _readable([batch.values[i] for i in pos], pos)
+    values, pos, data = _readable([batch.values[i] for i in pos], pos)
     options = _PARSE
     if values and b'"started_at"' in values[0] and b'"request"' in values[0]:
-        values, pos = _kong_screens(values, pos)
+        values, pos, data = _kong_screens(values, pos, data)
         options = _PARSE_KONG
     for _ in range(_RETRIES + 1):
         if not values:
             return None, pos
-        data = b"\n".join(values)
+        data = data or b"\n".join(values)  # joined once, and again only after messages were dropped or quoted
         read = pj.ReadOptions(use_threads=False, block_size=len(data) + 1)
         try:
             table = pj.read_json(io.BytesIO(data), parse_options=options, read_options=read)
@@ -209,7 +209,7 @@ def _parse(batch: Batch, pos: list[int]) -> tuple[pa.Table | None, list[int]]:
                 options = _PARSE  # numeric ids beside Kong's objects: let Arrow infer them
                 continue
             if options is _PARSE and _MIXED_IDS.search(str(exc)):
-                values, options = _quote_numeric_ids(values), _PARSE_QUOTED
+                values, options, data = _quote_numeric_ids(values), _PARSE_QUOTED, b""
                 continue
             m = _ROW_ERROR.search(str(exc))
             if m is None and options is _PARSE_KONG:
@@ -218,6 +218,7 @@ def _parse(batch: Batch, pos: list[int]) -> tuple[pa.Table | None, list[int]]:
             if m is None or int(m.group(1)) >= len(values):
                 return None, pos
             del values[int(m.group(1))], pos[int(m.group(1))]
+            data = b""
             continue
         # One row per message, or some message held more than one document (orjson rejects those).
         if table.num_rows != len(values) or _nonfinite(table):
@@ -226,21 +227,24 @@ def _parse(batch: Batch, pos: list[int]) -> tuple[pa.Table | None, list[int]]:
         if text is None and options is _PARSE:
             # An id that is a fraction, a boolean or past 64 bits: quote the integers and read the ids as text,
             # so only the messages holding such an id fail (and go the exact way), not the whole chunk.
-            values, options = _quote_numeric_ids(values), _PARSE_QUOTED
+            values, options, data = _quote_numeric_ids(values), _PARSE_QUOTED, b""
             continue
         return (None if text is None else _raw_columns(text, values, options is _PARSE_KONG)), pos
     return None, pos
 
 
-def _readable(values: list[bytes], pos: list[int]) -> tuple[list[bytes], list[int]]:
-    """The messages orjson can read at all: UTF-8, and nested less than its 1024 levels. Each message is looked at
-    only for what the chunk's check cannot vouch for: UTF-8 if the chunk failed, nesting if it is long enough."""
-    valid = _utf8(b"\n".join(values))
+def _readable(values: list[bytes], pos: list[int]) -> tuple[list[bytes], list[int], bytes]:
+    """The messages orjson can read at all: UTF-8, and nested less than its 1024 levels, with their bytes joined
+    one per line. Each message is looked at only for what the chunk's check cannot vouch for: UTF-8 if the chunk
+    failed, nesting if it is long enough."""
+    data = b"\n".join(values)
+    valid = _utf8(data)
     if valid and max(map(len, values), default=0) < _MAX_DEPTH_BYTES:
-        return values, pos
+        return values, pos, data
     keep = [j for j, v in enumerate(values) if (valid or _utf8(v))
             and (len(v) < _MAX_DEPTH_BYTES or v.count(b"{") + v.count(b"[") < 1000)]
-    return [values[j] for j in keep], [pos[j] for j in keep]
+    values = [values[j] for j in keep]
+    return values, [pos[j] for j in keep], b"\n".join(values)
 
 
 def _raw_columns(text: pa.Table, values: list[bytes], kong_chunk: bool) -> pa.Table:
@@ -272,11 +276,10 @@ _HEADER_VARIANT = _variant_pattern(KEPT_HEADERS)
 _QS_EMPTY, _QS_KEY = b'"querystring":{}', b'"querystring"'
 
 
-def _kong_screens(values: list[bytes], pos: list[int]) -> tuple[list[bytes], list[int]]:
+def _kong_screens(values: list[bytes], pos: list[int], data: bytes) -> tuple[list[bytes], list[int], bytes]:
     """Messages of a Kong chunk whose ignored fields hold what the rules care about are left out (the exact path
     reads them): a NaN/Infinity literal (inside strings too: only the shortcut is lost) or a read header named in
     another case. Each check scans the chunk once and looks at single messages only when it hits."""
-    data = b"\n".join(values)
     drop: set[int] = set()
     if len(at := _nonfinite_at(data)):  # which messages: the offsets against where each message starts
         starts = np.cumsum([0] + [len(v) + 1 for v in values[:-1]])
@@ -287,8 +290,9 @@ def _kong_screens(values: list[bytes], pos: list[int]) -> tuple[list[bytes], lis
         hits = pc.match_substring_regex(pa.array(values, pa.binary()), _HEADER_VARIANT).to_pylist()
         drop |= {j for j, hit in enumerate(hits) if hit}
     if not drop:
-        return values, pos
-    return [v for j, v in enumerate(values) if j not in drop], [p for j, p in enumerate(pos) if j not in drop]
+        return values, pos, data
+    values = [v for j, v in enumerate(values) if j not in drop]
+    return values, [p for j, p in enumerate(pos) if j not in drop], b"\n".join(values)
 
 
 def _querystring_given(table: pa.Table, values: list[bytes]) -> pa.Array:

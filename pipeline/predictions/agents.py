@@ -27,7 +27,7 @@ from pipeline.broker.topics import (
     SLEEP_NORMALIZED,
     SLEEP_RECORDS,
 )
-from pipeline.dlq import DeadLetter
+from pipeline.dlq import SendLetter
 from pipeline.metrics import EVENTS
 from pipeline.predictions.flow import P004_LLM_UNAVAILABLE, advance, failed, first_round
 from pipeline.predictions.llm_wording import LlmUnavailable, voice_round
@@ -47,10 +47,7 @@ Voice = Callable[[RoundMessage, list[PredictionEvent], "RoundMessage | None"],
                  Awaitable[tuple[list[PredictionEvent], "RoundMessage | None"]]]
 
 
-DeadLetterFn = Callable[[DeadLetter], Awaitable[None]]
-
-
-async def validate_sleep_message(topic: str, m: Message, out: Sender, dead_letter: DeadLetterFn) -> None:
+async def validate_sleep_message(topic: str, m: Message, out: Sender, dead_letter: SendLetter) -> None:
     """One `sleep.records` message: each valid record to `sleep.normalized` (keyed by user), the rest dead-lettered."""
     rows, letters = validate_messages(topic, [m])
     for row in rows:

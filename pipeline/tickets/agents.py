@@ -8,7 +8,6 @@ and testable without a worker.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -18,7 +17,7 @@ import structlog
 from pipeline.broker.agent_topics import AgentTopics
 from pipeline.broker.records import Message, Sender
 from pipeline.broker.topics import TICKETS_NORMALIZED, TICKETS_RAW
-from pipeline.dlq import DeadLetter
+from pipeline.dlq import SendLetter
 from pipeline.ingest.marks import marks_of
 from pipeline.metrics import EVENTS
 from pipeline.tickets.normalize import normalize_messages
@@ -28,7 +27,7 @@ log = structlog.get_logger(__name__)
 
 
 async def normalize_ticket_message(topic: str, m: Message, headers: Any, out: Sender,
-                                   dead_letter: Callable[[DeadLetter], Awaitable[None]]) -> None:
+                                   dead_letter: SendLetter) -> None:
     """One `tickets.raw` message: its tables (and integrated objects) as one `tickets.normalized` message keyed by
     tenant, a job's end mark after them, each rejected record dead-lettered."""
     tables, dead = normalize_messages(topic, [m])
