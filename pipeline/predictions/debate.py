@@ -192,7 +192,8 @@ def conclude(snapshot: DataSnapshot, transcript: Sequence[RoundRecord], ctx: Con
     opinions = last.expert_opinions
     plain = statistics.fmean(o.sol_score for o in opinions)
     naive = naive_forecasts([d.data.sol_minutes for d in snapshot.diary])
-    informed = sorted((o for o in opinions if o.confidence > NO_DATA_CONFIDENCE), key=lambda o: -o.confidence)
+    informed = sorted((o for o in opinions if o.confidence > NO_DATA_CONFIDENCE
+                       and o.analysis_result.get("ownData", True)), key=lambda o: -o.confidence)
     return DebateOutcome(
         sol_score=verdict.sol, confidence_score=round(min(verdict.confidence, 1.0), 3),
         consensus_reached=last.consensus_score >= CONSENSUS_THRESHOLD, final_consensus_score=last.consensus_score,

@@ -35,6 +35,7 @@ class View:
     analysis: dict[str, Any] = field(default_factory=dict)
     evidence: list[Evidence] = field(default_factory=list)
     reasoning: str = ""
+    missing: str | None = None  # what the expert lacks when it has no data of its own (`no_data`)
 
 
 def trend_label(per_day: float | None) -> SolTrend | None:
@@ -65,7 +66,7 @@ def describe(view: View, trend: SolTrend | None, consistency: SolConsistency | N
 def no_data(what: str, sol: float = PRIOR_SOL, confidence: float = NO_DATA_CONFIDENCE) -> View:
     """The view of an expert without its data: a prior, low confidence, and a key point saying so."""
     view = View(sol=sol, confidence=confidence, key_points=[f"{what}: 사전값 {sol:.0f}분 사용, 낮은 신뢰도"],
-                reasoning=f"{what}. 근거 자료가 없어 사전값 {sol:.0f}분을 제시합니다.")
+                reasoning=f"{what}. 근거 자료가 없어 사전값 {sol:.0f}분을 제시합니다.", missing=what)
     describe(view, None, None)
     return view
 

@@ -312,12 +312,14 @@ def argued(agent: AgentType, view: View, ctx: Context, previous: Sequence[Opinio
     sol = min(max(math.exp(ledger.forecast_log(parts)), 1.0), skill.MAX_SOL)  # type: ignore[arg-type]
     low, high = skill.interval(math.log(sol), sd)
     own = next((o for o in previous if o.agent_type is agent), None)
+    key_points = view.key_points if view.missing is None else [f"{view.missing}: 수면 일지 수준으로만 예측"]
     analysis = {**view.analysis, "sleepOnsetPatterns": onset_label(sol), "forecastParts": sorted(parts),
+                "ownData": view.missing is None,
                 "backtest": {"nights": bt.n, "maeMinutes": None if bt.mae is None else round(bt.mae, 2),
                              "relativeToLevel": round(relative, 3), "logSpread": round(sd, 3)},
                 "interval80": [round(low, 1), round(high, 1)]}
     return Opinion(agent_type=agent, sol_score=sol, confidence=round(skill.within_ten(sol, sd), 3),
-                   key_points=view.key_points, risk_factors=view.risk_factors, analysis_result=analysis,
+                   key_points=key_points, risk_factors=view.risk_factors, analysis_result=analysis,
                    evidence=view.evidence, revised=own is not None and parts != skill.parts_of(own),
                    reasoning=" ".join([skill.describe_forecast(ledger, parts, bt), *notes]))
 

@@ -176,3 +176,13 @@ def test_a_backtest_does_not_use_questionnaires_answered_after_the_night_it_fore
     pulls = ledger.origin_adjustments["trait"]  # origins are nights 5..13
     assert all(p == 0 for p in pulls[:4]) and all(p > 0 for p in pulls[4:])  # nights 5-8: not yet answered
     assert ledger.tonight["trait"] > 0
+
+
+def test_experts_without_data_of_their_own_say_what_they_forecast_from_and_add_no_findings():
+    # seen trying the system as a user: with a diary only, the findings said "no questionnaire: prior 30 min used"
+    # although every expert forecast from the diary's level
+    transcript, outcome = run_debate(_snapshot([20, 35, 25, 40, 30, 45, 20, 35, 25, 40]), _clock)
+    lacking = [o for o in transcript[-1].expert_opinions if not o.analysis_result["ownData"]]
+    assert {o.agent_type.value for o in lacking} == {"QUESTIONNAIRE", "MOBILE_ANALYTICS"}
+    assert all("수면 일지 수준" in o.key_points[0] and "사전값" not in o.key_points[0] for o in lacking)
+    assert outcome.key_findings and not any("사전값" in f for f in outcome.key_findings)
