@@ -66,7 +66,7 @@ def server_spans_protobuf(body: bytes) -> Iterator[tuple[dict[str, Any], dict[st
     try:
         request = ExportTraceServiceRequest.FromString(body)
     except (DecodeError, RecursionError) as exc:
-        raise Invalid(f"not an OTLP protobuf ExportTraceServiceRequest: {exc}") from None
+        raise Invalid(f"the protobuf ExportTraceServiceRequest cannot be decoded: {exc}") from None
     for rs in request.resource_spans:
         resource = _pb_attributes(rs.resource.attributes)
         for ss in rs.scope_spans:
