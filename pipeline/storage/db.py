@@ -18,12 +18,14 @@ from pipeline.storage.schema import DDL
 
 T = TypeVar("T")
 
-# DuckDB checkpoints (rewrites the table and its primary-key index into the file, 0.5-0.9 s with the writer
-# stalled) once the WAL passes this. The default 16 MB is every ~47k call rows (~340 B of WAL a row): measured,
-# 1M rows in 5,000-row commits took 9.4-11.9 s with 16-18 such stalls, and 5.7 s with one at 256 MB.
-# The price: after a crash the next open replays up to 256 MB of WAL (~750k rows, ~2 s here; 162 MB took
-# 1.3 s) and the .wal file holds that much on disk. A clean close, or `CHECKPOINT`, folds it in at once.
-WRITER_CHECKPOINT_THRESHOLD = "256MB"
+# DuckDB checkpoints (writes the rows held in memory into the file, with the writer stalled) once the WAL passes
+# this. Until then those rows live uncompressed in the api's memory. Measured on 1M seed-shaped call rows in
+# 5,000-row commits (the table has no key since the hot-path work): 256 MB took 5.3-5.6 s with one 1.1-1.7 s
+# stall and held up to ~260 MB of rows in memory; 64 MB took 5.1-5.3 s with five stalls of at most 370-450 ms
+# and holds a quarter of that; 32 MB took 6.0 s. (With the old primary-key index the 16 MB default cost twice
+# 256 MB's time.) After a crash the next open replays up to 64 MB of WAL; a clean close, or `CHECKPOINT`, folds
+# it in at once.
+WRITER_CHECKPOINT_THRESHOLD = "64MB"
 
 
 def retry_conflicts(fn: Callable[..., T], attempts: int = 5) -> Callable[..., T]:

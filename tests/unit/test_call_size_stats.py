@@ -88,3 +88,32 @@ def test_an_empty_scope_answers_zeros_not_errors(materializer):
                                 "max_bytes": None}
     assert all(c["count"] == 0 and c["p95_ms"] is None for c in sizes["latency_by_request_size"])
     assert sizes["large_requests"] == {"threshold_bytes": 1, "count": 0, "latest": []}
+
+
+def test_per_route_figures_match_the_rows_for_the_top_routes_only(materializer):
+    """Routes are counted first and percentiles taken for the top ones: the figures must still be each route's
+    own, for one tenant's filter, with ties in count broken by method and path, and NULL latencies ignored."""
+    rnd = random.Random(3)
+    rows = []
+    paths = [("GET", f"/v1/items/{i}") for i in range(40)] + [("get", "/v1/items/1"), ("POST", "/v1/x")]
+    for i in range(900):
+        method, path = paths[min(int(rnd.expovariate(0.15)), len(paths) - 1)]
+        latency = None if i % 11 == 0 else rnd.randint(1, 3000)
+        rows.append((f"r{i}", "1" if i % 3 else "2", "a", method, path, 500 if i % 13 == 0 else 200, latency, None,
+                     None, NOW - timedelta(seconds=i)))
+    _insert(materializer.con, rows)
+    for tenant in (None, "1"):
+        got = call_stats(materializer.con.cursor(), CallFilters(tenant_id=tenant), "hour", 5)["routes"]
+        mine = [r for r in rows if tenant is None or r[1] == tenant]
+        groups: dict[tuple, list] = {}
+        for r in mine:
+            groups.setdefault((r[3], r[4]), []).append(r)
+        top = sorted(groups, key=lambda k: (-len(groups[k]), k))[:5]
+        assert [(g["method"], g["path"]) for g in got] == top
+        for g, key in zip(got, top, strict=True):
+            calls = groups[key]
+            latencies = [r[6] for r in calls if r[6] is not None]
+            assert g["count"] == len(calls)
+            assert abs(g["error_rate"] - sum(r[5] >= 400 for r in calls) / len(calls)) < 1e-9
+            for name, q in (("p50_ms", 0.5), ("p95_ms", 0.95), ("p99_ms", 0.99)):
+                assert abs(g[name] - _quantile(latencies, q)) < 1e-6
