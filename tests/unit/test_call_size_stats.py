@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 import statistics
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 from pipeline.storage.queries.calls import SIZE_CLASSES, CallFilters, call_stats
 
@@ -117,3 +117,24 @@ def test_per_route_figures_match_the_rows_for_the_top_routes_only(materializer):
             assert abs(g["error_rate"] - sum(r[5] >= 400 for r in calls) / len(calls)) < 1e-9
             for name, q in (("p50_ms", 0.5), ("p95_ms", 0.95), ("p99_ms", 0.99)):
                 assert abs(g[name] - _quantile(latencies, q)) < 1e-6
+
+
+def test_the_time_series_buckets_every_call_by_its_utc_minute_hour_and_day(materializer):
+    """The series buckets by arithmetic on microseconds, not by the calendar: it must give the UTC buckets the
+    calendar gives, for offsets other than UTC, at bucket edges and before 1970."""
+    kst = timezone(timedelta(hours=9))
+    times = [datetime(2026, 11, 25, 9, 59, 59, 999999, tzinfo=kst), datetime(2026, 11, 25, 10, 0, tzinfo=kst),
+             datetime(2026, 11, 25, 0, 30, tzinfo=UTC), datetime(1969, 12, 31, 23, 59, 30, tzinfo=UTC),
+             datetime(1969, 12, 31, 0, 0, tzinfo=UTC), datetime(2026, 3, 1, 0, 0, tzinfo=UTC)]
+    rows = [(f"s{i}", "1", "a", "GET", "/", 500 if i % 2 else 200, 5, None, None, t) for i, t in enumerate(times)]
+    _insert(materializer.con, rows)
+    for bucket, unit in (("minute", timedelta(minutes=1)), ("hour", timedelta(hours=1)), ("day", timedelta(days=1))):
+        series = call_stats(materializer.con.cursor(), CallFilters(), bucket, 5)["series"]
+        want: dict[str, list[int]] = {}
+        for i, t in enumerate(times):
+            epoch = datetime(1970, 1, 1, tzinfo=UTC)
+            start = epoch + ((t - epoch) // unit) * unit
+            counts = want.setdefault(start.replace(tzinfo=None).isoformat() + "Z", [0, 0])
+            counts[0] += 1
+            counts[1] += i % 2
+        assert [(s["bucket"], s["count"], s["errors"]) for s in series] == [(k, *v) for k, v in sorted(want.items())]

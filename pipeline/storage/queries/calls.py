@@ -13,6 +13,7 @@ import orjson
 from schemas.calls import COLUMNS
 
 Bucket = Literal["minute", "hour", "day"]
+_BUCKET_US: dict[str, int] = {"minute": 60_000_000, "hour": 3_600_000_000, "day": 86_400_000_000}
 
 
 class BadCursor(ValueError):
@@ -126,8 +127,12 @@ def call_stats(cur: duckdb.DuckDBPyConnection, f: CallFilters, bucket: Bucket, t
         ).fetchall()
         return [{column: r[0], "count": r[1], "error_rate": r[2]} for r in rows]
 
+    # UTC buckets by integer arithmetic on the microseconds since 1970 (floored, so times before 1970 bucket as
+    # date_trunc does): the same buckets as `date_trunc(bucket, created_at AT TIME ZONE 'UTC')`, which goes
+    # through the time-zone calendar for every row (10M rows: 113 against 600-790 ms, measured).
+    us, width = "epoch_us(created_at)", _BUCKET_US[bucket]
     series = cur.execute(
-        f"""SELECT date_trunc('{bucket}', created_at AT TIME ZONE 'UTC') AS bucket, count(*),
+        f"""SELECT make_timestamp({us} - (({us} % {width}) + {width}) % {width}) AS bucket, count(*),
                    sum(CASE WHEN status_code >= 400 THEN 1 ELSE 0 END)
             {base} GROUP BY bucket ORDER BY bucket""", params).fetchall()
     return {
