@@ -2,14 +2,14 @@
 
 KEYED_DDL: sys_api_call_histories with the (tenant_id, api_call_history_id) key it had before issue 10, so a
 replay is dropped by `INSERT OR IGNORE`, the way such an app would be written. DUCKDB_CONFIG: the pipeline's
-checkpoint threshold (DuckDB's default 16 MB stalls a writer with a checkpoint every ~47k rows).
+checkpoint threshold (pipeline/storage/db.py says why it is not DuckDB's 16 MB default).
 """
 
 from pipeline.storage.schema import DDL
 
 # The value of pipeline.storage.db.WRITER_CHECKPOINT_THRESHOLD, written out: the quix venv cannot import that
 # module's dependencies. bench/calls.py checks the two agree.
-DUCKDB_CONFIG = {"checkpoint_threshold": "256MB"}
+DUCKDB_CONFIG = {"checkpoint_threshold": "64MB"}
 
 KEY = "created_at TIMESTAMPTZ,\n        PRIMARY KEY (tenant_id, api_call_history_id)\n"
 KEYED_DDL = DDL[0].replace("created_at TIMESTAMPTZ\n", KEY, 1)
