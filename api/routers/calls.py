@@ -46,11 +46,13 @@ def _filters(
     status_max: Annotated[int | None, Query(ge=100, le=599)] = None,
     since: Annotated[IsoDateTime | None, Query(description="ISO 8601, inclusive")] = None,
     until: Annotated[IsoDateTime | None, Query(description="ISO 8601, exclusive")] = None,
+    route: Annotated[str | None, Query(description="a route as /stats names it, ids as {id}: "
+                                                   "/api/v1/tickets/{id}")] = None,
 ) -> CallFilters:
     if status_min is not None and status_max is not None and status_min > status_max:
         raise ApiError(422, "status_min must not be greater than status_max")
     return CallFilters(_tenant_scope(principal, tenant_id), agent_id, user_id, path, source, method, status_min,
-                       status_max, since, until)
+                       status_max, since, until, route)
 
 
 Filters = Annotated[CallFilters, Depends(_filters)]

@@ -25,6 +25,7 @@ from aiokafka.structs import ConsumerRecord
 
 from pipeline.broker.topics import CALLS_NORMALIZED
 from pipeline.calls.arrow import CALLS_SCHEMA, SEQ_BITS, TRANSPORT_SCHEMA, Source, ipc_to_table
+from pipeline.calls.routes import route_templates
 from pipeline.settings import Settings
 from pipeline.storage.materializer import Built, Context, Sink, Write
 
@@ -35,7 +36,8 @@ RANGES_SCHEMA = pa.schema([("cluster_id", pa.string()), ("partition", pa.int32()
                            ("ranges", pa.list_(pa.struct([("lo", pa.int64()), ("hi", pa.int64())])))])
 RECENT_SCHEMA = pa.schema([("tenant_id", pa.string()), ("api_call_history_id", pa.string()),
                            ("seen_at", pa.timestamp("us", tz="UTC"))])
-_COLUMNS = ", ".join(f'"{n}"' for n in CALLS_SCHEMA.names)
+STORED = (*CALLS_SCHEMA.names, "route")  # the seed's columns, then the route derived from the path
+_COLUMNS = ", ".join(f'"{n}"' for n in STORED)
 # Rows with a derived id go in as they are; rows whose id the producer supplied only if that id is not among
 # the tenant's recent ones, and once per batch (the first by source position).
 _INSERT_CHECKED = f"""
@@ -143,6 +145,7 @@ class CallsSink:
             touched.add(source.partition)
             tables.append(table)
         batch = _tenant_never_null(pa.concat_tables(tables)) if tables else TRANSPORT_SCHEMA.empty_table()
+        batch = batch.append_column("route", route_templates(batch.column("path")))
         now = datetime.now(UTC)
         built = Built(None, rejected, duplicates=duplicates)
         if touched:
@@ -156,7 +159,7 @@ class CallsSink:
             built.after_commit = lambda: setattr(self, "ranges", ranges)
         supplied = batch.column("id_supplied")
         if not pc.any(supplied).as_py():
-            built.table = batch.select(CALLS_SCHEMA.names)
+            built.table = batch.select(STORED)
             return built
         ids = batch.filter(supplied).select(["tenant_id", "api_call_history_id"])
         ids = ids.append_column("seen_at", pa.array([now] * ids.num_rows, RECENT_SCHEMA.field("seen_at").type))

@@ -1,6 +1,6 @@
 """Every DuckDB table, sequence and index, in one form: the current shape as SQL (migrations.py brings older
 files up to it). `sys_api_call_histories` is typed exactly as docs/architecture.md "DuckDB tables" gives it, so
-seed 003's check queries run verbatim.
+seed 003's check queries run verbatim, with one column after the seed's: `route`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,10 @@ DDL: tuple[str, ...] = (
         trace_id VARCHAR,
         error_code VARCHAR,
         source VARCHAR,
-        created_at TIMESTAMPTZ
+        created_at TIMESTAMPTZ,
+        -- Not a seed column: the path with its identifier segments as {id} (pipeline/calls/routes.py), written
+        -- with the row, so per-route figures group a few hundred routes, not millions of paths.
+        route VARCHAR
         -- No key: an append-only log (docs/decisions.md "Calls are stored without a key"). Replays are dropped
         -- by calls_source_ranges, ids a producer supplies by calls_recent_ids, per tenant, within a window.
     )

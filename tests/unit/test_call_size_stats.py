@@ -138,3 +138,29 @@ def test_the_time_series_buckets_every_call_by_its_utc_minute_hour_and_day(mater
             counts[0] += 1
             counts[1] += i % 2
         assert [(s["bucket"], s["count"], s["errors"]) for s in series] == [(k, *v) for k, v in sorted(want.items())]
+
+
+def test_calls_written_by_the_pipeline_are_counted_per_route_and_can_be_filtered_by_it(materializer):
+    """Rows the materializer writes carry their route: /api/items/0 ... /api/items/10 are one route, the call
+    rows keep their own paths, and ?route= selects every call of the route."""
+    from aiokafka import TopicPartition
+
+    from pipeline.calls.routes import route_template
+    from tests.helpers import call_event, normalized
+
+    materializer._write({TopicPartition("calls.normalized", 0): normalized(0, 200)})
+    events = [call_event(i) for i in range(200)]
+    cur = materializer.con.cursor()
+    assert cur.execute("SELECT count(DISTINCT path), count(DISTINCT route), count(*) FILTER (route IS NULL) "
+                       "FROM sys_api_call_histories").fetchone() == (11, 1, 0)
+    got = call_stats(cur, CallFilters(), "hour", 5)["routes"]
+    by_method = {m: [e for e in events if e["method"] == m] for m in ("GET", "POST")}
+    assert [(g["method"], g["path"], g["count"]) for g in got] == [
+        ("GET", "/api/items/{id}", 100), ("POST", "/api/items/{id}", 100)]
+    for g in got:
+        latencies = [e["latency_ms"] for e in by_method[g["method"]]]
+        assert abs(g["p95_ms"] - _quantile(latencies, 0.95)) < 1e-6
+    assert {route_template(e["path"]) for e in events} == {"/api/items/{id}"}
+    one = call_stats(cur, CallFilters(tenant_id="2", route="/api/items/{id}"), "hour", 5)["total"]["count"]
+    assert one == sum(e["tenant_id"] == "2" for e in events) > 0
+    assert call_stats(cur, CallFilters(route="/api/items/3"), "hour", 5)["total"]["count"] == 0  # a path is no route

@@ -32,7 +32,8 @@ def oldest_file(path: Path) -> None:
     con = duckdb.connect(str(path))
     con.execute(OLDEST.read_text())
     con.execute("INSERT INTO sys_api_call_histories (api_call_history_id, tenant_id, method, path, status_code, "
-                "created_at) VALUES ('c1', '1', 'GET', '/a', 200, ?), ('c2', NULL, 'POST', '/b', 500, ?)", [T, T])
+                "created_at) VALUES ('c1', '1', 'GET', '/a/42', 200, ?), ('c2', NULL, 'POST', '/b', 500, ?), "
+                "('c3', '1', 'GET', NULL, 200, ?)", [T, T, T])
     con.execute("INSERT INTO prediction_schedules (schedule_id, tenant, user_id, status) VALUES "
                 "('s1', 'acme', 'u1', 'SCHEDULED')")
     con.execute("INSERT INTO data_exports (export_id, tenant, user_id, status) VALUES ('e1', 'acme', 'u1', 'DONE')")
@@ -50,8 +51,9 @@ def test_an_upgraded_file_and_a_fresh_one_have_the_same_schema_and_the_old_rows_
     assert catalog(upgraded) == catalog(fresh)
 
     cur = upgraded.cursor()
-    assert cur.execute("SELECT api_call_history_id, tenant_id FROM sys_api_call_histories ORDER BY 1").fetchall() \
-        == [("c1", "1"), ("c2", "")]  # a key column cannot be NULL: no tenant is stored as ''
+    assert cur.execute("SELECT api_call_history_id, tenant_id, route FROM sys_api_call_histories ORDER BY 1"
+                       ).fetchall() == [("c1", "1", "/a/{id}"), ("c2", "", "/b"), ("c3", "1", None)]
+    # a key column cannot be NULL: no tenant is stored as ''; stored rows get the route new rows are written with
     assert cur.execute("SELECT tenant, schedule_id FROM prediction_schedules").fetchall() == [("acme", "s1")]
     assert cur.execute("SELECT tenant, export_id, status FROM data_exports").fetchall() == [("acme", "e1", "DONE")]
     assert cur.execute("SELECT key_hash, verified_at FROM company_keys").fetchall() == [("h", None)]  # unverified

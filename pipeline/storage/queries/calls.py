@@ -32,11 +32,13 @@ class CallFilters:
     status_max: int | None = None
     since: datetime | None = None
     until: datetime | None = None
+    route: str | None = None  # the stored route: `/api/v1/tickets/{id}` matches every ticket's calls
 
     def where(self) -> tuple[str, list[Any]]:
         clauses, params = [], []
         for column, value in (("tenant_id", self.tenant_id), ("agent_id", self.agent_id),
-                              ("user_id", self.user_id), ("path", self.path), ("source", self.source)):
+                              ("user_id", self.user_id), ("path", self.path), ("source", self.source),
+                              ("route", self.route)):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
@@ -100,20 +102,23 @@ def call_stats(cur: duckdb.DuckDBPyConnection, f: CallFilters, bucket: Bucket, t
     where, params = f.where()
     base = f"FROM sys_api_call_histories WHERE {where}"
     # An error is a 5xx or a 4xx: what Kong's and Envoy's dashboards count as failed requests.
-    # The three percentiles from one list: one sort per group, not three (10M rows, 200 routes: 268 against
-    # 459 ms, measured), with the same exact values. They are taken for the top routes only: raw paths carry ids
-    # (1M seed-shaped calls hold ~630k distinct method/path pairs), and a percentile state per pair held ~60 MB
-    # more of the api's memory for the query than counting first (bench/ceiling.py --via-pipeline).
+    # Per route: the path with its identifier segments as {id}, stored with the row (pipeline/calls/routes.py);
+    # a row written by hand without one counts under its path. The three percentiles from one list: one sort
+    # per group, not three (10M rows, 200 routes: 268 against 459 ms, measured), with the same exact values,
+    # taken for the top routes only (a percentile state per route is memory the api keeps after the query).
+    # Over raw paths, 10M seed-shaped calls were ~6M groups and this took 2.7 s; over routes, see
+    # docs/architecture.md "What one machine holds".
+    route = "coalesce(route, path)"
     routes = [(*r[:4], *_percentiles(r[4])) for r in cur.execute(
         f"""WITH top AS (
-                SELECT method, path, count(*) AS count,
+                SELECT method, {route} AS route, count(*) AS count,
                        avg(CASE WHEN status_code >= 400 THEN 1 ELSE 0 END) AS error_rate
-                {base} GROUP BY method, path ORDER BY count DESC, method, path LIMIT ?)
-            SELECT t.method, t.path, any_value(t.count) AS count, any_value(t.error_rate),
+                {base} GROUP BY ALL ORDER BY count DESC, method, route LIMIT ?)
+            SELECT t.method, t.route, any_value(t.count) AS count, any_value(t.error_rate),
                    quantile_cont(c.latency_ms, [0.5, 0.95, 0.99])
-            FROM top t JOIN (SELECT method, path, latency_ms {base}) c
-              ON c.method IS NOT DISTINCT FROM t.method AND c.path IS NOT DISTINCT FROM t.path
-            GROUP BY t.method, t.path ORDER BY count DESC, t.method, t.path""", [*params, top, *params]).fetchall()]
+            FROM top t JOIN (SELECT method, {route} AS route, latency_ms {base}) c
+              ON c.method IS NOT DISTINCT FROM t.method AND c.route IS NOT DISTINCT FROM t.route
+            GROUP BY t.method, t.route ORDER BY count DESC, t.method, t.route""", [*params, top, *params]).fetchall()]
     count, error_rate, latency = cur.execute(
         f"""SELECT count(*), avg(CASE WHEN status_code >= 400 THEN 1 ELSE 0 END),
                    quantile_cont(latency_ms, [0.5, 0.95, 0.99])
