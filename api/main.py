@@ -49,7 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.services = Services.build(settings, Store.open(settings.db_path), buffer)
+        store = Store.open(settings.db_path, settings.duckdb_memory_limit_mb)
+        app.state.services = Services.build(settings, store, buffer)
         await app.state.services.start()
         log.info("api_started", host=settings.api_host, port=settings.api_port, db=str(settings.db_path))
         try:

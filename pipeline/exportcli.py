@@ -56,7 +56,7 @@ def _via_api(settings: Settings) -> dict[str, Any] | None:
 def _on_file(settings: Settings, out_dir: Path) -> dict[str, Any]:
     if not settings.db_path.exists():
         raise RuntimeError(f"no database at {settings.db_path} yet (start the pipeline with `streamdesk up`)")
-    con = connect(settings.db_path)
+    con = connect(settings.db_path, memory_limit_mb=settings.duckdb_memory_limit_mb)
     try:
         report = export_parquet(con, out_dir)
     finally:

@@ -31,7 +31,7 @@ def run_rebuild(settings: Settings, idle_s: float, out: Console, err: Console) -
         err.print(f"[red]{exc}[/red]\nStop the api first (`streamdesk up` holds the file); the broker must run.")
         return 1
     tmp.unlink(missing_ok=True)
-    con = connect(tmp)
+    con = connect(tmp, memory_limit_mb=settings.duckdb_memory_limit_mb)
     sinks = platform_sinks(settings)
     m = Materializer(settings, con, sinks, consumer_name="rebuild")
     m.start()
@@ -61,7 +61,7 @@ def run_rebuild(settings: Settings, idle_s: float, out: Console, err: Console) -
 
 
 def _counts(settings: Settings) -> dict[str, int]:
-    con = connect(settings.db_path, read_only=True)
+    con = connect(settings.db_path, read_only=True, memory_limit_mb=settings.duckdb_memory_limit_mb)
     try:
         return row_counts(con, ("sys_api_call_histories", "dead_letters"))
     finally:

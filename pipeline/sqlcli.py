@@ -52,7 +52,7 @@ def _via_api(settings: Settings, query: str) -> SqlResult | None:
 def _on_file(settings: Settings, query: str) -> SqlResult:
     if not settings.db_path.exists():
         raise SqlRefused(f"no database at {settings.db_path} yet (start the pipeline with `streamdesk up`)")
-    con = connect(settings.db_path, read_only=True)
+    con = connect(settings.db_path, read_only=True, memory_limit_mb=settings.duckdb_memory_limit_mb)
     try:
         return run_read_only(con, query, settings.sql_max_rows, settings.sql_timeout_s)
     finally:

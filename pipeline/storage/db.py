@@ -79,9 +79,10 @@ class DatabaseLocked(RuntimeError):
     """Another process (usually the running api) holds the file."""
 
 
-def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def connect(path: Path, read_only: bool = False, memory_limit_mb: int | None = None) -> duckdb.DuckDBPyConnection:
     """Open the file with external access off and the configuration locked: SQL from users can read tables,
-    never files or URLs, and cannot change a setting (settings are not transactional, a rollback keeps them)."""
+    never files or URLs, and cannot change a setting (settings are not transactional, a rollback keeps them).
+    `memory_limit_mb` bounds DuckDB's memory (`duckdb_memory_limit_mb`); None leaves DuckDB's default."""
     private_dir(path.parent)
     # DuckDB creates its file, and a new .wal after every checkpoint, with the process umask: 0077 makes each
     # of them owner-only (0600) whenever it appears; files made before this get their mode fixed below.
@@ -89,6 +90,8 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     config: dict[str, str | bool] = {"enable_external_access": False, "lock_configuration": True}
     if not read_only:
         config["checkpoint_threshold"] = WRITER_CHECKPOINT_THRESHOLD
+    if memory_limit_mb is not None:
+        config["memory_limit"] = f"{memory_limit_mb}MiB"
     try:
         con = duckdb.connect(str(path), read_only=read_only, config=config)
     except duckdb.IOException as exc:

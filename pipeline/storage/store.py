@@ -30,9 +30,9 @@ class Store:
         self.con = con
 
     @classmethod
-    def open(cls, path: Path) -> Store:
+    def open(cls, path: Path, memory_limit_mb: int | None = None) -> Store:
         """The file read-write, its tables created and migrated (`pipeline.storage.db.connect`)."""
-        return cls(connect(path))
+        return cls(connect(path, memory_limit_mb=memory_limit_mb))
 
     async def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """`fn(cursor, *args, **kwargs)` off the event loop."""

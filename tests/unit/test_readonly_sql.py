@@ -168,3 +168,25 @@ def test_a_long_read_does_not_block_the_writer(con):
     reader.join(10)
     assert "longer than" in str(outcome[0])
     assert count(con) == 4
+
+
+def test_an_operator_bounds_duckdbs_memory_and_a_bigger_query_spills_instead_of_failing(tmp_path, monkeypatch):
+    """STREAMDESK_DUCKDB_MEMORY_LIMIT_MB reaches the api's store; users' SQL cannot lift it; a group-by larger
+    than the limit still answers, from disk."""
+    from pipeline.settings import Settings
+    from pipeline.storage.store import Store
+
+    monkeypatch.setenv("STREAMDESK_DUCKDB_MEMORY_LIMIT_MB", "128")
+    settings = Settings(data_dir=tmp_path, _env_file=None)
+    store = Store.open(settings.db_path, settings.duckdb_memory_limit_mb)
+    try:
+        assert store.con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == "128.0 MiB"
+        with pytest.raises(duckdb.Error, match="locked"):
+            store.con.execute("SET memory_limit = '8GB'")
+        big = ("SELECT count(*), sum(n) FROM (SELECT lpad(i::VARCHAR, 40, 'x') AS k, count(*) AS n "
+               "FROM range(3000000) t(i) GROUP BY k)")
+        assert run_read_only(store.con, big, 10, 60).rows == [(3_000_000, 3_000_000)]
+    finally:
+        store.close()
+    with pytest.raises(ValueError, match="greater than or equal to 128"):
+        Settings(data_dir=tmp_path, _env_file=None, duckdb_memory_limit_mb=16)
