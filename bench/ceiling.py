@@ -22,6 +22,7 @@ transactions read as fast as rows written by one INSERT.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -124,7 +125,31 @@ def measure(rows: int, queries: int) -> dict:
         admin = mint_token(settings.jwt_key(), "bench", "ops", [Role.SYSTEM_ADMIN], 3600)
         tenant = mint_token(settings.jwt_key(), "bench", "1", [Role.IAM_ADMIN], 3600)
         return {"rows": rows, "fill_s": filled, "file_mb": (data / "streamdesk.duckdb").stat().st_size / 2**20,
-                **reads(client, api.pid, queries, admin, tenant)}
+                "data": data, **reads(client, api.pid, queries, admin, tenant)}
+
+
+def measure_bounded(data: Path, limit_mb: int, queries: int) -> dict:
+    """The same reads on the same file, the api started again with STREAMDESK_DUCKDB_MEMORY_LIMIT_MB."""
+    os.environ["STREAMDESK_DUCKDB_MEMORY_LIMIT_MB"] = str(limit_mb)
+    try:
+        with api_on(data) as (client, api):
+            settings = Settings(data_dir=data, _env_file=None)
+            admin = mint_token(settings.jwt_key(), "bench", "ops", [Role.SYSTEM_ADMIN], 3600)
+            tenant = mint_token(settings.jwt_key(), "bench", "1", [Role.IAM_ADMIN], 3600)
+            return reads(client, api.pid, queries, admin, tenant)
+    finally:
+        del os.environ["STREAMDESK_DUCKDB_MEMORY_LIMIT_MB"]
+
+
+def report(label: str, m: dict) -> None:
+    print(f"{label}: api RSS {m['rss_start_mb']:,.0f} MB at start, {m['rss_after_mb']:,.0f} MB after the reads; "
+          f"/stats one tenant p50/p95 {m['stats_tenant_ms'][0]:,.0f}/{m['stats_tenant_ms'][1]:,.0f} ms, "
+          f"every tenant {m['stats_all_ms'][0]:,.0f}/{m['stats_all_ms'][1]:,.0f} ms; per-route percentiles "
+          f"over every row (POST /v1/sql) {m['routes_sql_ms'][0]:,.0f}/{m['routes_sql_ms'][1]:,.0f} ms; "
+          f"the same with a percentile per pair {m['naive_sql_ms'][0]:,.0f}/{m['naive_sql_ms'][1]:,.0f} ms, "
+          f"api RSS after it {m['rss_after_naive_mb']:,.0f} MB; grouped by raw path instead of route "
+          f"{m['paths_sql_ms'][0]:,.0f}/{m['paths_sql_ms'][1]:,.0f} ms, api RSS after it "
+          f"{m['rss_after_paths_mb']:,.0f} MB", flush=True)
 
 
 def measure_via_pipeline(rows: int, queries: int) -> dict:
@@ -164,7 +189,7 @@ def measure_via_pipeline(rows: int, queries: int) -> dict:
                 filled = time.perf_counter() - t
                 measured = reads(client, procs["api"].pid, queries, admin, tenant)
             size = (s.data_dir / "streamdesk.duckdb").stat().st_size / 2**20
-            return {"rows": rows, "fill_s": filled, "file_mb": size, **measured}
+            return {"rows": rows, "fill_s": filled, "file_mb": size, "data": s.data_dir, **measured}
         finally:
             for p in procs.values():
                 p.terminate()
@@ -179,20 +204,15 @@ def main() -> int:
     ap.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     ap.add_argument("--queries", type=int, default=20)
     ap.add_argument("--via-pipeline", action="store_true", help="fill through calls.raw, the worker and the api")
+    ap.add_argument("--memory-limit-mb", type=int, help="then the same reads with the api's DuckDB bounded to this")
     args = ap.parse_args()
     for rows in args.rows:
         m = (measure_via_pipeline if args.via_pipeline else measure)(rows, args.queries)
         how = f"through the pipeline at {rows / m['fill_s']:,.0f} events/s" if args.via_pipeline else "by SQL"
-        print(f"{m['rows']:>11,} rows: file {m['file_mb']:,.0f} MB (filled {how} in {m['fill_s']:.0f} s); api RSS "
-              f"{m['rss_start_mb']:,.0f} MB at start, {m['rss_after_mb']:,.0f} MB after the reads; "
-              f"/stats one tenant p50/p95 {m['stats_tenant_ms'][0]:,.0f}/{m['stats_tenant_ms'][1]:,.0f} ms, "
-              f"every tenant {m['stats_all_ms'][0]:,.0f}/{m['stats_all_ms'][1]:,.0f} ms; per-route percentiles "
-              f"over every row (POST /v1/sql) {m['routes_sql_ms'][0]:,.0f}/{m['routes_sql_ms'][1]:,.0f} ms; "
-              f"the same with a percentile per pair {m['naive_sql_ms'][0]:,.0f}/{m['naive_sql_ms'][1]:,.0f} ms, "
-              f"api RSS after it {m['rss_after_naive_mb']:,.0f} MB; grouped by raw path instead of route "
-              f"{m['paths_sql_ms'][0]:,.0f}/{m['paths_sql_ms'][1]:,.0f} ms, api RSS after it "
-              f"{m['rss_after_paths_mb']:,.0f} MB",
-              flush=True)
+        report(f"{m['rows']:>11,} rows: file {m['file_mb']:,.0f} MB (filled {how} in {m['fill_s']:.0f} s)", m)
+        if args.memory_limit_mb:
+            report(f"{m['rows']:>11,} rows, the api again with DuckDB's memory_limit {args.memory_limit_mb} MiB",
+                   measure_bounded(m["data"], args.memory_limit_mb, args.queries))
     return 0
 
 
