@@ -110,8 +110,8 @@ class LatencyFigures(_Out):
 
 class RouteFigures(_Out):
     method: str
-    path: str = Field(description="the route: the path with its identifier segments as {id} "
-                                  "(/api/v1/tickets/{id}); filter the calls with ?route=")
+    path: str | None = Field(description="the route: the path with its identifier segments as {id} "
+                                         "(/api/v1/tickets/{id}); filter the calls with ?route=")
     count: int
     error_rate: float | None
     p50_ms: float | None

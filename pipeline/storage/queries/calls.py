@@ -102,23 +102,15 @@ def call_stats(cur: duckdb.DuckDBPyConnection, f: CallFilters, bucket: Bucket, t
     where, params = f.where()
     base = f"FROM sys_api_call_histories WHERE {where}"
     # An error is a 5xx or a 4xx: what Kong's and Envoy's dashboards count as failed requests.
-    # Per route: the path with its identifier segments as {id}, stored with the row (pipeline/calls/routes.py);
-    # a row written by hand without one counts under its path. The three percentiles from one list: one sort
-    # per group, not three (10M rows, 200 routes: 268 against 459 ms, measured), with the same exact values,
-    # taken for the top routes only (a percentile state per route is memory the api keeps after the query).
-    # Over raw paths, 10M seed-shaped calls were ~6M groups and this took 2.7 s; over routes, see
-    # docs/architecture.md "What one machine holds".
-    route = "coalesce(route, path)"
+    # Per route: the path with its identifier segments as {id}, stored with the row (pipeline/calls/routes.py).
+    # Raw paths carry ids: 10M seed-shaped calls hold ~6M of them, and this query over raw paths took 2.0-2.7 s
+    # (counting them first, percentiles for the top ones only); over the stored routes it is one pass, 0.28 s
+    # in-process (docs/architecture.md "What one machine holds"). The three percentiles from one list: one sort
+    # per group, not three, with the same exact values.
     routes = [(*r[:4], *_percentiles(r[4])) for r in cur.execute(
-        f"""WITH top AS (
-                SELECT method, {route} AS route, count(*) AS count,
-                       avg(CASE WHEN status_code >= 400 THEN 1 ELSE 0 END) AS error_rate
-                {base} GROUP BY ALL ORDER BY count DESC, method, route LIMIT ?)
-            SELECT t.method, t.route, any_value(t.count) AS count, any_value(t.error_rate),
-                   quantile_cont(c.latency_ms, [0.5, 0.95, 0.99])
-            FROM top t JOIN (SELECT method, {route} AS route, latency_ms {base}) c
-              ON c.method IS NOT DISTINCT FROM t.method AND c.route IS NOT DISTINCT FROM t.route
-            GROUP BY t.method, t.route ORDER BY count DESC, t.method, t.route""", [*params, top, *params]).fetchall()]
+        f"""SELECT method, route, count(*) AS count, avg(CASE WHEN status_code >= 400 THEN 1 ELSE 0 END),
+                   quantile_cont(latency_ms, [0.5, 0.95, 0.99])
+            {base} GROUP BY method, route ORDER BY count DESC, method, route LIMIT ?""", [*params, top]).fetchall()]
     count, error_rate, latency = cur.execute(
         f"""SELECT count(*), avg(CASE WHEN status_code >= 400 THEN 1 ELSE 0 END),
                    quantile_cont(latency_ms, [0.5, 0.95, 0.99])
