@@ -4,6 +4,7 @@ Kong's http-log and seed 003's DTO at POST /v1/call-histories, OTLP/HTTP JSON at
 from __future__ import annotations
 
 import base64
+import gc
 import json
 
 import orjson
@@ -69,6 +70,7 @@ def test_otlp_export_publishes_each_http_server_span_and_answers_otlps_response(
     r = api.post("/v1/traces", content=orjson.dumps(export), headers={**api.as_tenant("1", SA),
                                                                         "Content-Type": "application/json"})
     assert r.status_code == 200 and r.json() == {}
+    assert gc.isenabled()
     ((_, items, _),) = api.publisher.sent
     assert len(items) == 1  # the second span is a server span without HTTP attributes: not a call
     assert items[0]["path"] == "/webshop/articles/4" and items[0]["tenant_id"] == "1"
@@ -93,6 +95,7 @@ def test_otlp_span_of_another_tenant_refuses_the_export(api):  # noqa: F811
     r = api.post("/v1/traces", json=export, headers=api.as_tenant("1", SA))
     assert r.status_code == 403 and "not yours" in r.json()["error"]["message"]
     assert api.publisher.sent == []
+    assert gc.isenabled()  # the collector, paused while the export was read, is back on after a refusal too
     assert api.post("/v1/traces", json=export, headers=api.as_tenant("1", Role.SYSTEM_ADMIN)).status_code == 200
 
 
