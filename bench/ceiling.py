@@ -110,30 +110,29 @@ def reads(client: httpx.Client, pid: int, queries: int, admin: str, tenant: str)
             "routes_sql_ms": routes, "paths_sql_ms": by_path, "rss_after_paths_mb": rss_mb(pid)}
 
 
+def tokens(settings: Settings) -> tuple[str, str]:
+    """A system_admin's token (every tenant) and tenant 1's iam_admin's, signed with the data dir's key."""
+    return (mint_token(settings.jwt_key(), "bench", "ops", [Role.SYSTEM_ADMIN], 3600),
+            mint_token(settings.jwt_key(), "bench", "1", [Role.IAM_ADMIN], 3600))
+
+
 def measure(rows: int, queries: int) -> dict:
     base = Path(tempfile.mkdtemp(prefix="streamdesk-ceiling-"))
     data = base / "data"
     data.mkdir()
     filled = fill(data / "streamdesk.duckdb", rows)
-    with api_on(data) as (client, api):
-        settings = Settings(data_dir=data, _env_file=None)
-        admin = mint_token(settings.jwt_key(), "bench", "ops", [Role.SYSTEM_ADMIN], 3600)
-        tenant = mint_token(settings.jwt_key(), "bench", "1", [Role.IAM_ADMIN], 3600)
-        return {"rows": rows, "fill_s": filled, "file_mb": (data / "streamdesk.duckdb").stat().st_size / 2**20,
-                "data": data, **reads(client, api.pid, queries, admin, tenant)}
+    return {"rows": rows, "fill_s": filled, "file_mb": (data / "streamdesk.duckdb").stat().st_size / 2**20,
+            "data": data, **measure_on(data, None, queries)}
 
 
 def measure_on(data: Path, limit_mb: int | None, queries: int) -> dict:
-    """The same reads on a filled data dir, the api started (again) on it, with STREAMDESK_DUCKDB_MEMORY_LIMIT_MB
+    """The reads on a filled data dir, the api started (again) on it, with STREAMDESK_DUCKDB_MEMORY_LIMIT_MB
     if `limit_mb` is given."""
     if limit_mb:
         os.environ["STREAMDESK_DUCKDB_MEMORY_LIMIT_MB"] = str(limit_mb)
     try:
         with api_on(data) as (client, api):
-            settings = Settings(data_dir=data, _env_file=None)
-            admin = mint_token(settings.jwt_key(), "bench", "ops", [Role.SYSTEM_ADMIN], 3600)
-            tenant = mint_token(settings.jwt_key(), "bench", "1", [Role.IAM_ADMIN], 3600)
-            return reads(client, api.pid, queries, admin, tenant)
+            return reads(client, api.pid, queries, *tokens(Settings(data_dir=data, _env_file=None)))
     finally:
         os.environ.pop("STREAMDESK_DUCKDB_MEMORY_LIMIT_MB", None)
 
@@ -173,8 +172,7 @@ def measure_via_pipeline(rows: int, queries: int) -> dict:
     async def run() -> dict:
         s, procs, base_url = await start(base, partitions=4, prefix="ceiling")
         try:
-            admin = mint_token(s.jwt_key(), "bench", "ops", [Role.SYSTEM_ADMIN], 3600)
-            tenant = mint_token(s.jwt_key(), "bench", "1", [Role.IAM_ADMIN], 3600)
+            admin, tenant = tokens(s)
             t = time.perf_counter()
             await produce(s)
             count = {"query": "SELECT count(*) AS n FROM sys_api_call_histories"}
