@@ -83,13 +83,13 @@ async def restore_user(request: Request, principal: RestoreAuth, store: StoreDep
                        body: RestoreBody) -> JSONResponse:
     """Added beside archive (docs/decisions.md): moves the user's archived rows back into the hot tables."""
     tenant = principal.tenant_id
-    if await store.run(user_data.archive_status, tenant, user_id) != "ARCHIVED":
-        raise CodError("COD_004", f"아카이브된 데이터가 없습니다: {user_id}")
     try:
         moved = await store.run(user_data.restore, tenant, user_id)
     except duckdb.Error as exc:
         log.error("restore_failed", user_id=user_id, error=str(exc))
         raise CodError("COD_D002", "데이터 복원 실패; 아카이브는 그대로 남아 있습니다") from None
+    if moved is None:
+        raise CodError("COD_004", f"아카이브된 데이터가 없습니다: {user_id}")
     return ok(request, {"userId": user_id, "status": "RESTORED", "rowsRestored": moved, "reason": body.reason})
 
 

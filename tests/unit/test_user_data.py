@@ -37,3 +37,33 @@ def test_archives_and_restores_of_one_user_at_the_same_time_all_succeed_and_lose
     status = run_on_cursor(con, user_data.archive_status, "t", "u")
     assert (hot, archived) == ((10, 0) if status == "RESTORED" else (0, 10))
     con.close()
+
+
+def test_an_archive_with_nothing_to_archive_changes_nothing(tmp_path):
+    """The route answers COD_004; the user must not be left marked archived with their schedules paused."""
+    con = connect(tmp_path / "streamdesk.duckdb")
+    con.execute("INSERT INTO prediction_schedules (schedule_id, tenant, user_id, status) VALUES ('s1', 't', 'u', "
+                "'SCHEDULED')")
+    moved = run_on_cursor(con, user_data.archive, "t", "u", "r", "STANDARD_5_YEARS", date(2026, 12, 7))
+    assert sum(moved.values()) == 0
+    assert run_on_cursor(con, user_data.archive_status, "t", "u") is None
+    assert con.execute("SELECT status FROM prediction_schedules").fetchall() == [("SCHEDULED",)]
+    assert run_on_cursor(con, user_data.restore, "t", "u") is None  # nothing archived: nothing to restore
+    con.close()
+
+
+def test_two_restores_at_once_restore_once(tmp_path):
+    con = connect(tmp_path / "streamdesk.duckdb")
+    con.execute("INSERT INTO sleep_records VALUES ('k1', 't', 'u', 'diary', DATE '2026-11-01', '{}', now())")
+    run_on_cursor(con, user_data.archive, "t", "u", "r", "STANDARD_5_YEARS", date(2026, 12, 7))
+    results: list = []
+    threads = [threading.Thread(target=lambda: results.append(run_on_cursor(con, user_data.restore, "t", "u")))
+               for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r is None for r in results) == [False] + [True] * 5  # one 200, five COD_004
+    assert [r for r in results if r is not None] == [{"sleep_records": 1, "predictions": 0, "debate_rounds": 0,
+                                                      "expert_analyses": 0, "recommendations": 0}]
+    con.close()

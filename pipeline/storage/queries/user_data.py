@@ -67,10 +67,14 @@ def _move(cur: duckdb.DuckDBPyConnection, src: str, dst: str, tenant: str, user_
 @retry_conflicts
 def archive(cur: duckdb.DuckDBPyConnection, tenant: str, user_id: str, reason: str, policy: str,
             archive_date: object) -> dict[str, int]:
-    """Move the user's rows out of the hot tables; returns rows moved per table (all in one transaction)."""
+    """Move the user's rows out of the hot tables; returns rows moved per table (all in one transaction). With
+    nothing to move, nothing changes: the user is not marked archived and their schedules keep running."""
     cur.begin()
     try:
         moved = {t: _move(cur, t, f"archive_{t}", tenant, user_id) for t in ARCHIVED}
+        if not sum(moved.values()):
+            cur.rollback()
+            return moved
         cur.execute("UPDATE prediction_schedules SET status = 'ARCHIVED', updated_at = now() WHERE tenant = ? AND "
                     "user_id = ? AND status IN ('SCHEDULED', 'RETRYING')", [tenant, user_id])
         cur.execute("INSERT OR REPLACE INTO user_archives VALUES (?, ?, 'ARCHIVED', ?, ?, ?, ?, ?, NULL)",
@@ -89,8 +93,11 @@ def archive_status(cur: duckdb.DuckDBPyConnection, tenant: str, user_id: str) ->
 
 @_one_at_a_time
 @retry_conflicts
-def restore(cur: duckdb.DuckDBPyConnection, tenant: str, user_id: str) -> dict[str, int]:
-    """Move archived rows back; rows that arrived meanwhile (same key) win, the archived copy is dropped."""
+def restore(cur: duckdb.DuckDBPyConnection, tenant: str, user_id: str) -> dict[str, int] | None:
+    """Move archived rows back; rows that arrived meanwhile (same key) win, the archived copy is dropped. None if
+    the user is not archived (checked here, under the lock, so two restores at once cannot both restore)."""
+    if archive_status(cur, tenant, user_id) != "ARCHIVED":
+        return None
     cur.begin()
     try:
         moved = {}
