@@ -235,7 +235,11 @@ def test_auto_start_false_waits_for_start(system):
     c = system
     job_id = c.post("/ingest/jobs", json={"auto_start": False, "max_tickets": 2, "include_kb": False,
                                           "incremental": False}, headers=HEADERS).json()["job_id"]
-    time.sleep(1.0)
+    # Not a fixed wait: a job created after it, which does start, runs to its end on the same domain's worker
+    # while the first one stays queued.
+    later = c.post("/ingest/jobs", json={"max_tickets": 2, "include_kb": False, "incremental": False},
+                   headers=HEADERS).json()["job_id"]
+    _until(c, later, "completed")
     assert _job(c, job_id)["status"] == "queued"
     assert c.post(f"/ingest/jobs/{job_id}/control", headers=HEADERS, json={"action": "start"}).status_code == 200
     assert _until(c, job_id, "completed")["statistics"]["tickets_collected"] == 2
