@@ -661,15 +661,22 @@ async def run(args: argparse.Namespace) -> int:
     try:
         cluster = await wait_for_broker(broker.bootstrap)
         log(f"broker {broker.bootstrap} (cluster {cluster}, pid {broker.process.pid}); work dir {base}")
-        factory = EventFactory(seed=args.seed, variants=args.variants, fmt=args.format)
-        log(f"input shape {args.shape}: {', '.join(sorted(args.variants)) or 'no variants'}; format {args.format}")
+        log(f"input shape {args.shape}: {', '.join(sorted(args.variants)) or 'no variants'}; "
+            f"format {', '.join(args.formats)}")
         tag = new_tag()
-        t = time.perf_counter()
-        events = factory.batch(tag, args.events)
-        sizes = [len(v) for _, v in events]
-        log(f"generated {len(events)} events in {time.perf_counter() - t:.1f}s: mean {statistics.mean(sizes):.0f} B,"
-            f" p5 {pct(sizes, 5)} B, p95 {pct(sizes, 95)} B")
-        parts = partition_events(events, args.partitions)
+        # One input per format, each the same calls (one seed) in that gateway's bytes; the first is the main one:
+        # the baselines, the paced phase and the profile use it.
+        factories = {fmt: EventFactory(seed=args.seed, variants=args.variants, fmt=fmt) for fmt in args.formats}
+        inputs: dict[str, tuple[list[tuple[bytes, bytes]], list[int]]] = {}
+        for fmt, maker in factories.items():
+            t = time.perf_counter()
+            made = maker.batch(tag, args.events)
+            sizes = [len(v) for _, v in made]
+            log(f"generated {len(made)} {fmt} events in {time.perf_counter() - t:.1f}s: mean "
+                f"{statistics.mean(sizes):.0f} B, p5 {pct(sizes, 5)} B, p95 {pct(sizes, 95)} B")
+            inputs[fmt] = (made, partition_events(made, args.partitions))
+        factory = factories[args.format]
+        events, parts = inputs[args.format]
         producer = make_producer(broker.bootstrap)
         await producer.start()
 
@@ -681,8 +688,12 @@ async def run(args: argparse.Namespace) -> int:
                 await ours.start()
                 log(f"ours: worker pid {ours.procs['worker'].pid}, api pid {ours.procs['api'].pid} "
                     f"on :{ours.port}; warming up")
-                await warm_up_ours(ours, producer, factory, args.partitions)
+                for maker in factories.values():
+                    await warm_up_ours(ours, producer, maker, args.partitions)
                 runners.append(("ours", ours))
+                for fmt in args.formats[1:]:  # the same worker and api, fed another gateway's bytes
+                    results[f"ours[{fmt}]"] = Result(f"ours[{fmt}] (worker + api)", len(events))
+                    runners.append((f"ours[{fmt}]", ours))
             except Exception as exc:  # noqa: BLE001 - one system failing must not lose the others' figures
                 results["ours"].note = f"failed: {type(exc).__name__}: {exc}"
                 log(results["ours"].note)
@@ -715,13 +726,14 @@ async def run(args: argparse.Namespace) -> int:
                     continue
                 res = results[name]
                 ptag = new_tag()
-                pass_events = retag(events, tag, ptag)
+                fmt = name[len("ours["):-1] if name.startswith("ours[") else args.format
+                pass_events = retag(inputs[fmt][0], tag, ptag)
                 try:
                     if isinstance(system, Ours):
                         pids = {"broker": broker.process.pid, "worker": system.procs["worker"].pid,
                                 "api": system.procs["api"].pid, "bench": os.getpid()}
                         e2e, acked, res.cpu, mat_detail = await ours_pass(system, producer, pass_events, ptag,
-                                                                          parts, pids, args)
+                                                                          inputs[fmt][1], pids, args)
                     else:
                         pids = {"broker": broker.process.pid, "app": system.proc.pid, "bench": os.getpid()}
                         e2e, acked, res.cpu = await baseline_pass(system, producer, pass_events, parts, pids,
@@ -831,7 +843,8 @@ def print_report(args: argparse.Namespace, results: list[Result], fresh: dict | 
     print()
     print(f"calls benchmark: {args.events:,} events, one per message (~500 B JSON), {args.partitions} partitions, "
           f"embedded Tansu broker, {os.cpu_count()} cores")
-    print(f"input: {args.shape} shape ({', '.join(sorted(args.variants)) or 'no variants'})")
+    print(f"input: {args.shape} shape ({', '.join(sorted(args.variants)) or 'no variants'}); "
+          f"format {', '.join(args.formats)}")
     print(f"{'system':<24}{'events/s':>10}{'e2e s':>8}{'produce s':>11}  {'passes (events/s)':<26}"
           f"CPU s of the last pass")
     by = {}
@@ -865,6 +878,12 @@ def print_report(args: argparse.Namespace, results: list[Result], fresh: dict | 
     if ours and ours.rate and keyed:
         print(f"ours / {keyed.name:<21}{ours.rate / keyed.rate:6.2f}x   (the same app keyed: what the key costs it)"
               f"   paired by round: {paired(ours, keyed)}")
+    for fmt in args.formats[1:]:
+        other = by.get(f"ours[{fmt}]")
+        if ours and ours.rate and other and other.rate:
+            ratio = other.rate / ours.rate
+            print(f"ours, {fmt} / {args.format:<17}{ratio:6.2f}x   (an adapter may cost <= 30 %, so >= 0.7x: "
+                  f"{'MET' if ratio >= 0.7 else 'NOT MET'})   paired by round: {paired(other, ours)}")
     if fresh:
         ok = fresh["p99"] < 1.0 and not fresh["missing_from_polls"]
         print(f"freshness at {fresh['achieved_rate']:,.0f} events/s ({fresh['n']:,} events, one send() each): "
@@ -896,8 +915,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--with", dest="with_", default="", metavar="VARIANTS",
                     help="variants to add to the shape: " + ", ".join(VARIANTS))
     ap.add_argument("--without", default="", metavar="VARIANTS", help="variants to take out of the shape")
-    ap.add_argument("--format", choices=FORMATS, default="native",
-                    help="whose bytes: the native event, seed 003's DTO (camelCase) or Kong's log object")
+    ap.add_argument("--format", default="native", metavar="FORMATS",
+                    help="whose bytes: the native event, seed 003's DTO (camelCase) or Kong's log object; several\n"
+                         "(native,kong) run ours on each in the same rounds, compared with the first")
     ap.add_argument("--quix-commit-interval", type=float, default=1.0, help="quix checkpoint (sink flush) seconds")
     ap.add_argument("--quix-python", default=str(REPO / ".venv-quix" / "bin" / "python"),
                     help="interpreter with quixstreams installed (its own venv: it needs pydantic<2.14)")
@@ -911,6 +931,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--http-batch", type=int, default=1000, help="events (spans) per HTTP request")
     args = ap.parse_args(argv)
     args.systems = {s.strip() for s in args.systems.split(",") if s.strip()}
+    args.formats = list(dict.fromkeys(f.strip() for f in args.format.split(",") if f.strip()))
+    if not args.formats or set(args.formats) - set(FORMATS):
+        ap.error(f"--format: one or more of {', '.join(FORMATS)}")
+    args.format = args.formats[0]
     args.variants = variants_of(args.shape, args.with_, args.without)
     args.handwritten_parsers = ([p.strip() for p in args.handwritten_parser.split(",") if p.strip()]
                                 if "handwritten" in args.systems else [])
