@@ -28,7 +28,7 @@ from pipeline.broker.offset_gaps import reorders_batches
 from pipeline.broker.records import Batch
 from pipeline.broker.topics import CALLS_NORMALIZED, CALLS_RAW, dlq
 from pipeline.calls.arrow import CONTENT_TYPE, SEQ_LAST, Source, seq, table_to_ipc
-from pipeline.calls.vectorised import Normalized, normalize_batch
+from pipeline.calls.vectorised import Normalized, normalize_batches
 from pipeline.ids import SourceIds
 from pipeline.metrics import EVENTS
 from pipeline.settings import Settings
@@ -141,10 +141,11 @@ class CallsNormalizer:
             self._has_work.set()
 
     def normalize(self, batches: dict[TopicPartition, Batch]) -> list[Sendable]:
-        """One getmany's worth, partition by partition: (partition, records and dead letters, first, last offset,
-        the oldest produce time among its messages)."""
-        return [(tp, normalize_batch(tp.topic, batch, self.make_id), batch.offsets[0], batch.offsets[-1],
-                 min(batch.timestamps_ms, default=None)) for tp, batch in batches.items()]
+        """One getmany's worth, parsed together, handed back partition by partition: (partition, records and dead
+        letters, first, last offset, the oldest produce time among its messages)."""
+        outs = normalize_batches(self.raw, list(batches.values()), self.make_id)
+        return [(tp, out, batch.offsets[0], batch.offsets[-1], min(batch.timestamps_ms, default=None))
+                for (tp, batch), out in zip(batches.items(), outs, strict=True)]
 
     async def send(self, normalized: list[Sendable]) -> list[asyncio.Future]:
         """Send what `normalize` made, in order; returns the futures of every send.

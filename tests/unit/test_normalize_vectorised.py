@@ -301,3 +301,36 @@ def test_source_ids_many_are_derived_ids():
     offsets = [0, 1, 99, 10**12]
     assert ids.many(2, offsets) == [derived_id("cluster-b", TOPIC, 2, o, None) for o in offsets]
     assert ids(2, 5, 3) == derived_id("cluster-b", TOPIC, 2, 5, 3)
+
+
+def letters_and_sources(out: vectorised.Normalized) -> tuple:
+    return ([(d.error, d.partition, d.offset, d.index, d.value) for d in out.dead], out.seqs.to_pylist(),
+            out.supplied.to_pylist())
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_fetch_over_several_partitions_gives_each_partition_what_it_gives_alone(seed, monkeypatch):
+    """The worker parses a whole fetch at once: chunks that straddle partitions, messages of one partition
+    going the exact way beside another's fast rows, must leave each partition's records, dead letters, source
+    seqs and id origins as the partition alone makes them."""
+    from tests.unit.test_gateway_formats import kong_events
+
+    rng = random.Random(2000 + seed)
+    if seed % 2:
+        monkeypatch.setattr(vectorised, "CHUNK", rng.choice([7, 40]))
+    kong = [orjson.dumps(e) for e in kong_events(30, seed=seed)]
+    batches = []
+    for n, partition in enumerate(rng.sample(range(12), rng.choice([2, 3, 5]))):
+        size = rng.choice([0, 1, 9, 60, 140]) if n else rng.choice([9, 60])
+        values = [rng.choice(kong) if seed % 3 == 0 and rng.random() < 0.6 else encoded(rng, p_change=0.05)
+                  for _ in range(size)]
+        first = rng.randrange(0, 10**6)
+        batches.append(Batch(partition, list(range(first, first + size)),
+                             [KAFKA_TS_MS + i for i in range(size)], values))
+    together = vectorised.normalize_batches(TOPIC, batches, make_id)
+    assert len(together) == len(batches)
+    for batch, out in zip(batches, together, strict=True):
+        alone = normalize_batch(TOPIC, batch, make_id)
+        assert out.table.equals(alone.table)  # as Arrow: a time before year 1 has no Python datetime
+        assert letters_and_sources(out) == letters_and_sources(alone)
+    assert sum(out.table.num_rows for out in together) > 0
