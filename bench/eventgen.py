@@ -68,8 +68,10 @@ VARIANTS = {
     "null-sizes": "request_size_bytes NULL unless Content-Length was sent (most GETs, chunked bodies)",
     "few-tenants": "16 tenants and 50 agents",
     "extra-fields": "fields the pipeline does not know (a gateway's route id, a retry count)",
+    "kong-weight": "Kong's fields the rules never read (route, service, tries, workspace, URLs, headers) on a native"
+                   " event: as heavy as Kong's log object, to tell what Kong's adapter costs from what its bytes do",
 }
-SHAPES = {"native": frozenset(), "seed": frozenset(VARIANTS) - {"extra-fields"}}
+SHAPES = {"native": frozenset(), "seed": frozenset(VARIANTS) - {"extra-fields", "kong-weight"}}
 # Whose bytes: the project's own event, seed 003's DTO as Jackson writes it, or Kong's logging-plugin object
 # (shaped as Kong 3.8's documented sample: route, service, tries and workspace included).
 FORMATS = ("native", "seed-dto", "kong")
@@ -169,6 +171,8 @@ class EventFactory:
         if "extra-fields" in v:
             ev["route_id"] = f"route-{r.randrange(12)}"
             ev["retry_count"] = r.choice((0, 0, 0, 1))
+        if "kong-weight" in v and self.fmt == "native":  # Kong's own log object carries these already
+            ev |= self.kong_ignored(ev)
         return ev
 
     def make(self, tag: str, seq: int) -> tuple[bytes, bytes]:
@@ -187,6 +191,25 @@ class EventFactory:
         """Jackson's output for seed 003's ApiCallHistoryRequest: declared order, nulls kept, no time."""
         camel = {"".join(w.capitalize() if i else w for i, w in enumerate(k.split("_"))): v for k, v in ev.items()}
         return {k: camel.get(k) for k in _DTO_ORDER}
+
+    @staticmethod
+    def kong_ignored(ev: dict) -> dict:
+        """What `as_kong` adds around the fields the rules read, under names the native event does not use."""
+        uri = ev["path"] + (f"?{ev['query_string']}" if ev["query_string"] else "")
+        return {
+            "route": {"id": "78f79740-c410-4fd9-a998-d0a60a99dc9b", "paths": ["/api"], "protocols": ["https"],
+                      "strip_path": False, "name": "aura-api"},
+            "workspace": "54baa5a9-23d6-41e0-9c9a-02434b010b25",
+            "tries": [{"balancer_latency": 0, "port": 8080, "ip": "10.0.3.4"}],
+            "upstream_uri": uri,
+            "url": f"https://gateway.example.com{uri}",
+            "upstream": "upstream",
+            "latencies": {"kong": 1, "proxy": max(0, ev["latency_ms"] - 2), "receive": 1},
+            "service": {"host": "aura.internal", "id": "fb4eecf8-dec2-40ef-b779-16de7e2384c7", "protocol": "http",
+                        "port": 8080, "name": "aura"},
+            "headers": {"host": "gateway.example.com", "accept": "*/*", "content-type": "application/json",
+                        "connection": "close", "via": "1.1 kong/3.8.0.0-enterprise-edition"},
+        }
 
     def as_kong(self, ev: dict) -> dict:
         """Kong's log object for the same call (trace id in a W3C traceparent, as Kong's OpenTelemetry plugin
