@@ -19,7 +19,6 @@ span id, so spans an exporter sends again are stored once.
 from __future__ import annotations
 
 import base64
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,7 +34,7 @@ SERVER = 2  # SpanKind.SPAN_KIND_SERVER
 _KINDS = {"SPAN_KIND_SERVER": SERVER}
 MAX_DEPTH = 16  # nested array / kvlist attribute values (a hostile body could nest far deeper)
 MAX_NANOS = 253402300800 * 1_000_000_000  # the year 10000
-_INTEGER = re.compile(r"-?[0-9]+")  # ASCII digits only: str.isdigit() takes "²", which int() refuses
+_NO_TEXT = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,13 +104,18 @@ def attributes(values: Any, depth: int = 0) -> dict[str, Any]:
     """OTLP's `[{"key": k, "value": {"stringValue": ...}}]` as a plain dict."""
     out: dict[str, Any] = {}
     for item in _array(values, "attributes"):
-        if not isinstance(item, dict) or type(key := item.get("key")) is not str:
+        if not isinstance(item, dict):
+            continue
+        key = item.get("key")
+        if type(key) is not str:
             continue
         value = item.get("value")
-        if type(value) is dict and len(value) == 1 and "stringValue" in value:  # most attributes: one hop
-            out[key] = value["stringValue"]
-        else:
-            out[key] = any_value(value, depth)
+        if type(value) is dict and len(value) == 1:  # most attributes: one hop
+            text = value.get("stringValue", _NO_TEXT)
+            if text is not _NO_TEXT:
+                out[key] = text
+                continue
+        out[key] = any_value(value, depth)
     return out
 
 
@@ -122,7 +126,7 @@ def any_value(value: Any, depth: int = 0) -> Any:
         raise Invalid(f"an attribute value nests more than {MAX_DEPTH} arrays or lists")
     kind, v = next(iter(value.items()))
     if kind == "intValue":
-        return int(v) if type(v) is int or (isinstance(v, str) and _INTEGER.fullmatch(v)) else v
+        return int(v) if type(v) is int or (isinstance(v, str) and _integer_text(v)) else v
     if kind == "doubleValue" and type(v) is int:  # a whole number in JSON is still a double, as protobuf reads it
         return float(v)
     if kind == "arrayValue":
@@ -155,33 +159,39 @@ def is_http_server(attrs: dict[str, Any], span: dict[str, Any]) -> bool:
 
 
 def to_event(attrs: dict[str, Any], span: dict[str, Any], names: Names) -> dict[str, Any]:
-    """One HTTP server span -> a native call event (normalize_event checks it like any other)."""
+    """One HTTP server span -> a native call event (normalize_event checks it like any other). Each field is the
+    first of its attribute names that is set (`_first`), written out: this runs once per span of every export."""
     start, end = _nanos(span.get("startTimeUnixNano"), "startTimeUnixNano"), _nanos(
         span.get("endTimeUnixNano"), "endTimeUnixNano")
     if end < start:
         raise Invalid("endTimeUnixNano is before startTimeUnixNano")
-    path = _first(attrs, "url.path")
-    query = _first(attrs, "url.query")
+    get = attrs.get
+    path = get("url.path")
     if path is None:  # older conventions: the target (path and query), else the whole URL
         path = _first(attrs, "http.target", "url.full", "http.url")
     trace, span_id = span.get("traceId") or None, span.get("spanId") or None  # "" is unset, as in protobuf
+    method = get("http.request.method")
+    status = get("http.response.status_code")
+    size_in = get("http.request.body.size")
+    size_out = get("http.response.body.size")
+    agent = get("user_agent.original")
     return {
         "api_call_history_id": (f"{trace}{span_id}".lower() if isinstance(trace, str) and isinstance(span_id, str)
                                 else None),
         "tenant_id": _who(attrs, names.tenant, "x-tenant-id"),
         "user_id": _who(attrs, names.user, "x-user-id"),
         "agent_id": _who(attrs, names.agent, "x-agent-id"),
-        "method": _first(attrs, "http.request.method", "http.method"),
+        "method": get("http.method") if method is None else method,
         "path": path,
-        "query_string": query,
-        "status_code": _first(attrs, "http.response.status_code", "http.status_code"),
+        "query_string": get("url.query"),
+        "status_code": get("http.status_code") if status is None else status,
         "latency_ms": round((end - start) / 1_000_000),
-        "request_size_bytes": _first(attrs, "http.request.body.size", "http.request_content_length"),
-        "response_size_bytes": _first(attrs, "http.response.body.size", "http.response_content_length"),
+        "request_size_bytes": get("http.request_content_length") if size_in is None else size_in,
+        "response_size_bytes": get("http.response_content_length") if size_out is None else size_out,
         "ip_address": _first(attrs, "client.address", "http.client_ip", "net.sock.peer.addr"),
-        "user_agent": _first(attrs, "user_agent.original", "http.user_agent"),
+        "user_agent": get("http.user_agent") if agent is None else agent,
         "trace_id": trace.lower() if isinstance(trace, str) and trace else None,
-        "error_code": _first(attrs, "error.type"),
+        "error_code": get("error.type"),
         "source": _who(attrs, names.source, "x-dwp-source"),
         "created_at": datetime.fromtimestamp(start // 1000 / 1_000_000, UTC).isoformat(),
     }
@@ -205,7 +215,13 @@ def _who(attrs: dict[str, Any], names: tuple[str, ...], header: str) -> Any:
 
 def _nanos(value: Any, name: str) -> int:
     """Nanoseconds since 1970; 0 is OTLP's unset value (protobuf cannot tell it from a missing field)."""
-    nanos = int(value) if isinstance(value, str) and _INTEGER.fullmatch(value) else value
+    nanos = int(value) if isinstance(value, str) and _integer_text(value) else value
     if type(nanos) is int and 0 < nanos < MAX_NANOS:
         return nanos
     raise Invalid(f"{name} is missing or not a number of nanoseconds since 1970 (before the year 10000)")
+
+
+def _integer_text(text: str) -> bool:
+    """`-?[0-9]+`: ASCII digits only (str.isdigit alone takes "²", which int() refuses)."""
+    digits = text[1:] if text[:1] == "-" else text
+    return digits.isascii() and digits.isdigit()
