@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from itertools import groupby
 from typing import NamedTuple
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
@@ -115,40 +116,108 @@ def normalize_batches(topic: str, batches: list[Batch], make_id: IdFn) -> list[N
     them), parsed and checked together: a fetch spreads over partitions, and a parse has a fixed cost (~3 ms)
     that a fetch's few thousand messages pay once instead of once per partition."""
     joined = _Joined.of(batches)
-    candidates = [i for i, v in enumerate(joined.values)
-                  if v is not None and v.startswith(b"{") and len(v) <= MAX_VALUE_BYTES]
+    objects: list[int] = []
+    arrays: list[int] = []
+    for i, v in enumerate(joined.values):
+        if v is not None and len(v) <= MAX_VALUE_BYTES:
+            if v.startswith(b"{"):
+                objects.append(i)
+            elif v.startswith(b"["):
+                arrays.append(i)
     tables: list[pa.Table] = []
     positions: list[int] = []
     supplied: list[pa.Array] = []
-    for start in range(0, len(candidates), CHUNK):
-        try:
-            got = _fast_chunk(joined, candidates[start:start + CHUNK], make_id)
-        except pa.ArrowException:
-            # The fast path is only a shortcut: whatever Arrow cannot handle (`{"": [null, null]}` made
-            # combine_chunks fail) goes the exact way, message by message, rather than stopping the stream.
-            got = None
+    for start in range(0, len(objects), CHUNK):
+        got = _fast_or_none(joined, objects[start:start + CHUNK], make_id)
         if got is not None:
+            tables.append(got[0])
+            positions += got[1]
+            supplied.append(got[2])
+    if arrays:
+        for got in _fast_arrays(joined, arrays, make_id):
             tables.append(got[0])
             positions += got[1]
             supplied.append(got[2])
     fast = pa.concat_tables(tables) if tables else CALLS_SCHEMA.empty_table()
     flags = pa.concat_arrays(supplied) if supplied else pa.array([], pa.bool_())
-    # Positions ascend (chunks in order, rows in order within them), so each partition's rows are one slice.
-    cuts = np.searchsorted(np.asarray(positions, dtype=np.int64), joined.bounds).tolist()
+    pos = np.asarray(positions, dtype=np.int64)
+    if arrays and len(pos) > 1 and (pos[1:] < pos[:-1]).any():  # arrays' rows after the objects': message order
+        order = np.argsort(pos, kind="stable")  # stable: an array's elements keep theirs
+        fast, flags, pos = fast.take(order), flags.take(order), pos[order]
+        positions = pos.tolist()
+    # Positions ascend (message order), so each partition's rows are one slice.
+    cuts = np.searchsorted(pos, joined.bounds).tolist()
     return [_with_exact(topic, batch, fast.slice(lo, hi - lo), [p - first for p in positions[lo:hi]],
                         flags.slice(lo, hi - lo), make_id)
             for batch, first, lo, hi in zip(batches, joined.bounds, cuts, cuts[1:], strict=False)]
 
 
+def _fast_or_none(batch: _Joined, pos: list[int], make_id: IdFn) -> tuple[pa.Table, list[int], pa.Array] | None:
+    try:
+        return _fast_chunk(batch, pos, make_id)
+    except pa.ArrowException:
+        # The fast path is only a shortcut: whatever Arrow cannot handle (`{"": [null, null]}` made
+        # combine_chunks fail) goes the exact way, message by message, rather than stopping the stream.
+        return None
+
+
+def _fast_arrays(joined: _Joined, arrays: list[int],
+                 make_id: IdFn) -> Iterator[tuple[pa.Table, list[int], pa.Array]]:
+    """Messages that are arrays of events (what the api publishes: a POSTed batch, an OTLP export), read on the
+    fast path too: each element is re-serialized by orjson, which reads the message as the exact path does, and
+    checked like an object message; a message is kept whole or not at all (a bad element, or an element that is
+    not an object, sends it the exact way, which words its dead letters). Rows: the message's position, once
+    per element, in element order; derived ids carry the element's index, as the exact path's do."""
+    lines: list[bytes] = []
+    owners: list[int] = []
+    indexes: list[int] = []
+    counts: dict[int, int] = {}
+
+    def flush() -> Iterator[tuple[pa.Table, list[int], pa.Array]]:
+        elements = _Joined(lines, [joined.offsets[i] for i in owners], [joined.timestamps_ms[i] for i in owners],
+                           [joined.partitions[i] for i in owners], [0, len(lines)], indexes)
+        got = _fast_or_none(elements, list(range(len(lines))), make_id)
+        if got is None:
+            return
+        table, rows, supplied = got
+        owner = np.asarray(owners, dtype=np.int64)[np.asarray(rows, dtype=np.int64)]
+        found = np.unique(owner, return_counts=True)
+        whole = {int(i) for i, n in zip(*found, strict=True) if counts[int(i)] == n}
+        if len(whole) != len(found[0]):
+            keep = np.isin(owner, list(whole))
+            table, supplied, owner = table.filter(pa.array(keep)), supplied.filter(pa.array(keep)), owner[keep]
+        if table.num_rows:
+            yield table, owner.tolist(), supplied
+
+    for i in arrays:
+        try:
+            elements = orjson.loads(joined.values[i])
+        except orjson.JSONDecodeError:
+            continue
+        if not elements or not all(type(e) is dict for e in elements):
+            continue
+        lines += [orjson.dumps(e) for e in elements]
+        owners += [i] * len(elements)
+        indexes += range(len(elements))
+        counts[i] = len(elements)
+        if len(lines) >= CHUNK:  # whole messages per parse: a message is judged with all its elements
+            yield from flush()
+            lines, owners, indexes, counts = [], [], [], {}
+    if lines:
+        yield from flush()
+
+
 class _Joined(NamedTuple):
     """Several partitions' messages as one list, each message's partition beside it; `bounds`: where each
-    partition's messages start, and the end."""
+    partition's messages start, and the end; `indexes`: for the elements of array messages, each one's index
+    in its message (derived ids carry it)."""
 
     values: list[bytes | None]
     offsets: list[int]
     timestamps_ms: list[int]
     partitions: list[int]
     bounds: list[int]
+    indexes: list[int] | None = None
 
     @classmethod
     def of(cls, batches: list[Batch]) -> _Joined:
@@ -234,6 +303,8 @@ def _fast_chunk(batch: _Joined, pos: list[int], make_id: IdFn) -> tuple[pa.Table
 def _derived_ids(batch: _Joined, at: list[int], make_id: IdFn) -> list[str]:
     """The ids of the messages at `at` (ascending) from their coordinates, a partition's run at once if it can."""
     many = getattr(make_id, "many", None)
+    if batch.indexes is not None:
+        return [make_id(batch.partitions[i], batch.offsets[i], batch.indexes[i]) for i in at]
     if many is None:
         return [make_id(batch.partitions[i], batch.offsets[i], None) for i in at]
     out: list[str] = []
