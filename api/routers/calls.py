@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query
 
-from api.call_intake import admit
+from api.call_intake import IntakeRoute, admit, collector_paused
 from api.deps import PublisherDep, SettingsDep, StoreDep
 from api.errors import MAX_ERRORS, ApiError, clip
 from api.limits import TooLarge
@@ -18,7 +18,7 @@ from schemas.calls import Accepted, CallHistoriesPublic, CallHistoryPublic
 from schemas.platform_api import CallStats
 from schemas.strict import IsoDateTime
 
-router = APIRouter(prefix="/v1/call-histories", tags=["call histories"])
+router = APIRouter(prefix="/v1/call-histories", tags=["call histories"], route_class=IntakeRoute)
 
 Reader = bearer(Role.SYSTEM_ADMIN, Role.IAM_ADMIN, Role.SERVICE_ACCOUNT)
 Writer = bearer(Role.SYSTEM_ADMIN, Role.SERVICE_ACCOUNT)
@@ -114,7 +114,8 @@ async def post_call_histories(
     events = body if isinstance(body, list) else [body]
     if not events or len(events) > MAX_POST_EVENTS:
         raise ApiError(422, f"send between 1 and {MAX_POST_EVENTS} events")
-    admitted, errors = admit(events, principal)
+    with collector_paused():
+        admitted, errors = admit(events, principal)
     if errors:
         raise ApiError(422, f"{len(errors)} of {len(events)} events are invalid; none were accepted",
                        details=[{"index": e["index"], "error": clip(e["error"])} for e in errors[:MAX_ERRORS]])

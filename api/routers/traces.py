@@ -11,9 +11,6 @@ asks; a JSON request gets the platform's error shape.
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -21,7 +18,7 @@ from fastapi import APIRouter, Request, Response
 from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from api.call_intake import admit
+from api.call_intake import admit, collector_paused
 from api.deps import PublisherDep, SettingsDep
 from api.errors import ApiError, clip
 from api.limits import TooLarge
@@ -74,22 +71,6 @@ async def export_traces(request: Request, principal: Writer, publisher: Publishe
     return {"partialSuccess": partial} if partial else {}
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """The cyclic collector off while an export is read (no await inside, so no other request runs meanwhile).
-    A 1,000-span export allocates ~60,000 containers, and each young collection they trigger walked them:
-    `orjson.loads` took 17-22 µs a span with the collector on and 5 µs off. JSON leaves no cycles, so nothing
-    waits for the collector; the api keeps the default thresholds, which bound its memory (pipeline/cli.py)."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 def _calls(body: bytes, protobuf: bool, principal: Principal, settings: Settings) -> tuple[list, list[str]]:
     """The export's call spans as admitted call events, and why the others could not be read."""
     try:
@@ -118,7 +99,7 @@ def _calls(body: bytes, protobuf: bool, principal: Principal, settings: Settings
 async def _export(body: bytes, protobuf: bool, principal: Principal, publisher: Publisher,
                   settings: Settings) -> dict[str, Any] | None:
     """Publish the export's call spans; the partial success to report, if any (None: every span was taken)."""
-    with _collector_paused():
+    with collector_paused():
         admitted, unreadable = _calls(body, protobuf, principal, settings)
     if admitted:
         try:

@@ -8,6 +8,7 @@ import gc
 import json
 
 import orjson
+import pyarrow as pa
 import pytest
 from google.protobuf import json_format
 from google.rpc.status_pb2 import Status
@@ -18,6 +19,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from api.main import create_app
 from api.routers.traces import PROTOBUF
+from pipeline.calls.arrow import CALLS_SCHEMA
 from pipeline.security import Role
 from tests.helpers import call_event, checked_client
 from tests.unit.test_gateway_formats import fixture, seed_dto, semconv_server_span
@@ -54,6 +56,51 @@ def test_a_bad_kong_event_is_refused_naming_the_format(api):  # noqa: F811
                  headers=api.as_tenant("1", SA))
     assert r.status_code == 422
     assert r.json()["error"]["details"][0]["error"].startswith("Kong log event: status_code")
+
+
+@pytest.mark.parametrize("spelling", [b'"latency_ms":NaN', b'"retries":-Infinity', b'"note":"\\ud800"'])
+def test_a_body_is_json_by_the_rules_calls_raw_reads_messages_by(api, spelling):  # noqa: F811
+    """NaN, Infinity, a lone surrogate: the standard library reads them, orjson (calls.raw's reader) refuses
+    them. Posted, such a body is refused whole with the platform's 422, as the same bytes on
+    calls.raw are a dead letter, and the collector is back on."""
+    from tests.unit.test_normalize_vectorised import both_paths
+
+    event = orjson.dumps(call_event(1, tenant_id="1")).replace(b'"latency_ms":', spelling + b',"x":', 1)
+    json.loads(event)  # the standard library takes it
+    r = api.post("/v1/call-histories", content=b"[" + event + b"]",
+                 headers={**api.as_tenant("1", SA), "Content-Type": "application/json"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "VALIDATION_ERROR", r.text
+    assert api.publisher.sent == [] and gc.isenabled()
+    assert r.json()["error"]["details"][0]["msg"] == "JSON decode error"
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(event)
+    both_paths([event])  # and on calls.raw: a dead letter, on the fast path as on the exact one
+
+
+def test_posted_kong_logs_are_published_as_the_rows_they_are_and_read_on_the_vectorised_path(api, monkeypatch):  # noqa: F811
+    """The api publishes what the header maps decided (tenant, user, agent, user agent, trace id, source) as
+    fields: the worker stores the same rows as from the Kong objects themselves, without its exact path."""
+    from pipeline.broker.records import Message
+    from pipeline.calls import vectorised
+    from pipeline.calls.normalize import normalize_messages
+    from tests.unit.test_gateway_formats import kong_events, read_exactly
+
+    logs = kong_events(40, seed=31)
+    for i, log in enumerate(logs):
+        log["request"]["id"] = f"kong-{i}"  # Kong's request id is the event's id, on both ways in
+    r = api.post("/v1/call-histories", json=logs, headers=api.as_tenant("1", Role.SYSTEM_ADMIN))
+    assert r.status_code == 202, r.text
+    published = [item for _, items, _ in api.publisher.sent for item in items]
+    assert all("request_headers" not in e and "response_headers" not in e for e in published)
+    values = [orjson.dumps(e) for e in published]
+    assert not read_exactly(values, monkeypatch)  # the worker's vectorised path reads every one
+    monkeypatch.undo()
+    direct, _ = normalize_messages("calls.raw", [Message(0, i, 0, orjson.dumps(log)) for i, log in enumerate(logs)],
+                                   lambda *a: "derived")
+    stored = vectorised.normalize_batch("calls.raw", vectorised.Batch(0, list(range(len(values))), [0] * len(values),
+                                                                      values), lambda *a: "derived").table
+    assert stored.equals(pa.Table.from_pylist(direct, schema=CALLS_SCHEMA))
+    assert set(stored.column("tenant_id").to_pylist()) != {"1"}  # the headers' tenants, not the caller's
 
 
 def two_span_export() -> dict:
@@ -172,15 +219,15 @@ def test_a_hostile_span_is_rejected_alone(api, changes):  # noqa: F811
 
 def test_a_native_event_nested_900_deep_is_published_with_only_the_fields_the_rules_read(api):  # noqa: F811
     """A field nobody reads, nested 900 levels: it used to take the redaction walk past Python's recursion
-    limit (a 500). Only the columns and the kept headers leave the api."""
+    limit (a 500). Only the columns leave the api, with what the headers decided (the agent, here) as fields."""
     deep = '{"x":' * 900 + "1" + "}" * 900
-    event = json.dumps(call_event(1, tenant_id="1"))[:-1] + f', "extra": {deep}, "request_headers": ' \
-        '{"Authorization": "Bearer s3cr3t", "X-Agent-ID": "a7"}}'
+    event = json.dumps(call_event(1, tenant_id="1", agent_id=None))[:-1] + f', "extra": {deep}, ' \
+        '"request_headers": {"Authorization": "Bearer s3cr3t", "X-Agent-ID": "a7"}}'
     r = api.post("/v1/call-histories", content=event.encode(),
                  headers={**api.as_tenant("1", SA), "Content-Type": "application/json"})
     assert r.status_code == 202, r.text
     ((_, (published,), _),) = api.publisher.sent
-    assert "extra" not in published and published["request_headers"] == {"x-agent-id": "a7"}
+    assert "extra" not in published and "request_headers" not in published and published["agent_id"] == "a7"
     assert "s3cr3t" not in json.dumps(published)
 
 
