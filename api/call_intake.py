@@ -1,5 +1,6 @@
-"""Call events that arrive over HTTP (`POST /v1/call-histories`, `POST /v1/traces`): read in any gateway's format,
-checked against the caller's tenant, and made ready to publish to calls.raw in the native shape.
+"""Call events that arrive over HTTP (`POST /v1/call-histories`, `POST /v1/traces`): read in any gateway's format
+(the body by orjson, as calls.raw's messages are: `IntakeRoute`), checked against the caller's tenant, and made
+ready to publish to calls.raw in the native shape.
 
 A caller may write only its own tenant's calls (a `system_admin`, any tenant's); an event that names no tenant
 is the caller's. The tenant an event names is the one it would be stored under (its field, else its
@@ -26,8 +27,8 @@ from pipeline.calls.redact import redact_json
 from pipeline.security import Principal, Role
 
 READ = tuple(CALLS_SCHEMA.names)  # the fields normalize_event reads (besides the header maps)
-# The fields normalize_event may take from request or response headers when the event leaves them out.
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The fields normalize_event may take from request or response headers when the event leaves them out.
 DECIDED_BY_HEADERS = ("tenant_id", "user_id", "agent_id", "request_size_bytes", "response_size_bytes", "user_agent",
                       "trace_id", "source")
 
