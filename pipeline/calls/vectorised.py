@@ -1,9 +1,12 @@
-"""The common case of `calls.raw`, vectorised: one Arrow JSON parse per chunk, the checks in pyarrow.compute.
+"""The common case of `calls.raw`, vectorised: one Arrow JSON parse per chunk of a fetch (whatever partitions it
+spans), the checks in pyarrow.compute. Messages that are one event and messages that are arrays of events (what
+the api publishes) are both read so.
 
-A row leaves here only if `normalize_event` would accept it with the same values; everything else (arrays,
-headers, absolute URLs, fractions as ids, odd timestamps, anything the parser or a check does not like) goes
-through the exact per-event path in `normalize.py`, so every rule and every DLQ reason is written once.
-tests/unit/test_normalize_vectorised.py runs both paths over generated inputs and asserts identical output.
+A row leaves here only if `normalize_event` would accept it with the same values; everything else (header maps,
+absolute URLs, fractions as ids, odd timestamps, an array with one bad element, anything the parser or a check
+does not like) goes through the exact per-event path in `normalize.py`, so every rule and every DLQ reason is
+written once. tests/unit/test_normalize_vectorised.py runs both paths over generated inputs and asserts
+identical output.
 """
 
 from __future__ import annotations
