@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable, Iterator
-from itertools import groupby
+from itertools import chain, groupby
 from typing import NamedTuple
 
 import numpy as np
@@ -130,14 +130,9 @@ def normalize_batches(topic: str, batches: list[Batch], make_id: IdFn) -> list[N
     tables: list[pa.Table] = []
     positions: list[int] = []
     supplied: list[pa.Array] = []
-    for start in range(0, len(objects), CHUNK):
-        got = _fast_or_none(joined, objects[start:start + CHUNK], make_id)
+    chunks = (_fast_or_none(joined, objects[start:start + CHUNK], make_id) for start in range(0, len(objects), CHUNK))
+    for got in chain(chunks, _fast_arrays(joined, arrays, make_id)):
         if got is not None:
-            tables.append(got[0])
-            positions += got[1]
-            supplied.append(got[2])
-    if arrays:
-        for got in _fast_arrays(joined, arrays, make_id):
             tables.append(got[0])
             positions += got[1]
             supplied.append(got[2])
@@ -305,9 +300,9 @@ def _fast_chunk(batch: _Joined, pos: list[int], make_id: IdFn) -> tuple[pa.Table
 
 def _derived_ids(batch: _Joined, at: list[int], make_id: IdFn) -> list[str]:
     """The ids of the messages at `at` (ascending) from their coordinates, a partition's run at once if it can."""
-    many = getattr(make_id, "many", None)
-    if batch.indexes is not None:
+    if batch.indexes is not None:  # array elements: the index is part of the id, as on the exact path
         return [make_id(batch.partitions[i], batch.offsets[i], batch.indexes[i]) for i in at]
+    many = getattr(make_id, "many", None)
     if many is None:
         return [make_id(batch.partitions[i], batch.offsets[i], None) for i in at]
     out: list[str] = []
