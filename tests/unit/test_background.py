@@ -33,8 +33,14 @@ def test_a_task_that_dies_is_logged_when_it_dies_and_stop_still_returns():
 def test_a_running_task_is_cancelled_by_stop():
     async def scenario() -> BackgroundTask:
         task = BackgroundTask("forever")
-        task.start(asyncio.sleep(3600))
-        await asyncio.sleep(0)
+        running = asyncio.Event()
+
+        async def forever() -> None:
+            running.set()
+            await asyncio.sleep(3600)
+
+        task.start(forever())
+        await asyncio.wait_for(running.wait(), 5)
         await task.stop()
         return task
 

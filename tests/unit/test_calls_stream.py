@@ -39,6 +39,7 @@ class FakeConsumer:
         self.records = [Record(i, 1_764_064_800_000 + i, v) for i, v in enumerate(values)]
         self.per_fetch = per_fetch
         self.position = 0
+        self.empty_fetches = 0
         self.commits: list[int] = []
         self.seeks: list[int] = []
         self.committed_at_seek: list[int | None] = []
@@ -46,7 +47,8 @@ class FakeConsumer:
     async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, Batch]:
         got = self.records[self.position:self.position + self.per_fetch]
         if not got:
-            await asyncio.sleep(0.001)
+            self.empty_fetches += 1
+            await asyncio.sleep(0.001)  # a fetch that finds nothing waits out its timeout, as a broker's does
             return {}
         self.position += len(got)
         return {TP: Batch(TP.partition, [r.offset for r in got], [r.timestamp for r in got], [r.value for r in got])}
@@ -127,13 +129,13 @@ def test_commits_follow_batch_order_whatever_order_the_acks_come_in():
     n = normalizer(consumer, producer)
 
     async def body():
-        await until(lambda: len(producer.pending()) == stream.MAX_IN_FLIGHT)  # the 5th batch waits for room
-        await asyncio.sleep(0.01)
+        await until(lambda: len(producer.pending()) == stream.MAX_IN_FLIGHT)
+        await until(n._permits.locked)  # the 5th batch waits for room: no permit is left for it
         assert len(producer.sent) == stream.MAX_IN_FLIGHT and consumer.commits == []
         for i in (3, 2, 1):  # later batches acknowledged first: nothing may be committed yet
             producer.sent[i][2].set_result(None)
-        await asyncio.sleep(0.01)
-        assert consumer.commits == []
+        await until(lambda: all(s.acks.done() for s in list(n._inflight)[1:]))  # their acks are in
+        assert consumer.commits == []  # (and the `== [20]` below shows nothing was committed before batch 0)
         producer.sent[0][2].set_result(None)  # now batches 0-3 are all acknowledged: one commit covers them
         await until(lambda: consumer.commits == [20])
         await until(lambda: len(producer.sent) == 6)
@@ -152,7 +154,8 @@ def test_dead_letters_must_be_acknowledged_before_their_offsets_are_committed():
 
     async def body():
         await until(lambda: len(producer.sent) == 3)  # one Arrow batch, two dead letters
-        await asyncio.sleep(0.01)
+        idle_at = consumer.empty_fetches
+        await until(lambda: consumer.empty_fetches >= idle_at + 2)  # the loop went round twice: a commit could be due
         assert [t for t, _, _ in producer.sent] == ["calls.normalized", "calls.raw.dlq", "calls.raw.dlq"]
         assert consumer.commits == []
         producer.sent[2][2].set_result(None)

@@ -123,16 +123,18 @@ def test_the_route_runs_one_export_for_a_system_admin_only(materializer, tmp_pat
 
 def test_requests_during_a_run_join_it_instead_of_queueing_their_own(materializer, tmp_path, monkeypatch):
     import asyncio
+    import threading
     import time
 
     import api.parquet_exports as exports
     from pipeline.storage.store import Store
 
     runs: list[float] = []
+    release = threading.Event()
 
     def slow_export(cur, directory):  # noqa: ANN001, ANN202 - stands in for export_parquet
         runs.append(time.monotonic())
-        time.sleep(0.3)
+        assert release.wait(5), "the test never let the export finish"
         return {}
 
     monkeypatch.setattr(exports, "export_parquet", slow_export)
@@ -141,10 +143,16 @@ def test_requests_during_a_run_join_it_instead_of_queueing_their_own(materialize
 
     async def five_at_once() -> float:
         started = time.monotonic()
-        await asyncio.gather(*(service.run_once() for _ in range(5)))
+        calls = asyncio.gather(*(service.run_once() for _ in range(5)))
+        deadline = started + 5
+        while not runs:  # the run is under way (the five callers were scheduled before it could start)
+            assert time.monotonic() < deadline, "no run started"
+            await asyncio.sleep(0.001)
+        release.set()
+        await calls
         return time.monotonic() - started
 
     took = asyncio.run(five_at_once())
     assert len(runs) == 1 and took < 0.6  # one run, shared: not five runs one after another (1.5 s)
-    asyncio.run(service.run_once())
+    asyncio.run(service.run_once())  # release is set: this run ends at once
     assert len(runs) == 2  # the next request after it finished starts a new run
