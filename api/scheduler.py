@@ -23,6 +23,7 @@ from api.errors import refusal
 from api.predicting import Predictor
 from api.refusals import Refused
 from pipeline.settings import Settings
+from pipeline.storage.db import atomic
 from pipeline.storage.queries import predictions as pq
 from pipeline.storage.queries import schedules as sq
 from pipeline.storage.store import Store
@@ -58,7 +59,7 @@ class Scheduler:
             await asyncio.sleep(self.settings.scheduler_tick_s)
 
     async def tick(self) -> None:
-        await self.store.run(self._housekeeping)
+        await self.store.write(self._housekeeping)
         for schedule in await self.store.run(sq.due, datetime.now(UTC)):
             await self._trigger(schedule)
 
@@ -80,18 +81,18 @@ class Scheduler:
         sid = s["schedule_id"]
         treatment = await self.store.run(sq.latest_treatment, s["tenant"], s["user_id"])
         if treatment is not None and treatment.paused:
-            await self.store.run(sq.set_status, s["tenant"], sid, "PAUSED", last_error="COD_S004")
+            await self.store.write(sq.set_status, s["tenant"], sid, "PAUSED", last_error="COD_S004")
             return
         try:
             data = await self.predictor.start(s["tenant"], s["user_id"], TriggerType.AUTO_SCHEDULE, "scheduler",
                                               AnalysisScope(), PredictOptions(), schedule_id=sid)
         except Refused as exc:  # too little data, one already running, the broker down: retried
-            await self.store.run(self._failed, s, f"{refusal(exc)[2]}: {exc.message}")
+            await self.store.run(atomic(self._failed), s, f"{refusal(exc)[2]}: {exc.message}")
             return
         self.triggered += 1
-        await self.store.run(sq.set_status, s["tenant"], sid, "TRIGGERED", last_prediction_id=data["predictionId"])
+        await self.store.write(sq.set_status, s["tenant"], sid, "TRIGGERED", last_prediction_id=data["predictionId"])
         log.info("schedule_triggered", schedule_id=sid, prediction_id=data["predictionId"])
-        await self.store.run(self._next_night, s)
+        await self.store.run(atomic(self._next_night), s)
 
     def _failed(self, cur: duckdb.DuckDBPyConnection, s: dict, error: str) -> None:
         retries = s["retry_count"] + 1

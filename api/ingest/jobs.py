@@ -95,7 +95,7 @@ class Jobs:
         if body.action == "priority_change":
             if body.options.priority is None:
                 raise ApiError(422, "priority_change needs options.priority: low, normal, high or urgent")
-            await store.run(q.set_fields, job_id, priority=body.options.priority.value)
+            await store.write(q.set_fields, job_id, priority=body.options.priority.value)
         command = await self.resume_command(job, "run" if body.action == "start" else body.action, body.reason)
         command = command.model_copy(update={"graceful": body.options.graceful_shutdown,
                                              "save_progress": body.options.save_progress})
@@ -147,7 +147,7 @@ class Jobs:
                     tenant = await self.store.run(q.job_tenant, job_id)
                     job = await self.store.run(q.get_job, job_id, tenant)
                     log.warning("ingest_job_stale_reissued", job_id=job_id, cursor=job["cursor"])
-                    await self.store.run(q.set_fields, job_id, last_activity=datetime.now(UTC))
+                    await self.store.write(q.set_fields, job_id, last_activity=datetime.now(UTC))
                     await self.send(await self.resume_command(job, "run", "worker went quiet; taken over"))
             except Exception:  # noqa: BLE001 - the watchdog must outlive one bad pass
                 log.exception("ingest_watchdog_failed")

@@ -86,7 +86,7 @@ class IngestSchedules:
         row = await self.store.run(q.get_schedule, schedule_id, company)
         if row is None:
             raise ApiError(404, f"no schedule {schedule_id} for company {company}")
-        await self.store.run(q.cancel_schedule, schedule_id, company, datetime.now(UTC))
+        await self.store.write(q.cancel_schedule, schedule_id, company, datetime.now(UTC))
         return await self.store.run(q.get_schedule, schedule_id, company)
 
     async def fire_due(self, now: datetime | None = None) -> list[tuple[str, str]]:
@@ -100,7 +100,7 @@ class IngestSchedules:
                                         now - timedelta(seconds=QUEUED_BLOCKS_S))
             if busy is not None:
                 reason = f"job {busy} of this domain was still queued, running or paused"
-                await self.store.run(q.mark_skipped, row["schedule_id"], now, reason, following)
+                await self.store.write(q.mark_skipped, row["schedule_id"], now, reason, following)
                 log.info("ingest_schedule_skipped", schedule_id=row["schedule_id"], busy=busy)
                 done.append((row["schedule_id"], f"skipped: {reason}"))
                 continue
@@ -108,11 +108,11 @@ class IngestSchedules:
                 job_id = await self._start(row, now)
             except Exception as exc:  # noqa: BLE001 - the broker away: recorded, tried again at the next time
                 reason = f"the run could not be started: {type(exc).__name__}: {exc}"
-                await self.store.run(q.mark_skipped, row["schedule_id"], now, reason, following)
+                await self.store.write(q.mark_skipped, row["schedule_id"], now, reason, following)
                 log.warning("ingest_schedule_start_failed", schedule_id=row["schedule_id"], error=str(exc))
                 done.append((row["schedule_id"], f"skipped: {reason}"))
                 continue
-            await self.store.run(q.mark_fired, row["schedule_id"], now, job_id, following)
+            await self.store.write(q.mark_fired, row["schedule_id"], now, job_id, following)
             log.info("ingest_schedule_fired", schedule_id=row["schedule_id"], job_id=job_id)
             done.append((row["schedule_id"], job_id))
         return done
@@ -132,7 +132,7 @@ class IngestSchedules:
             await self.jobs.send(JobCommand(action="run", job_id=job_id, tenant=row["tenant"], domain=row["domain"],
                                             options=opts, api_key_token=token, cursor=cursor, at=now))
         except Exception as exc:
-            await self.store.run(jq.set_fields, job_id, status="failed", completed_at=now,
+            await self.store.write(jq.set_fields, job_id, status="failed", completed_at=now,
                                  error=f"the scheduled run could not be started: {type(exc).__name__}: {exc}")
             raise
         return job_id

@@ -12,7 +12,7 @@ from api.cod_envelope import CodError, ok, subject_user, tenant_filter, visible
 from api.deps import SettingsDep, StoreDep
 from api.security import matrix
 from api.wire import iso_z
-from pipeline.storage.db import retry_conflicts
+from pipeline.storage.db import atomic, retry_conflicts
 from pipeline.storage.queries import schedules as sq
 from schemas.cod_api import Envelope, Schedule, ScheduleUpdated
 from schemas.predictions import ScheduleUpdateBody
@@ -54,6 +54,7 @@ async def current_schedule(
     return ok(request, public(await store.run(_current, principal.tenant_id, user, lead)))
 
 
+@atomic  # the scheduler or a second request may change the same schedules at once
 def _reschedule(cur, tenant: str, body: ScheduleUpdateBody, lead: timedelta) -> dict[str, Any]:  # noqa: ANN001
     treatment = sq.latest_treatment(cur, tenant, body.user_id)
     if treatment is not None and treatment.paused:
@@ -85,6 +86,7 @@ async def update_schedule(request: Request, principal: UpdateAuth, store: StoreD
     return ok(request, {**public(row), "previousScheduleId": row["previous"], "reason": body.reason})
 
 
+@retry_conflicts  # two cancels, or a cancel and the scheduler, updating one row at once: one of them waits a turn
 def _cancel(cur, principal, sid: str) -> dict[str, Any]:  # noqa: ANN001
     s = sq.get(cur, tenant_filter(principal), sid)
     if s is None or not visible(principal, s["tenant"], s["user_id"]):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -46,10 +47,29 @@ def retry_conflicts(fn: Callable[..., T], attempts: int = 5) -> Callable[..., T]
             except (duckdb.TransactionException, duckdb.ConstraintException) as exc:
                 if not _lost_a_race(str(exc)) or attempt == attempts - 1:
                     raise
-                time.sleep(0.02 * (attempt + 1))
+                time.sleep(random.uniform(0.01, 0.03) * (attempt + 1))  # jittered: two losers do not meet again
         raise AssertionError("unreachable")
 
     return run
+
+
+def atomic(fn: Callable[..., T]) -> Callable[..., T]:
+    """`fn(cursor, ...)` in one transaction, run again if it lost a race (`retry_conflicts`): a write of several
+    statements that another writer (the scheduler, a second request, the materializer) may touch at the same
+    moment. An exception rolls it back whole, and is raised as it was (a refusal stays a refusal)."""
+
+    @functools.wraps(fn)
+    def run(cur: duckdb.DuckDBPyConnection, *args: Any, **kwargs: Any) -> T:
+        cur.begin()
+        try:
+            result = fn(cur, *args, **kwargs)
+            cur.commit()
+        except BaseException:
+            rollback(cur)
+            raise
+        return result
+
+    return retry_conflicts(run)
 
 
 def rollback(cur: duckdb.DuckDBPyConnection) -> None:

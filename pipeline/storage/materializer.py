@@ -33,13 +33,14 @@ from pipeline.metrics import (
     MATERIALIZER_SECONDS,
 )
 from pipeline.settings import Settings
-from pipeline.storage.db import rollback
+from pipeline.storage.db import retry_conflicts, rollback
 from pipeline.storage.dead_letters import rejected_rows
 from pipeline.storage.freshness import Freshness
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 # The data is at fault (types, constraints, a statement that cannot bind it), not the file or the machine.
+RACE_ATTEMPTS = 50
 DATA_ERRORS = (duckdb.DataError, duckdb.IntegrityError, duckdb.ProgrammingError, duckdb.ConversionException,
                duckdb.InvalidInputException)
 
@@ -266,9 +267,14 @@ class Materializer:
         A batch DuckDB refuses (a type it cannot convert, a constraint) would otherwise be retried forever and
         stall every stream behind it. Its messages go to `dead_letters` whole, with the error, and the
         offsets move on: bad input never stops a stream, and nothing is lost.
+
+        A write that lost a race with a route updating the same row (a job's priority while its progress is
+        upserted) rolled back whole and is run again (`retry_conflicts`), rather than restarting the consumer.
+        Such a write takes ~13 ms, so a route updating the row every 20 ms takes it from it most times: it tries
+        up to `RACE_ATTEMPTS` times (~25 s of backoff in all) before it gives up and the consumer restarts.
         """
         try:
-            self._write_batch(got)
+            retry_conflicts(self._write_batch, attempts=RACE_ATTEMPTS)(got)
         except DATA_ERRORS as exc:
             log.error("materializer_batch_refused_isolating", error=str(exc).splitlines()[0])
             for topic in {tp.topic for tp in got}:

@@ -4,6 +4,7 @@ the scheduler triggering AUTO_SCHEDULE predictions and retrying."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 
 import orjson
@@ -159,6 +160,29 @@ def test_schedule_codes_s001_s003_s004(api):
     assert moved["previousScheduleId"] == current["scheduleId"] and moved["status"] == "SCHEDULED"
     gone = api.delete(f"{P}/schedules/{moved['scheduleId']}", headers=staff).json()["data"]
     assert gone["status"] == "CANCELLED"
+
+
+def test_cancels_and_reschedules_of_one_schedule_at_once_are_answered_and_leave_one_schedule(api):
+    # Two writers updating one row at once: DuckDB lets one commit and tells the other "Conflict on update". That
+    # loser was answered with a 500 (COD_005) until the writes were retried; the fuzzer's two workers found it.
+    staff = auth(api, Role.SERVICE_ACCOUNT, "svc")
+    send_records(api, "racer", 3, {"phase": "MID", "bedtime_goal": "23:00", "timezone": "Asia/Seoul"})
+    for day in range(2, 6):
+        sid = api.get(f"{P}/schedules/current?userId=racer", headers=staff).json()["data"]["scheduleId"]
+        goal = (datetime.now(UTC) + timedelta(days=day)).isoformat()
+        body = {"userId": "racer", "newBedtimeGoal": goal, "forceReschedule": True, "reason": "race"}
+        with ThreadPoolExecutor(8) as pool:
+            cancels = [pool.submit(api.delete, f"{P}/schedules/{sid}", headers=staff) for _ in range(6)]
+            moves = [pool.submit(api.put, f"{P}/schedules/update", json=body, headers=staff) for _ in range(2)]
+        for r in (f.result() for f in cancels + moves):
+            assert r.status_code == 200, r.text
+            envelope_ok(r.json())
+        cur = api.app.state.services.store.con.cursor()
+        rows = cur.execute("SELECT schedule_id, status FROM prediction_schedules WHERE user_id = 'racer' AND status "
+                           "IN ('SCHEDULED', 'RETRYING')").fetchall()
+        assert len(rows) == 1 and rows[0][0] != sid, rows  # the cancelled one is gone, the new goal's is active
+        assert cur.execute("SELECT status FROM prediction_schedules WHERE schedule_id = ?", [sid]).fetchone()[0] \
+            == "CANCELLED"
 
 
 def test_the_scheduler_triggers_auto_schedule_predictions_and_retries(api, cohort):
