@@ -109,8 +109,9 @@ async def erase_user(request: Request, principal: DeleteAuth, store: StoreDep, p
     if not body.cascade_delete:
         raise CodError("COD_D004", "GDPR 준수 요구사항 미충족: 영구 삭제는 모든 테이블에 연쇄 적용되어야 합니다"
                                    " (cascadeDelete: true)")
-    if not body.confirmation_code or not await store.run(user_data.redeem_erasure_code, _hash(body.confirmation_code),
-                                                         tenant, user_id):
+    # `write`: two requests redeeming one code at once race on its row; the loser runs again and finds it gone.
+    if not body.confirmation_code or not await store.write(user_data.redeem_erasure_code,
+                                                           _hash(body.confirmation_code), tenant, user_id):
         code = f"DELETE_CONFIRM_{secrets.token_hex(4).upper()}"
         expires = datetime.now(UTC) + CODE_TTL
         await store.run(user_data.issue_erasure_code, _hash(code), tenant, user_id, principal.user_id, expires)
