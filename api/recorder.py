@@ -13,7 +13,6 @@ import asyncio
 import ipaddress
 import secrets
 import time
-import uuid
 from collections import defaultdict, deque
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +27,7 @@ from api.security.bearer import bearer_token
 from pipeline.broker.kafka import make_producer
 from pipeline.broker.topics import CALLS_RAW
 from pipeline.calls.normalize import MAX_AGENT_ID, redact_cached, trace_id_from_headers
+from pipeline.ids import random_id
 from pipeline.metrics import CALL_EVENTS_DROPPED, HTTP_REQUESTS, HTTP_SECONDS
 from pipeline.security import TokenError, verify_token
 from pipeline.settings import BrokerNotConfigured, Settings
@@ -158,7 +158,7 @@ class CallRecorderMiddleware:
         req_len = h.get("content-length")
         agent = h.get("x-agent-id") or None
         self.buffer.add({
-            "api_call_history_id": uuid.uuid4().hex,
+            "api_call_history_id": random_id(),
             "tenant_id": tenant,
             "user_id": user,
             "agent_id": agent[:MAX_AGENT_ID] if agent else None,

@@ -114,10 +114,24 @@ def kept_headers(value: Any, name: str) -> dict[str, Any]:
         raise Invalid(f"{name} must be an object of header names to values")
     out = {}
     for key, v in value.items():
-        k = str(key).lower()
-        if k in KEPT_HEADERS:
-            out[k] = ", ".join(map(str, v)) if isinstance(v, list) else v
+        k = key
+        if k not in KEPT_HEADERS:
+            if type(k) is str and k.islower():  # Kong writes names lower-case: most names are decided here
+                continue
+            k = str(key).lower()
+            if k not in KEPT_HEADERS:
+                continue
+        out[k] = ", ".join(map(str, v)) if isinstance(v, list) else v
     return out
+
+
+def lower_case_names(headers: dict[Any, Any]) -> bool:
+    """Whether every name is a string without an upper-case letter (one join and one compare, not one per name)."""
+    try:
+        names = "".join(headers)
+    except TypeError:  # a name that is not a string (not from JSON)
+        return False
+    return names == names.lower()
 
 
 def _querystring(value: Any) -> str | None:

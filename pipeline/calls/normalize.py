@@ -126,6 +126,8 @@ def _headers(value: Any, name: str) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise Invalid(f"{name} must be an object of header names to values")
+    if formats.lower_case_names(value):  # read only: the map as it is (a Kong log's, or one already lowered)
+        return value
     return {str(k).lower(): v for k, v in value.items()}
 
 
