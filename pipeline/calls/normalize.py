@@ -29,6 +29,7 @@ MAX_AGENT_ID = 100
 _EPOCH_MS_THRESHOLD = 100_000_000_000  # numbers at or above this are epoch milliseconds, below are seconds
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+_NAIVE_EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 - iso_micros spells the zone itself
 _MAX_MICROS = 253402300800 * 1_000_000  # year 10000
 _BIGINT_MAX = (1 << 63) - 1
 _TRACE_ID = re.compile(r"[0-9a-f]{32}", re.IGNORECASE)
@@ -266,6 +267,18 @@ def _created_at(value: Any, timestamp_ms: int) -> int:
             raise Invalid(f"created_at {value} is out of range")
         return int(micros)
     raise Invalid("created_at must be an ISO 8601 string or epoch seconds/milliseconds")
+
+
+def iso_micros(micros: int) -> str:
+    """`datetime.isoformat` of UTC epoch microseconds (>= 0), the inverse of `_created_at`, the second's text
+    cached: a batch's calls share their seconds (0.5 against 2.4 us). For times the api spells for calls.raw."""
+    seconds, fraction = divmod(micros, 1_000_000)
+    return f"{_second(seconds)}.{fraction:06d}+00:00" if fraction else f"{_second(seconds)}+00:00"
+
+
+@lru_cache(maxsize=4096)
+def _second(seconds: int) -> str:
+    return (_NAIVE_EPOCH + timedelta(seconds=seconds)).isoformat()
 
 
 def _explain(obj: Any, reason: str) -> str:

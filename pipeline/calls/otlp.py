@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.message import DecodeError
@@ -29,6 +28,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from pipeline.broker.entry_messages import Invalid
+from pipeline.calls.normalize import iso_micros
 
 SERVER = 2  # SpanKind.SPAN_KIND_SERVER
 _KINDS = {"SPAN_KIND_SERVER": SERVER}
@@ -110,10 +110,14 @@ def attributes(values: Any, depth: int = 0) -> dict[str, Any]:
         if type(key) is not str:
             continue
         value = item.get("value")
-        if type(value) is dict and len(value) == 1:  # most attributes: one hop
+        if type(value) is dict and len(value) == 1:  # most attributes: one hop, a string or an integer's text
             text = value.get("stringValue", _NO_TEXT)
             if text is not _NO_TEXT:
                 out[key] = text
+                continue
+            number = value.get("intValue")
+            if type(number) is str and number.isascii() and number.isdigit():
+                out[key] = int(number)
                 continue
         out[key] = any_value(value, depth)
     return out
@@ -178,9 +182,9 @@ def to_event(attrs: dict[str, Any], span: dict[str, Any], names: Names) -> dict[
     return {
         "api_call_history_id": (f"{trace}{span_id}".lower() if isinstance(trace, str) and isinstance(span_id, str)
                                 else None),
-        "tenant_id": _who(attrs, names.tenant, "x-tenant-id"),
-        "user_id": _who(attrs, names.user, "x-user-id"),
-        "agent_id": _who(attrs, names.agent, "x-agent-id"),
+        "tenant_id": _who(attrs, names.tenant, _CAPTURED["x-tenant-id"]),
+        "user_id": _who(attrs, names.user, _CAPTURED["x-user-id"]),
+        "agent_id": _who(attrs, names.agent, _CAPTURED["x-agent-id"]),
         "method": get("http.method") if method is None else method,
         "path": path,
         "query_string": get("url.query"),
@@ -192,8 +196,8 @@ def to_event(attrs: dict[str, Any], span: dict[str, Any], names: Names) -> dict[
         "user_agent": get("http.user_agent") if agent is None else agent,
         "trace_id": trace.lower() if isinstance(trace, str) and trace else None,
         "error_code": get("error.type"),
-        "source": _who(attrs, names.source, "x-dwp-source"),
-        "created_at": datetime.fromtimestamp(start // 1000 / 1_000_000, UTC).isoformat(),
+        "source": _who(attrs, names.source, _CAPTURED["x-dwp-source"]),
+        "created_at": iso_micros(start // 1000),
     }
 
 
@@ -205,10 +209,14 @@ def _first(attrs: dict[str, Any], *names: str) -> Any:
     return None
 
 
-def _who(attrs: dict[str, Any], names: tuple[str, ...], header: str) -> Any:
+# The semantic conventions' captured request headers (a string array each), by header.
+_CAPTURED = {h: f"http.request.header.{h}" for h in ("x-tenant-id", "x-user-id", "x-agent-id", "x-dwp-source")}
+
+
+def _who(attrs: dict[str, Any], names: tuple[str, ...], captured_name: str) -> Any:
     value = _first(attrs, *names)
     if value is None:
-        captured = attrs.get(f"http.request.header.{header}")  # semantic conventions: a string array
+        captured = attrs.get(captured_name)
         value = captured[0] if isinstance(captured, list) and captured else captured
     return value
 

@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api.call_intake import READ, _iso
+from api.call_intake import READ
 from pipeline.calls.formats import KEPT_HEADERS, kept_headers
+from pipeline.calls.normalize import iso_micros
 from pipeline.calls.redact import redact_json, redact_values
 from pipeline.ids import random_id
 
@@ -29,8 +30,8 @@ def test_redact_values_on_a_native_event_is_redact_json(fields):
 
 @settings(max_examples=400, deadline=None)
 @given(st.integers(min_value=0, max_value=253_402_300_799_999_999))  # up to 9999-12-31T23:59:59.999999
-def test_iso_is_isoformat(micros):
-    assert _iso(micros) == (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)).isoformat()
+def test_iso_micros_is_isoformat(micros):
+    assert iso_micros(micros) == (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)).isoformat()
 
 
 _names = st.sampled_from(sorted(KEPT_HEADERS) + ["host", "accept", "Authorization", "X-Tenant-ID", "X-USER-ID",
