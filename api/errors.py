@@ -46,11 +46,11 @@ def error_response(request: Request, status: int, code: str, message: str, detai
 
 
 _COD_FOR_STATUS = {400: "COD_001", 401: "COD_002", 403: "COD_003", 404: "COD_004", 405: "COD_001", 413: "COD_001",
-                   422: "COD_001"}
+                   415: "COD_001", 422: "COD_001"}
 
 
 # HTTP's own answers that a seed-004 code cannot carry: the envelope gets the generic code, the status stays.
-_KEEP_STATUS = frozenset({405, 413, 429, 503})
+_KEEP_STATUS = frozenset({405, 413, 415, 429, 503})
 
 
 def _cod(request: Request) -> bool:

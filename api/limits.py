@@ -8,7 +8,8 @@ api adds ids and tenants, so it is published as as many messages as it takes, ea
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -24,8 +25,16 @@ class TooLarge(ValueError):
     """One item alone is over the message limit."""
 
 
+# Request bodies may come compressed (RFC 9110 §8.4): the OpenTelemetry Collector's otlphttp exporter sends gzip
+# unless told otherwise. zlib's window bits for each coding: gzip's header, and "deflate", which HTTP means as
+# the zlib format.
+_WBITS = {"gzip": 31, "x-gzip": 31, "deflate": 15}
+
+
 class BodyLimitMiddleware:
-    """413 for a request body over `limit` bytes, in the route's error shape, without buffering it."""
+    """413 for a request body over `limit` bytes, in the route's error shape, without buffering it; a body sent
+    with `Content-Encoding: gzip` (or deflate) is decompressed on the way in, and then its decompressed size
+    is held to the same limit, so a small bomb cannot fill the api's memory. Another coding gets 415."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -35,10 +44,21 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = dict(scope["headers"]).get(b"content-length", b"")
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length", b"")
         if length.isdigit() and int(length) > self.limit:
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, 413, self._message())
             return
+        coding = headers.get(b"content-encoding", b"").decode("latin-1").strip().lower()
+        if coding not in ("", "identity") and coding not in _WBITS:
+            await self._refuse(scope, receive, send, 415, f"Content-Encoding {coding[:40]!r} is not supported: "
+                                                          "send the body as it is, gzip or deflate",
+                               {"Accept-Encoding": "gzip, deflate"})  # RFC 9110 15.5.16: the codings it takes
+            return
+        decoder = _Decoder(coding, self.limit, self._message) if coding in _WBITS else None
+        if decoder is not None:  # what the routes see is the body itself
+            scope = {**scope, "headers": [(k, v) for k, v in scope["headers"]
+                                          if k not in (b"content-encoding", b"content-length")]}
         received = 0
 
         async def counting_receive() -> Message:
@@ -48,6 +68,9 @@ class BodyLimitMiddleware:
             if received > self.limit:
                 # FastAPI re-raises an HTTPException met while reading the body: the app's handlers shape it.
                 raise HTTPException(413, self._message())
+            if decoder is not None and message["type"] == "http.request":
+                body = decoder.feed(message.get("body", b""), last=not message.get("more_body", False))
+                message = {**message, "body": body}
             return message
 
         await self.app(scope, counting_receive, send)
@@ -55,9 +78,41 @@ class BodyLimitMiddleware:
     def _message(self) -> str:
         return f"request body is over the {self.limit}-byte limit (STREAMDESK_MAX_MESSAGE_BYTES)"
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = shaped_error(Request(scope), 413, self._message())
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, message: str,
+                      headers: dict[str, str] | None = None) -> None:
+        response = shaped_error(Request(scope), status, message, headers)
         await response(scope, receive, send)
+
+
+class _Decoder:
+    """A compressed body decompressed chunk by chunk, never past `limit` bytes out (413), a broken or truncated
+    stream refused (400). Concatenated gzip members are one body, as gzip reads them."""
+
+    def __init__(self, coding: str, limit: int, too_large: Callable[[], str]) -> None:
+        self.coding, self.limit, self.too_large = coding, limit, too_large
+        self.inflate = zlib.decompressobj(_WBITS[coding])
+        self.out = 0
+
+    def feed(self, data: bytes, last: bool) -> bytes:
+        parts = []
+        try:
+            while data:
+                part = self.inflate.decompress(data, self.limit + 1 - self.out)
+                self.out += len(part)
+                if self.out > self.limit or self.inflate.unconsumed_tail:
+                    raise HTTPException(413, self.too_large() + " once decompressed")
+                parts.append(part)
+                data = self.inflate.unused_data if self.inflate.eof else b""
+                if data:  # another gzip member follows
+                    self.inflate = zlib.decompressobj(_WBITS[self.coding])
+            if last:
+                if not self.inflate.eof:
+                    raise HTTPException(400, f"the {self.coding} body ends before its compressed stream does")
+                parts.append(self.inflate.flush())
+        except zlib.error as exc:
+            raise HTTPException(400, f"the body is not valid {self.coding}: {exc}") from None
+        return b"".join(parts)
 
 
 def json_batches(items: list[Any], limit: int) -> Iterator[bytes]:

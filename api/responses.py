@@ -43,7 +43,7 @@ _WHY = {
     405: "method not allowed on this path",
     409: "conflicts with the resource's current state",
     413: "request body larger than the largest message",
-    415: "a body encoding this route does not read",
+    415: "a body type this route does not read, or a Content-Encoding other than gzip or deflate",
     422: "the request is well-formed but invalid",
     429: "rate limited; retry after Retry-After",
     500: "internal error (seed 004: COD_005, COD_P003, COD_D001, COD_D002)",
@@ -57,6 +57,6 @@ def _responses(model: type[BaseModel], statuses: tuple[int, ...]) -> dict[int | 
     return {s: {"model": model, "description": _WHY[s]} for s in statuses}
 
 
-PLATFORM_ERRORS = _responses(PlatformError, (400, 401, 403, 404, 405, 409, 413, 422, 429, 502, 503, 504))
+PLATFORM_ERRORS = _responses(PlatformError, (400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 502, 503, 504))
 UNSUPPORTED_MEDIA = _responses(PlatformError, (415,))
-COD_ERRORS = _responses(CodErrorEnvelope, (400, 401, 403, 404, 405, 409, 413, 422, 500, 502, 503, 504))
+COD_ERRORS = _responses(CodErrorEnvelope, (400, 401, 403, 404, 405, 409, 413, 415, 422, 500, 502, 503, 504))

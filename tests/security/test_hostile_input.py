@@ -4,6 +4,7 @@ would echo the input, the data directory's modes, and forged identity headers.""
 
 from __future__ import annotations
 
+import gzip
 import os
 import stat
 import subprocess
@@ -140,6 +141,42 @@ def test_a_chunked_body_without_length_is_cut_off_with_413_once_it_passes_the_li
     assert status == 413 and pulled <= LIMIT + chunk  # stopped reading at the limit
     assert time.perf_counter() - started < 5
     check(body)
+
+
+def _gzip_chunks(data: bytes, chunk: int = 16 * 1024) -> Iterator[bytes]:
+    packed = gzip.compress(data)
+    return (packed[i:i + chunk] for i in range(0, len(packed), chunk))
+
+
+@pytest.mark.parametrize("path,check", [("/v1/traces", lambda b: _platform_error(b, "PAYLOAD_TOO_LARGE")),
+                                        ("/v1/call-histories", lambda b: _platform_error(b, "PAYLOAD_TOO_LARGE")),
+                                        ("/v1/sol-cod/sleep-records", lambda b: _cod_error(b, "COD_001"))])
+def test_a_gzip_bomb_is_refused_with_413_once_its_decompressed_bytes_pass_the_limit(api, path, check):
+    bomb = b"[" + b" " * (64 * MiB) + b"]"  # 64 MiB of JSON that gzip packs into ~64 KB
+    chunks = _gzip_chunks(bomb)
+    headers = _auth(api, Role.SYSTEM_ADMIN) | {"content-type": "application/json", "content-encoding": "gzip"}
+    started = time.perf_counter()
+    status, body, pulled = _drive(api, path, headers, chunks)
+    assert status == 413 and pulled < len(gzip.compress(bomb))  # it stopped inflating at the limit
+    assert time.perf_counter() - started < 5
+    check(body)
+    assert b"decompressed" in body
+
+
+@pytest.mark.parametrize("coding,body,status,code", [
+    ("gzip", b"\x1f\x8b\x08\x00 this is not a gzip stream", 400, "BAD_REQUEST"),
+    ("gzip", gzip.compress(b'{"resourceSpans": []}')[:-12], 400, "BAD_REQUEST"),  # cut short
+    ("br", b"whatever", 415, "UNSUPPORTED_MEDIA_TYPE"),
+])
+def test_a_broken_or_unknown_content_encoding_is_a_4xx_in_the_routes_shape(api, coding, body, status, code):
+    headers = _auth(api, Role.SYSTEM_ADMIN) | {"content-type": "application/json", "content-encoding": coding}
+    got, answer, _ = _drive(api, "/v1/traces", headers, iter([body]))
+    assert got == status, answer
+    _platform_error(answer, code)
+    got, answer, _ = _drive(api, "/v1/sol-cod/sleep-records", _auth(api, Role.REGULAR_USER) | {
+        "content-type": "application/json", "content-encoding": coding}, iter([body]))
+    assert got == status, answer  # seed 004's envelope, HTTP's status kept
+    _cod_error(answer, "COD_001")
 
 
 def test_the_cli_refuses_a_line_over_the_message_limit_instead_of_losing_it(settings):

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import gc
+import gzip
 import json
+import zlib
 
 import orjson
 import pyarrow as pa
@@ -261,6 +263,24 @@ def test_otlp_protobuf_export_publishes_the_same_calls_as_its_json_twin(api):  #
     (_, from_json, _), (_, from_protobuf, _) = api.publisher.sent
     assert from_protobuf == from_json and len(from_json) == 1
     assert from_json[0]["api_call_history_id"] == (spans[0]["traceId"] + spans[0]["spanId"]).lower()
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate"])
+def test_compressed_exports_and_batches_publish_what_their_plain_twins_do(api, coding):  # noqa: F811
+    # The OpenTelemetry Collector's otlphttp exporter sends gzip unless told otherwise.
+    pack = gzip.compress if coding == "gzip" else zlib.compress
+    export, kong = two_span_export(), [fixture("kong_http_log.json")]
+    sends = [("/v1/traces", orjson.dumps(export), "application/json"),
+             ("/v1/traces", as_protobuf(export), PROTOBUF),
+             ("/v1/call-histories", orjson.dumps(kong), "application/json")]
+    for path, body, kind in sends:
+        for headers in ({}, {"Content-Encoding": coding}):
+            r = api.post(path, content=pack(body) if headers else body,
+                         headers={**api.as_tenant("1", SA), "Content-Type": kind, **headers})
+            assert r.status_code in (200, 202), r.text
+    sent = [items for _, items, _ in api.publisher.sent]
+    assert len(sent) == 6 and sent[0] == sent[1] == sent[2] == sent[3] and sent[4] == sent[5]
+    assert len(sent[0]) == 1 and sent[4][0]["path"] == "/example-route"
 
 
 def test_otlp_protobuf_partial_success_and_errors_answer_in_protobuf(api):  # noqa: F811
