@@ -81,7 +81,7 @@ class Scheduler:
         sid = s["schedule_id"]
         treatment = await self.store.run(sq.latest_treatment, s["tenant"], s["user_id"])
         if treatment is not None and treatment.paused:
-            await self.store.write(sq.set_status, s["tenant"], sid, "PAUSED", last_error="COD_S004")
+            await self.store.write(sq.settle, s["tenant"], sid, "PAUSED", last_error="COD_S004")
             return
         try:
             data = await self.predictor.start(s["tenant"], s["user_id"], TriggerType.AUTO_SCHEDULE, "scheduler",
@@ -90,19 +90,21 @@ class Scheduler:
             await self.store.run(atomic(self._failed), s, f"{refusal(exc)[2]}: {exc.message}")
             return
         self.triggered += 1
-        await self.store.write(sq.set_status, s["tenant"], sid, "TRIGGERED", last_prediction_id=data["predictionId"])
+        pid = data["predictionId"]
+        if not await self.store.write(sq.settle, s["tenant"], sid, "TRIGGERED", last_prediction_id=pid):
+            log.info("schedule_changed_while_triggering", schedule_id=sid, prediction_id=pid)
         log.info("schedule_triggered", schedule_id=sid, prediction_id=data["predictionId"])
         await self.store.run(atomic(self._next_night), s)
 
     def _failed(self, cur: duckdb.DuckDBPyConnection, s: dict, error: str) -> None:
         retries = s["retry_count"] + 1
         if retries > self.settings.schedule_max_retries:
-            sq.set_status(cur, s["tenant"], s["schedule_id"], "FAILED", retry_count=retries - 1, last_error=error)
+            sq.settle(cur, s["tenant"], s["schedule_id"], "FAILED", retry_count=retries - 1, last_error=error)
             log.warning("schedule_failed", schedule_id=s["schedule_id"], error=error)
             self._next_night(cur, s)
             return
         retry_at = datetime.now(UTC) + timedelta(seconds=self.settings.schedule_retry_s)
-        sq.set_status(cur, s["tenant"], s["schedule_id"], "RETRYING", retry_count=retries, next_execution=retry_at,
+        sq.settle(cur, s["tenant"], s["schedule_id"], "RETRYING", retry_count=retries, next_execution=retry_at,
                       last_error=error)
         log.info("schedule_retry", schedule_id=s["schedule_id"], retry=retries, at=retry_at.isoformat(), error=error)
 

@@ -88,6 +88,15 @@ def set_status(cur: duckdb.DuckDBPyConnection, tenant: str, sid: str, status: st
                 [status, *fields.values(), tenant, sid])
 
 
+def settle(cur: duckdb.DuckDBPyConnection, tenant: str, sid: str, status: str, **fields: Any) -> bool:
+    """The scheduler's outcome for a schedule it took as due, set only while the schedule is still active: a
+    cancel, reschedule or archive that came in while it was triggering stands. Whether it was set."""
+    sets = ", ".join(["status = ?", "updated_at = now()", *(f"{k} = ?" for k in fields)])
+    changed = cur.execute(f"UPDATE prediction_schedules SET {sets} WHERE tenant = ? AND schedule_id = ? AND status "
+                          "IN ('SCHEDULED', 'RETRYING')", [status, *fields.values(), tenant, sid]).fetchone()
+    return bool(changed and changed[0])
+
+
 def delete(cur: duckdb.DuckDBPyConnection, tenant: str, sid: str) -> None:
     cur.execute("DELETE FROM prediction_schedules WHERE tenant = ? AND schedule_id = ?", [tenant, sid])
 
