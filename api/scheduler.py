@@ -93,7 +93,7 @@ class Scheduler:
         pid = data["predictionId"]
         if not await self.store.write(sq.settle, s["tenant"], sid, "TRIGGERED", last_prediction_id=pid):
             log.info("schedule_changed_while_triggering", schedule_id=sid, prediction_id=pid)
-        log.info("schedule_triggered", schedule_id=sid, prediction_id=data["predictionId"])
+        log.info("schedule_triggered", schedule_id=sid, prediction_id=pid)
         await self.store.run(atomic(self._next_night), s)
 
     def _failed(self, cur: duckdb.DuckDBPyConnection, s: dict, error: str) -> None:
@@ -105,7 +105,7 @@ class Scheduler:
             return
         retry_at = datetime.now(UTC) + timedelta(seconds=self.settings.schedule_retry_s)
         sq.settle(cur, s["tenant"], s["schedule_id"], "RETRYING", retry_count=retries, next_execution=retry_at,
-                      last_error=error)
+                  last_error=error)
         log.info("schedule_retry", schedule_id=s["schedule_id"], retry=retries, at=retry_at.isoformat(), error=error)
 
     def _next_night(self, cur: duckdb.DuckDBPyConnection, s: dict) -> None:

@@ -39,8 +39,8 @@ from pipeline.storage.freshness import Freshness
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+RACE_ATTEMPTS = 50  # tries of a write that keeps losing a race with a route's update (Materializer._write)
 # The data is at fault (types, constraints, a statement that cannot bind it), not the file or the machine.
-RACE_ATTEMPTS = 50
 DATA_ERRORS = (duckdb.DataError, duckdb.IntegrityError, duckdb.ProgrammingError, duckdb.ConversionException,
                duckdb.InvalidInputException)
 
@@ -132,6 +132,7 @@ class Materializer:
         self._thread: threading.Thread | None = None
         self.error: str | None = None
         self._keyed_until = 0.0  # monotonic time until which keyed sinks are written with ON CONFLICT
+        self._write_retrying = retry_conflicts(self._write_batch, attempts=RACE_ATTEMPTS)  # built once, not a batch
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="materializer", daemon=True)
@@ -274,7 +275,7 @@ class Materializer:
         up to `RACE_ATTEMPTS` times (~25 s of backoff in all) before it gives up and the consumer restarts.
         """
         try:
-            retry_conflicts(self._write_batch, attempts=RACE_ATTEMPTS)(got)
+            self._write_retrying(got)
         except DATA_ERRORS as exc:
             log.error("materializer_batch_refused_isolating", error=str(exc).splitlines()[0])
             for topic in {tp.topic for tp in got}:

@@ -83,18 +83,21 @@ def create(cur: duckdb.DuckDBPyConnection, tenant: str, user_id: str, bedtime: d
 
 
 def set_status(cur: duckdb.DuckDBPyConnection, tenant: str, sid: str, status: str, **fields: Any) -> None:
-    sets = ", ".join(["status = ?", "updated_at = now()", *(f"{k} = ?" for k in fields)])
-    cur.execute(f"UPDATE prediction_schedules SET {sets} WHERE tenant = ? AND schedule_id = ?",
-                [status, *fields.values(), tenant, sid])
+    _update(cur, tenant, sid, status, fields, "")
 
 
 def settle(cur: duckdb.DuckDBPyConnection, tenant: str, sid: str, status: str, **fields: Any) -> bool:
     """The scheduler's outcome for a schedule it took as due, set only while the schedule is still active: a
     cancel, reschedule or archive that came in while it was triggering stands. Whether it was set."""
+    return _update(cur, tenant, sid, status, fields, f" AND status IN {ACTIVE}") == 1  # the tuple's repr is SQL
+
+
+def _update(cur: duckdb.DuckDBPyConnection, tenant: str, sid: str, status: str, fields: dict[str, Any],
+            condition: str) -> int:
     sets = ", ".join(["status = ?", "updated_at = now()", *(f"{k} = ?" for k in fields)])
-    changed = cur.execute(f"UPDATE prediction_schedules SET {sets} WHERE tenant = ? AND schedule_id = ? AND status "
-                          "IN ('SCHEDULED', 'RETRYING')", [status, *fields.values(), tenant, sid]).fetchone()
-    return bool(changed and changed[0])
+    changed = cur.execute(f"UPDATE prediction_schedules SET {sets} WHERE tenant = ? AND schedule_id = ?{condition}",
+                          [status, *fields.values(), tenant, sid]).fetchone()
+    return changed[0] if changed else 0
 
 
 def delete(cur: duckdb.DuckDBPyConnection, tenant: str, sid: str) -> None:
