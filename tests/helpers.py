@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -25,6 +26,17 @@ def wait_for(condition: Callable[[], Any], timeout_s: float, what: str, interval
             return last
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what} (last: {last!r})")
+
+
+async def until(condition: Callable[[], Any], timeout_s: float = 5.0, what: str = "the condition") -> Any:
+    """`wait_for` inside an event loop: the loop keeps running what the condition waits on between looks."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not (last := condition()):
+        if loop.time() >= deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        await asyncio.sleep(0.001)
+    return last
 
 
 def call_event(i: int, **overrides: Any) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from pipeline.calls.arrow import ipc_to_table
 from pipeline.calls.stream import CallsNormalizer
 from pipeline.ids import SourceIds
 from pipeline.settings import Settings
-from tests.helpers import call_event
+from tests.helpers import call_event, until
 
 RAW = "calls.raw"
 TP = TopicPartition(RAW, 0)
@@ -105,13 +105,6 @@ def normalizer(consumer: FakeConsumer, producer: FakeProducer) -> CallsNormalize
     n.make_id = SourceIds("cluster-a", RAW)
     n.rewind_backoff_s = 0.0
     return n
-
-
-async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition never held"
-        await asyncio.sleep(0.001)
 
 
 async def running(n: CallsNormalizer, body) -> None:

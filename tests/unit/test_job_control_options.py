@@ -16,6 +16,7 @@ from pipeline.ingest.jobs import IngestJob, JobControl
 from schemas.ingest import JobCommand, JobOptions, JobProgress
 from simulators.freshdesk.server import SimulatorServer
 from simulators.freshdesk.state import SimulatorConfig
+from tests.helpers import until
 from tests.unit.test_freshdesk_ingest_job import END
 
 TICKETS = 120
@@ -54,16 +55,12 @@ def _pause_once(server: SimulatorServer, domain: str, *, graceful: bool, save_pr
         nonlocal job
         job = IngestJob(cmd, SecretStr("your_api_key"), server.base_url, emit, report, control, "test")
         task = asyncio.create_task(job.run())
-        deadline = asyncio.get_running_loop().time() + 30
-        while len(batches) < 2 or not job.batch:  # two batches out and threads in hand: the pause arrives
-            assert asyncio.get_running_loop().time() < deadline, "the job never had two batches out and more in hand"
-            await asyncio.sleep(0)
+        # Two batches out and threads in hand: the pause arrives.
+        await until(lambda: len(batches) >= 2 and job.batch, 30, "two batches out and more in hand")
         in_hand["ids"] = {r["record"]["id"] for r in job.batch if r["kind"] == "ticket"}
         control.graceful, control.save_progress = graceful, save_progress
         control.running.clear()
-        while not at_pause:
-            assert asyncio.get_running_loop().time() < deadline, "the job never paused"
-            await asyncio.sleep(0.01)
+        await until(lambda: at_pause, 30, "the job to pause")
         control.graceful = control.save_progress = True  # what the worker does on resume
         control.running.set()
         assert await task == "completed"

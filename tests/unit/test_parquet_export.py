@@ -128,6 +128,7 @@ def test_requests_during_a_run_join_it_instead_of_queueing_their_own(materialize
 
     import api.parquet_exports as exports
     from pipeline.storage.store import Store
+    from tests.helpers import until
 
     runs: list[float] = []
     release = threading.Event()
@@ -144,10 +145,7 @@ def test_requests_during_a_run_join_it_instead_of_queueing_their_own(materialize
     async def five_at_once() -> float:
         started = time.monotonic()
         calls = asyncio.gather(*(service.run_once() for _ in range(5)))
-        deadline = started + 5
-        while not runs:  # the run is under way (the five callers were scheduled before it could start)
-            assert time.monotonic() < deadline, "no run started"
-            await asyncio.sleep(0.001)
+        await until(lambda: runs, 5, "a run to start")  # under way (the five callers were scheduled before it)
         release.set()
         await calls
         return time.monotonic() - started

@@ -11,6 +11,7 @@ from pydantic import SecretStr
 
 from pipeline.ingest.freshdesk.client import FreshdeskClient
 from pipeline.ingest.freshdesk.ratelimit import PRIORITY_RANK, RateBudget
+from tests.helpers import until
 
 
 def _grants(late_rank: int) -> list[str]:
@@ -26,10 +27,8 @@ def _grants(late_rank: int) -> list[str]:
                 order.append(name)
 
         low = [asyncio.create_task(worker("low", PRIORITY_RANK["low"], 15)) for _ in range(4)]
-        deadline = asyncio.get_running_loop().time() + 10
-        while len(order) < 10:  # the low job well under way, with its workers waiting in line
-            assert asyncio.get_running_loop().time() < deadline, "the low job never got ten grants"
-            await asyncio.sleep(0.005)
+        # The low job well under way, with its workers waiting in line.
+        await until(lambda: len(order) >= 10, 10, "the low job's first ten grants")
         late = asyncio.create_task(worker("late", late_rank, 10))
         await asyncio.gather(*low, late)
         return order
